@@ -141,6 +141,14 @@ func (f *fixture) channel() *amqp.Channel {
 	return f.openChannel(f.dial())
 }
 
+// connChannel opens a connection of its own and a channel on it, for tests that
+// check whether an error closed just the channel or the whole connection.
+func (f *fixture) connChannel() (*amqp.Connection, *amqp.Channel) {
+	f.t.Helper()
+	conn := f.dial()
+	return conn, f.openChannel(conn)
+}
+
 // queue declares a plain (non-durable, non-exclusive, non-auto-delete) queue with
 // args and a unique name, and returns the name.
 func (f *fixture) queue(ch *amqp.Channel, label string, args amqp.Table) string {
@@ -431,4 +439,13 @@ func equalStrings(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// sprintf fills the single %s of format; the tests use it for reply texts that name
+// the entity under test.
+func sprintf(format, name string) string { return strings.Replace(format, "%s", name, 1) }
+
+// fill replaces {q} and {x} in a reply-text template with a queue and exchange name.
+func fill(template, queue, exchange string) string {
+	return strings.NewReplacer("{q}", queue, "{x}", exchange).Replace(template)
 }
