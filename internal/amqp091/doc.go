@@ -2,3 +2,5 @@
 // specification, frame reading and writing, field tables, content properties and
 // reply codes. It imports nothing else from Warren.
 package amqp091
+
+//go:generate go run ./spec
