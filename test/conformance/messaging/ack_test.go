@@ -423,3 +423,15 @@ func TestBasicRecoverRequeue(t *testing.T) {
 		}
 	}
 }
+
+// TestBasicRecoverNoRequeueNotImplemented: RabbitMQ does not implement
+// basic.recover with requeue=false; 540 is a hard error, so the connection
+// goes.
+func TestBasicRecoverNoRequeueNotImplemented(t *testing.T) {
+	t.Parallel()
+	conn, ch := dialChannel(t)
+	closes := notifyConnClose(conn)
+	err := ch.Recover(false)
+	expectError(t, err, 540, "NOT_IMPLEMENTED - requeue=false")
+	expectClosed(t, closes, 540, "NOT_IMPLEMENTED - requeue=false")
+}

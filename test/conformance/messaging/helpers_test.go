@@ -327,3 +327,6 @@ func urlOf(t *testing.T) string {
 	t.Helper()
 	return testbroker.URL(t)
 }
+
+// timeAfterWait is the failure deadline for one wait.
+func timeAfterWait() <-chan time.Time { return time.After(waitTimeout) }
