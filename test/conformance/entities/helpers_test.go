@@ -200,6 +200,7 @@ func publishBody(t *testing.T, ch *amqp.Channel, exchange, key, body string) {
 // and reason: clients and people match on both, so both must be RabbitMQ's.
 func wantAMQPError(t *testing.T, err error, code int, reason string) {
 	t.Helper()
+	reason = replyText(reason)
 	var e *amqp.Error
 	if !errors.As(err, &e) {
 		t.Fatalf("got error %v (%T), want AMQP exception %d %q", err, err, code, reason)
@@ -207,6 +208,15 @@ func wantAMQPError(t *testing.T, err error, code int, reason string) {
 	if e.Code != code || e.Reason != reason {
 		t.Fatalf("got AMQP exception %d %q,\nwant              %d %q", e.Code, e.Reason, code, reason)
 	}
+}
+
+// replyText is text as RabbitMQ puts it on the wire: a reply-text is a shortstr, so
+// RabbitMQ cuts a longer one to its first 252 bytes followed by "...".
+func replyText(text string) string {
+	if len(text) <= 255 {
+		return text
+	}
+	return text[:252] + "..."
 }
 
 // wantChannelError checks err as wantAMQPError does and that it was a channel-level
@@ -449,3 +459,9 @@ func sprintf(format, name string) string { return strings.Replace(format, "%s", 
 func fill(template, queue, exchange string) string {
 	return strings.NewReplacer("{q}", queue, "{x}", exchange).Replace(template)
 }
+
+// errorAs is errors.As, named for the tests that collect several errors before failing.
+func errorAs(err error, target any) bool { return errors.As(err, target) }
+
+// timeAfter is the timeout for waits on notification channels.
+func timeAfter() <-chan time.Time { return time.After(waitTimeout) }
