@@ -1,0 +1,412 @@
+package amqpserver
+
+import (
+	"github.com/warren-mq/warren/internal/amqp091"
+	"github.com/warren-mq/warren/internal/broker"
+)
+
+// publishing is the state of a basic.publish whose content is still arriving.
+type publishing struct {
+	active     bool
+	haveHeader bool
+	mandatory  bool
+	exchange   *broker.Exchange
+	routingKey string
+	buf        []byte // properties followed by the body, one allocation per message
+	propsLen   int
+	bodySize   uint64
+}
+
+func (ch *channel) startPublish(m *amqp091.BasicPublish) error {
+	if m.Immediate {
+		return amqp091.NewError(amqp091.NotImplemented, "immediate=true")
+	}
+	ex := ch.exchange
+	if ex == nil || ex.Name != m.Exchange || ex.Deleted() {
+		var err error
+		if ex, err = ch.vhost.ExchangeForPublish(m.Exchange); err != nil {
+			return err
+		}
+		ch.exchange = ex
+	}
+	ch.pub = publishing{active: true, mandatory: m.Mandatory, exchange: ex, routingKey: m.RoutingKey}
+	return nil
+}
+
+// handleContent takes a content header or body frame.
+func (ch *channel) handleContent(f amqp091.Frame) error {
+	if ch.closing {
+		return nil
+	}
+	p := &ch.pub
+	if !p.active {
+		return amqp091.NewError(amqp091.UnexpectedFrame, "expected method frame, got non method frame instead")
+	}
+	if f.Type == amqp091.FrameHeader {
+		if p.haveHeader {
+			return amqp091.NewError(amqp091.UnexpectedFrame, "expected content body, got non content body frame instead")
+		}
+		classID, size, props, err := amqp091.ParseContentHeader(f.Payload)
+		if err != nil {
+			return err
+		}
+		if classID != 60 {
+			return amqp091.NewError(amqp091.FrameError, "content header for class %d, expected 60", classID)
+		}
+		if max := ch.conn.srv.cfg.MaxMessageSize; size > max {
+			return amqp091.NewError(amqp091.PreconditionFailed, "message size %d is larger than configured max size %d", size, max)
+		}
+		p.haveHeader = true
+		p.bodySize = size
+		p.propsLen = len(props)
+		// Reserve the whole body up front when it is modest; grow otherwise, so a
+		// header claiming a huge body cannot make Warren allocate it in advance.
+		capacity := uint64(len(props)) + min(size, 1<<20)
+		p.buf = append(make([]byte, 0, capacity), props...)
+		if size == 0 {
+			return ch.finishPublish()
+		}
+		return nil
+	}
+	if !p.haveHeader {
+		return amqp091.NewError(amqp091.UnexpectedFrame, "expected content header for class 60, got non content header frame instead")
+	}
+	if uint64(len(p.buf)-p.propsLen+len(f.Payload)) > p.bodySize {
+		return amqp091.NewError(amqp091.FrameError, "content body exceeds the size declared in its header (%d)", p.bodySize)
+	}
+	p.buf = append(p.buf, f.Payload...)
+	if uint64(len(p.buf)-p.propsLen) == p.bodySize {
+		return ch.finishPublish()
+	}
+	return nil
+}
+
+// finishPublish routes a completely received message.
+func (ch *channel) finishPublish() error {
+	p := ch.pub
+	ch.pub = publishing{}
+	props, body := p.buf[:p.propsLen:p.propsLen], p.buf[p.propsLen:]
+	m, err := broker.NewMessage(p.exchange.Name, p.routingKey, props, body)
+	if err != nil {
+		return err
+	}
+	if err := ch.checkProperties(m); err != nil {
+		return err
+	}
+	if ch.tx != nil {
+		ch.tx.ops = append(ch.tx.ops, txOp{msg: m, exchange: p.exchange, mandatory: p.mandatory})
+		return nil
+	}
+	ch.conn.waitMemory()
+	ch.route(p.exchange, m, p.mandatory)
+	return nil
+}
+
+// route publishes m and sends the basic.return and confirm it calls for.
+func (ch *channel) route(ex *broker.Exchange, m *broker.Message, mandatory bool) {
+	res := ch.vhost.Publish(&ch.router, ex, m)
+	if mandatory && !res.Routed {
+		ch.conn.out.send(func(b []byte) []byte {
+			b = amqp091.AppendMethodFrame(b, ch.id, &amqp091.BasicReturn{ReplyCode: amqp091.NoRoute, ReplyText: "NO_ROUTE", Exchange: m.Exchange, RoutingKey: m.RoutingKey})
+			return ch.appendContent(b, m)
+		})
+	}
+	if ch.confirm {
+		if res.Rejected {
+			ch.flushConfirms() // earlier acks first, then this publish's nack
+			ch.publishSeq++
+			ch.conn.out.sendMethod(ch.id, &amqp091.BasicNack{DeliveryTag: ch.publishSeq})
+			ch.ackedSeq = ch.publishSeq
+			return
+		}
+		ch.publishSeq++
+		if !ch.confirmQueue {
+			ch.confirmQueue = true
+			ch.conn.confirmPending = append(ch.conn.confirmPending, ch)
+		}
+	}
+}
+
+// flushConfirms acks every publish not yet confirmed, in one frame.
+func (ch *channel) flushConfirms() {
+	ch.confirmQueue = false
+	if ch.publishSeq == ch.ackedSeq {
+		return
+	}
+	multiple := ch.publishSeq > ch.ackedSeq+1
+	ch.conn.out.sendMethod(ch.id, &amqp091.BasicAck{DeliveryTag: ch.publishSeq, Multiple: multiple})
+	ch.ackedSeq = ch.publishSeq
+}
+
+func (ch *channel) appendContent(b []byte, m *broker.Message) []byte {
+	b = amqp091.AppendHeaderFrame(b, ch.id, 60, uint64(len(m.Body)), m.Props)
+	return amqp091.AppendBodyFrames(b, ch.id, m.Body, ch.conn.frameMax)
+}
+
+// Deliver implements broker.ConsumerSink. It runs under the queue's lock.
+func (ch *channel) Deliver(c *broker.Consumer, q *broker.Queue, e *broker.Entry) bool {
+	cs := c.Data.(*consumerState)
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.released || !ch.flowActive {
+		return false
+	}
+	if !c.NoAck {
+		if (cs.prefetch != 0 && cs.unacked >= int(cs.prefetch)) || (ch.prefetchChannel != 0 && ch.unackedAll >= int(ch.prefetchChannel)) {
+			cs.starved = true
+			return false
+		}
+	}
+	o := ch.conn.out
+	o.mu.Lock()
+	if o.closed || o.fullLocked(q) {
+		o.mu.Unlock()
+		return false
+	}
+	ch.nextTag++
+	wasEmpty := len(o.buf) == 0
+	o.buf = amqp091.AppendBasicDeliver(o.buf, ch.id, c.Tag, ch.nextTag, e.Redelivered, e.Msg.Exchange, e.Msg.RoutingKey)
+	o.buf = ch.appendContent(o.buf, e.Msg)
+	o.notifyLocked(wasEmpty)
+	o.mu.Unlock()
+	if !c.NoAck {
+		ch.unacked.push(unackedRec{tag: ch.nextTag, queue: q, entry: *e, cs: cs})
+		cs.unacked++
+		ch.unackedAll++
+	}
+	return true
+}
+
+// Cancelled implements broker.ConsumerSink: the queue went away.
+func (ch *channel) Cancelled(c *broker.Consumer) {
+	ch.mu.Lock()
+	_, mine := ch.consumers[c.Tag]
+	if mine {
+		delete(ch.consumers, c.Tag)
+	}
+	released := ch.released
+	ch.mu.Unlock()
+	if mine && !released && ch.conn.clientCap("consumer_cancel_notify") {
+		ch.conn.out.sendMethod(ch.id, &amqp091.BasicCancel{ConsumerTag: c.Tag, NoWait: true})
+	}
+}
+
+// DeliverReply implements broker.ReplySink for direct reply-to.
+func (ch *channel) DeliverReply(m *broker.Message) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.released {
+		return
+	}
+	ch.nextTag++
+	tag := ch.nextTag
+	ch.conn.out.send(func(b []byte) []byte {
+		b = amqp091.AppendBasicDeliver(b, ch.id, ch.replyTag, tag, false, m.Exchange, m.RoutingKey)
+		return ch.appendContent(b, m)
+	})
+}
+
+type settleOp uint8
+
+const (
+	settleAck settleOp = iota
+	settleRequeue
+	settleReject
+)
+
+// settle handles basic.ack, basic.nack and basic.reject.
+func (ch *channel) settle(tag uint64, multiple bool, op settleOp) error {
+	ch.mu.Lock()
+	recs, ok := ch.unacked.take(ch.settled[:0], tag, multiple)
+	if !ok {
+		ch.mu.Unlock()
+		return amqp091.NewError(amqp091.PreconditionFailed, "unknown delivery tag %d", tag)
+	}
+	if ch.tx != nil {
+		ch.mu.Unlock()
+		ch.tx.settles = append(ch.tx.settles, txSettle{recs: append([]unackedRec(nil), recs...), op: op})
+		return nil
+	}
+	kick := ch.creditReturnedLocked(recs)
+	ch.mu.Unlock()
+	ch.applySettle(recs, op)
+	for _, q := range kick {
+		q.Kick()
+	}
+	clear(recs)
+	ch.settled = recs[:0]
+	return nil
+}
+
+// applySettle hands settled records to their queues, batching runs of one queue.
+func (ch *channel) applySettle(recs []unackedRec, op settleOp) {
+	for i := 0; i < len(recs); {
+		q := recs[i].queue
+		es := ch.entries[:0]
+		for ; i < len(recs) && recs[i].queue == q; i++ {
+			es = append(es, recs[i].entry)
+		}
+		switch op {
+		case settleAck:
+			q.Ack(es)
+		case settleRequeue:
+			q.Requeue(es)
+		case settleReject:
+			q.Reject(es)
+		}
+		clear(es)
+		ch.entries = es[:0]
+	}
+}
+
+// creditReturnedLocked updates prefetch accounting for settled records and
+// returns the queues whose consumers were starved of credit.
+func (ch *channel) creditReturnedLocked(recs []unackedRec) []*broker.Queue {
+	var kick []*broker.Queue
+	for _, r := range recs {
+		if r.cs != nil {
+			r.cs.unacked--
+			ch.unackedAll--
+		}
+	}
+	for _, cs := range ch.consumers {
+		if cs.starved {
+			cs.starved = false
+			kick = append(kick, cs.q)
+		}
+	}
+	return kick
+}
+
+func (ch *channel) qos(m *amqp091.BasicQos) error {
+	if m.PrefetchSize != 0 {
+		return amqp091.NewError(amqp091.NotImplemented, "prefetch_size!=0 (%d)", m.PrefetchSize)
+	}
+	ch.mu.Lock()
+	if m.Global {
+		ch.prefetchChannel = m.PrefetchCount
+	} else {
+		ch.prefetchConsumer = m.PrefetchCount
+	}
+	queues := ch.consumerQueuesLocked()
+	ch.mu.Unlock()
+	ch.conn.out.sendMethod(ch.id, &amqp091.BasicQosOk{})
+	for _, q := range queues {
+		q.Kick()
+	}
+	return nil
+}
+
+func (ch *channel) consume(m *amqp091.BasicConsume) error {
+	if m.Queue == broker.DirectReplyTo {
+		return ch.consumeReplyTo(m)
+	}
+	name := m.Queue
+	if name == "" {
+		name = ch.lastQueue
+	}
+	q, err := ch.vhost.QueueFor(name, ch.conn)
+	if err != nil {
+		return err
+	}
+	tag := m.ConsumerTag
+	if tag == "" {
+		tag = generateTag()
+	}
+	ch.mu.Lock()
+	_, dup := ch.consumers[tag]
+	ch.mu.Unlock()
+	if dup || tag == ch.replyTag {
+		return amqp091.NewError(amqp091.NotAllowed, "attempt to reuse consumer tag '%s'", tag)
+	}
+	priority := 0
+	if v, ok := m.Arguments["x-priority"]; ok {
+		n, ok := broker.TableInt(v)
+		if !ok {
+			return amqp091.NewError(amqp091.PreconditionFailed, "invalid arg 'x-priority' for consumer '%s': {unacceptable_type,%T}", tag, v)
+		}
+		priority = int(n)
+	}
+	ch.mu.Lock()
+	cs := &consumerState{q: q, prefetch: ch.prefetchConsumer}
+	cs.c = &broker.Consumer{Tag: tag, NoAck: m.NoAck, Exclusive: m.Exclusive, Priority: priority, Sink: ch, Data: cs}
+	ch.consumers[tag] = cs
+	ch.mu.Unlock()
+	if err := q.Consume(cs.c); err != nil {
+		ch.mu.Lock()
+		delete(ch.consumers, tag)
+		ch.mu.Unlock()
+		return err
+	}
+	if !m.NoWait {
+		ch.conn.out.sendMethod(ch.id, &amqp091.BasicConsumeOk{ConsumerTag: tag})
+	}
+	q.Kick()
+	return nil
+}
+
+func (ch *channel) consumeReplyTo(m *amqp091.BasicConsume) error {
+	if !m.NoAck {
+		return amqp091.NewError(amqp091.PreconditionFailed, "reply consumer cannot acknowledge")
+	}
+	if ch.replyKey != "" {
+		return amqp091.NewError(amqp091.PreconditionFailed, "reply consumer already set")
+	}
+	tag := m.ConsumerTag
+	if tag == "" {
+		tag = generateTag()
+	}
+	ch.replyTag = tag
+	ch.replyKey = ch.vhost.RegisterReplyTo(ch)
+	if !m.NoWait {
+		ch.conn.out.sendMethod(ch.id, &amqp091.BasicConsumeOk{ConsumerTag: tag})
+	}
+	return nil
+}
+
+func (ch *channel) cancel(m *amqp091.BasicCancel) error {
+	if ch.replyKey != "" && m.ConsumerTag == ch.replyTag {
+		ch.vhost.UnregisterReplyTo(ch.replyKey)
+		ch.replyKey, ch.replyTag = "", ""
+	} else {
+		ch.mu.Lock()
+		cs, ok := ch.consumers[m.ConsumerTag]
+		delete(ch.consumers, m.ConsumerTag)
+		ch.mu.Unlock()
+		if ok {
+			cs.q.Cancel(cs.c)
+		}
+	}
+	if !m.NoWait {
+		ch.conn.out.sendMethod(ch.id, &amqp091.BasicCancelOk{ConsumerTag: m.ConsumerTag})
+	}
+	return nil
+}
+
+func (ch *channel) get(m *amqp091.BasicGet) error {
+	name := m.Queue
+	if name == "" {
+		name = ch.lastQueue
+	}
+	q, err := ch.vhost.QueueFor(name, ch.conn)
+	if err != nil {
+		return err
+	}
+	e, remaining, ok := q.Get(m.NoAck)
+	if !ok {
+		ch.conn.out.sendMethod(ch.id, &amqp091.BasicGetEmpty{})
+		return nil
+	}
+	ch.mu.Lock()
+	ch.nextTag++
+	tag := ch.nextTag
+	if !m.NoAck {
+		ch.unacked.push(unackedRec{tag: tag, queue: q, entry: e})
+	}
+	ch.conn.out.send(func(b []byte) []byte {
+		b = amqp091.AppendMethodFrame(b, ch.id, &amqp091.BasicGetOk{DeliveryTag: tag, Redelivered: e.Redelivered, Exchange: e.Msg.Exchange, RoutingKey: e.Msg.RoutingKey, MessageCount: uint32(remaining)})
+		return ch.appendContent(b, e.Msg)
+	})
+	ch.mu.Unlock()
+	return nil
+}

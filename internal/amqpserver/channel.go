@@ -1,0 +1,254 @@
+package amqpserver
+
+import (
+	"sync"
+
+	"github.com/warren-mq/warren/internal/amqp091"
+	"github.com/warren-mq/warren/internal/broker"
+)
+
+// channel is one AMQP channel. Fields above mu are owned by the connection's
+// reader goroutine; fields below it are shared with delivering goroutines.
+type channel struct {
+	id    uint16
+	conn  *connection
+	vhost *broker.VHost
+
+	closing   bool // channel.close sent, awaiting close-ok
+	pub       publishing
+	publishM  amqp091.BasicPublish
+	ackM      amqp091.BasicAck
+	router    broker.Router
+	exchange  *broker.Exchange // last exchange published to
+	lastQueue string           // last queue declared, for "" queue names
+	settled   []unackedRec
+	entries   []broker.Entry
+
+	confirm      bool
+	publishSeq   uint64
+	ackedSeq     uint64 // highest seq a confirm went out for
+	confirmQueue bool   // queued in conn.confirmPending
+	tx           *txState
+
+	replyKey string // direct reply-to key of this channel's reply consumer
+	replyTag string
+
+	mu               sync.Mutex
+	released         bool
+	nextTag          uint64
+	unacked          unackedList
+	consumers        map[string]*consumerState
+	prefetchConsumer uint16 // basic.qos global=false: for consumers started later
+	prefetchChannel  uint16 // basic.qos global=true: shared by the channel
+	unackedAll       int    // unacked deliveries to consumers (for prefetchChannel)
+	flowActive       bool
+}
+
+// consumerState is a channel's view of one of its consumers.
+type consumerState struct {
+	c        *broker.Consumer
+	q        *broker.Queue
+	prefetch uint16
+	unacked  int
+	starved  bool // refused a delivery for want of credit; kick its queue when credit returns
+}
+
+func newChannel(c *connection, id uint16) *channel {
+	return &channel{id: id, conn: c, vhost: c.vhost, consumers: map[string]*consumerState{}, flowActive: true}
+}
+
+// handleMethod decodes and handles one method frame.
+func (ch *channel) handleMethod(payload []byte) error {
+	if ch.closing {
+		cls, mth, _ := amqp091.MethodIDs(payload)
+		switch {
+		case cls == 20 && mth == 41: // channel.close-ok
+			delete(ch.conn.channels, ch.id)
+		case cls == 20 && mth == 40: // channel.close crossing ours
+			ch.conn.out.sendMethod(ch.id, &amqp091.ChannelCloseOk{})
+		}
+		return nil
+	}
+	cls, mth, ok := amqp091.MethodIDs(payload)
+	if !ok {
+		return amqp091.NewError(amqp091.FrameError, "method frame too short")
+	}
+	if ch.pub.active {
+		return amqp091.NewError(amqp091.UnexpectedFrame, "expected content header for class 60, got non content header frame instead")
+	}
+	var err error
+	switch {
+	case cls == 60 && mth == 40: // basic.publish, the hot path: no allocation of the struct
+		if err = ch.publishM.Decode(payload[4:]); err == nil {
+			err = ch.startPublish(&ch.publishM)
+		}
+	case cls == 60 && mth == 80: // basic.ack
+		if err = ch.ackM.Decode(payload[4:]); err == nil {
+			err = ch.settle(ch.ackM.DeliveryTag, ch.ackM.Multiple, settleAck)
+		}
+	default:
+		var m amqp091.Method
+		if m, err = amqp091.DecodeMethod(payload); err == nil {
+			err = ch.dispatch(m)
+		}
+	}
+	if ae, ok := err.(*amqp091.Error); ok && ae.ClassID == 0 {
+		ae.ClassID, ae.MethodID = cls, mth
+	}
+	return err
+}
+
+func (ch *channel) dispatch(m amqp091.Method) error {
+	switch m := m.(type) {
+	case *amqp091.ChannelClose:
+		ch.release()
+		ch.conn.out.sendMethod(ch.id, &amqp091.ChannelCloseOk{})
+		delete(ch.conn.channels, ch.id)
+		return nil
+	case *amqp091.ChannelCloseOk:
+		return nil
+	case *amqp091.ChannelOpen:
+		return amqp091.NewError(amqp091.ChannelError, "second 'channel.open' seen")
+	case *amqp091.ChannelFlow:
+		return ch.flow(m.Active)
+	case *amqp091.ChannelFlowOk:
+		return nil
+	case *amqp091.ExchangeDeclare:
+		return ch.exchangeDeclare(m)
+	case *amqp091.ExchangeDelete:
+		return ch.exchangeDelete(m)
+	case *amqp091.ExchangeBind:
+		return ch.exchangeBind(m.Source, m.Destination, m.RoutingKey, m.Arguments, m.NoWait, true)
+	case *amqp091.ExchangeUnbind:
+		return ch.exchangeBind(m.Source, m.Destination, m.RoutingKey, m.Arguments, m.NoWait, false)
+	case *amqp091.QueueDeclare:
+		return ch.queueDeclare(m)
+	case *amqp091.QueueBind:
+		return ch.queueBind(m)
+	case *amqp091.QueueUnbind:
+		return ch.queueUnbind(m)
+	case *amqp091.QueuePurge:
+		return ch.queuePurge(m)
+	case *amqp091.QueueDelete:
+		return ch.queueDelete(m)
+	case *amqp091.BasicQos:
+		return ch.qos(m)
+	case *amqp091.BasicConsume:
+		return ch.consume(m)
+	case *amqp091.BasicCancel:
+		return ch.cancel(m)
+	case *amqp091.BasicGet:
+		return ch.get(m)
+	case *amqp091.BasicReject:
+		op := settleReject
+		if m.Requeue {
+			op = settleRequeue
+		}
+		return ch.settle(m.DeliveryTag, false, op)
+	case *amqp091.BasicNack:
+		op := settleReject
+		if m.Requeue {
+			op = settleRequeue
+		}
+		return ch.settle(m.DeliveryTag, m.Multiple, op)
+	case *amqp091.BasicRecover:
+		ch.recover()
+		ch.conn.out.sendMethod(ch.id, &amqp091.BasicRecoverOk{})
+		return nil
+	case *amqp091.BasicRecoverAsync:
+		ch.recover()
+		return nil
+	case *amqp091.ConfirmSelect:
+		return ch.confirmSelect(m)
+	case *amqp091.TxSelect:
+		return ch.txSelect()
+	case *amqp091.TxCommit:
+		return ch.txCommit()
+	case *amqp091.TxRollback:
+		return ch.txRollback()
+	}
+	return amqp091.NewError(amqp091.CommandInvalid, "unexpected method %s", m.Name())
+}
+
+func (ch *channel) flow(active bool) error {
+	ch.mu.Lock()
+	ch.flowActive = active
+	queues := ch.consumerQueuesLocked()
+	ch.mu.Unlock()
+	ch.conn.out.sendMethod(ch.id, &amqp091.ChannelFlowOk{Active: active})
+	if active {
+		for _, q := range queues {
+			q.Kick()
+		}
+	}
+	return nil
+}
+
+func (ch *channel) consumerQueuesLocked() []*broker.Queue {
+	var qs []*broker.Queue
+	for _, cs := range ch.consumers {
+		qs = append(qs, cs.q)
+	}
+	return qs
+}
+
+// fail closes the channel for a channel-level error.
+func (ch *channel) fail(err *amqp091.Error) {
+	ch.release()
+	ch.closing = true
+	ch.conn.out.sendMethod(ch.id, &amqp091.ChannelClose{ReplyCode: err.Code, ReplyText: err.Text, FailingClassID: err.ClassID, FailingMethodID: err.MethodID})
+}
+
+// release ends the channel's work: consumers cancelled, unacknowledged and
+// uncommitted-settled messages requeued in their original order.
+func (ch *channel) release() {
+	ch.mu.Lock()
+	if ch.released {
+		ch.mu.Unlock()
+		return
+	}
+	ch.released = true
+	consumers := ch.consumers
+	ch.consumers = map[string]*consumerState{}
+	recs := ch.unacked.takeAll(nil)
+	ch.mu.Unlock()
+	for _, cs := range consumers {
+		cs.q.Cancel(cs.c)
+	}
+	if ch.tx != nil {
+		recs = append(recs, ch.tx.takenRecs()...)
+		ch.tx = nil
+	}
+	if ch.replyKey != "" {
+		ch.vhost.UnregisterReplyTo(ch.replyKey)
+	}
+	ch.pub = publishing{}
+	requeueAll(recs)
+}
+
+// requeueAll gives records back to their queues, one call per queue.
+func requeueAll(recs []unackedRec) {
+	byQueue := map[*broker.Queue][]broker.Entry{}
+	var order []*broker.Queue
+	for _, r := range recs {
+		if _, ok := byQueue[r.queue]; !ok {
+			order = append(order, r.queue)
+		}
+		byQueue[r.queue] = append(byQueue[r.queue], r.entry)
+	}
+	for _, q := range order {
+		q.Requeue(byQueue[q])
+	}
+}
+
+// recover requeues every unacknowledged message of the channel (basic.recover).
+func (ch *channel) recover() {
+	ch.mu.Lock()
+	recs := ch.unacked.takeAll(nil)
+	kick := ch.creditReturnedLocked(recs)
+	ch.mu.Unlock()
+	requeueAll(recs)
+	for _, q := range kick {
+		q.Kick()
+	}
+}

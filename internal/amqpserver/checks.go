@@ -1,0 +1,63 @@
+package amqpserver
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+
+	"github.com/warren-mq/warren/internal/amqp091"
+	"github.com/warren-mq/warren/internal/broker"
+)
+
+// checkProperties enforces what RabbitMQ checks of a message's properties: a
+// user_id must be the connection's user, and a reply_to of
+// amq.rabbitmq.reply-to is rewritten to this channel's reply key.
+func (ch *channel) checkProperties(m *broker.Message) error {
+	var s amqp091.PropertySummary
+	if err := amqp091.SummarizeProperties(m.Props, &s); err != nil {
+		return err
+	}
+	if s.Flags&amqp091.FlagUserID != 0 && string(s.UserID) != ch.conn.user.Name {
+		return amqp091.NewError(amqp091.PreconditionFailed, "user_id property set to '%s' but authenticated user was '%s'", s.UserID, ch.conn.user.Name)
+	}
+	if s.Flags&amqp091.FlagReplyTo != 0 && string(s.ReplyTo) == broker.DirectReplyTo {
+		if ch.replyKey == "" {
+			return amqp091.NewError(amqp091.PreconditionFailed, "fast reply consumer does not exist")
+		}
+		p, err := m.Properties()
+		if err != nil {
+			return err
+		}
+		p.ReplyTo = ch.replyKey
+		m.Props = p.Append(nil)
+	}
+	return nil
+}
+
+// waitMemory blocks a publishing connection while the broker's memory alarm is
+// set, telling clients that support it with connection.blocked/unblocked.
+func (c *connection) waitMemory() {
+	blocked, cleared := c.srv.broker.MemoryAlarm()
+	if !blocked {
+		return
+	}
+	notify := c.clientCap("connection.blocked")
+	c.flushConfirms()
+	if notify {
+		c.out.sendMethod(0, &amqp091.ConnectionBlocked{Reason: "low on memory"})
+	}
+	c.log.Info("publisher blocked by memory alarm")
+	select {
+	case <-cleared:
+	case <-c.writerDone:
+	}
+	if notify {
+		c.out.sendMethod(0, &amqp091.ConnectionUnblocked{})
+	}
+}
+
+// generateTag makes a server-generated consumer tag.
+func generateTag() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return "amq.ctag-" + base64.RawURLEncoding.EncodeToString(b[:])
+}

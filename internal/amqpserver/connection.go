@@ -1,0 +1,337 @@
+package amqpserver
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/warren-mq/warren/internal/amqp091"
+	"github.com/warren-mq/warren/internal/broker"
+)
+
+// Version is Warren's version as advertised to clients.
+const Version = "0.1.0"
+
+// connection is one client connection. Its fields are owned by the reader
+// goroutine (serve) unless noted.
+type connection struct {
+	srv  *Server
+	nc   net.Conn
+	rd   *deadlineReader
+	fr   *amqp091.FrameReader
+	out  *outbox
+	name string
+	log  *slog.Logger
+
+	vhost      *broker.VHost
+	user       *broker.User
+	frameMax   uint32
+	channelMax uint16
+	heartbeat  atomic.Int64 // negotiated interval (time.Duration), read by the writer
+	clientCaps amqp091.Table
+
+	channels       map[uint16]*channel
+	confirmPending []*channel // channels with confirms to flush
+	closing        bool       // connection.close sent, awaiting close-ok
+	forced         atomic.Bool
+	writerDone     chan struct{}
+	stopWriter     chan struct{}
+	blockedSent    bool
+}
+
+// deadlineReader sets a read deadline before every read, so a silent peer is
+// dropped after the timeout (two heartbeat intervals, or the handshake timeout).
+type deadlineReader struct {
+	nc      net.Conn
+	timeout atomic.Int64 // time.Duration; 0 = none
+}
+
+func (d *deadlineReader) Read(p []byte) (int, error) {
+	if t := time.Duration(d.timeout.Load()); t > 0 {
+		if err := d.nc.SetReadDeadline(time.Now().Add(t)); err != nil {
+			return 0, err
+		}
+	}
+	return d.nc.Read(p)
+}
+
+func newConnection(s *Server, nc net.Conn) *connection {
+	c := &connection{
+		srv:        s,
+		nc:         nc,
+		rd:         &deadlineReader{nc: nc},
+		out:        newOutbox(s.cfg.OutboxLimit),
+		name:       nc.RemoteAddr().String() + " -> " + nc.LocalAddr().String(),
+		channels:   map[uint16]*channel{},
+		writerDone: make(chan struct{}),
+		stopWriter: make(chan struct{}),
+	}
+	c.log = s.log.With("connection", c.name)
+	// Before authentication a client gets only the protocol's minimum frame size.
+	c.fr = amqp091.NewFrameReader(c.rd, amqp091.FrameMinSize)
+	return c
+}
+
+// serve runs the connection until it ends.
+func (c *connection) serve() {
+	defer c.teardown()
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("panic while handling connection", "panic", r, "stack", string(debug.Stack()))
+			c.sendClose(amqp091.NewError(amqp091.InternalError, "%v", r))
+			c.closing = true
+		}
+	}()
+	c.rd.timeout.Store(int64(c.srv.cfg.HandshakeTimeout))
+	if err := c.fr.ReadProtocolHeader(); err != nil {
+		if errors.Is(err, amqp091.ErrBadProtocolHeader) {
+			_, _ = c.nc.Write(amqp091.ProtocolHeader)
+		}
+		return
+	}
+	go func() {
+		defer close(c.writerDone)
+		hb := func() time.Duration { return time.Duration(c.heartbeat.Load()) }
+		if err := c.out.run(c.nc, hb, c.stopWriter); err != nil {
+			c.nc.Close() // wakes the reader
+		}
+	}()
+	if err := c.handshake(); err != nil {
+		var ae *amqp091.Error
+		if errors.As(err, &ae) {
+			c.sendClose(ae)
+		} else if !isClosedErr(err) {
+			c.log.Debug("handshake failed", "err", err)
+		}
+		return
+	}
+	c.log.Debug("connection open", "vhost", c.vhost.Name, "user", c.user.Name)
+	c.loop()
+}
+
+func isClosedErr(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// loop reads and handles frames until the connection ends.
+func (c *connection) loop() {
+	for {
+		c.out.waitRoom()
+		if c.fr.Buffered() == 0 {
+			c.flushConfirms()
+		}
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			var ae *amqp091.Error
+			if errors.As(err, &ae) && !c.closing {
+				c.sendClose(ae) // framing is lost: close without waiting for close-ok
+			} else if !isClosedErr(err) && !c.closing {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					c.log.Warn("missed heartbeats from client, closing connection")
+				}
+			}
+			return
+		}
+		done, err := c.handleFrame(f)
+		if err != nil {
+			var ae *amqp091.Error
+			if !errors.As(err, &ae) {
+				ae = amqp091.NewError(amqp091.InternalError, "%v", err)
+			}
+			c.sendClose(ae)
+			c.closing = true
+			c.rd.timeout.Store(int64(closeOkTimeout))
+			continue
+		}
+		if done {
+			return
+		}
+	}
+}
+
+// closeOkTimeout is how long Warren waits for connection.close-ok.
+const closeOkTimeout = 3 * time.Second
+
+// handleFrame handles one frame; done is true when the connection must end.
+func (c *connection) handleFrame(f amqp091.Frame) (done bool, err error) {
+	if c.closing {
+		if f.Type == amqp091.FrameMethod && f.Channel == 0 {
+			if cls, mth, ok := amqp091.MethodIDs(f.Payload); ok && cls == 10 && (mth == 51 || mth == 50) {
+				if mth == 50 {
+					c.out.sendMethod(0, &amqp091.ConnectionCloseOk{})
+				}
+				return true, nil
+			}
+		}
+		return false, nil // after connection.close everything else is discarded
+	}
+	switch f.Type {
+	case amqp091.FrameHeartbeat:
+		if f.Channel != 0 {
+			return false, amqp091.NewError(amqp091.FrameError, "heartbeat frame on channel %d", f.Channel)
+		}
+		return false, nil
+	case amqp091.FrameMethod:
+		if f.Channel == 0 {
+			return c.handleConnectionMethod(f.Payload)
+		}
+		ch := c.channels[f.Channel]
+		if ch == nil {
+			return false, c.openChannel(f.Channel, f.Payload)
+		}
+		return false, c.channelResult(ch, ch.handleMethod(f.Payload))
+	case amqp091.FrameHeader, amqp091.FrameBody:
+		ch := c.channels[f.Channel]
+		if ch == nil {
+			if f.Channel == 0 {
+				return false, amqp091.NewError(amqp091.CommandInvalid, "unexpected content frame on channel 0")
+			}
+			return false, amqp091.NewError(amqp091.ChannelError, "expected 'channel.open'")
+		}
+		return false, c.channelResult(ch, ch.handleContent(f))
+	}
+	return false, amqp091.NewError(amqp091.FrameError, "unknown frame type %d", f.Type)
+}
+
+// channelResult turns a channel-level error into channel.close, and passes
+// connection-level errors up.
+func (c *connection) channelResult(ch *channel, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ae *amqp091.Error
+	if !errors.As(err, &ae) {
+		c.log.Error("channel failed", "channel", ch.id, "err", err)
+		return amqp091.NewError(amqp091.InternalError, "%v", err)
+	}
+	if ae.Hard() {
+		return ae
+	}
+	ch.fail(ae)
+	return nil
+}
+
+func (c *connection) handleConnectionMethod(payload []byte) (bool, error) {
+	m, err := amqp091.DecodeMethod(payload)
+	if err != nil {
+		return false, err
+	}
+	switch m := m.(type) {
+	case *amqp091.ConnectionClose:
+		c.closeChannels()
+		c.out.sendMethod(0, &amqp091.ConnectionCloseOk{})
+		return true, nil
+	case *amqp091.ConnectionCloseOk:
+		return true, nil
+	case *amqp091.ConnectionBlocked, *amqp091.ConnectionUnblocked:
+		return false, nil
+	case *amqp091.ConnectionUpdateSecret:
+		c.out.sendMethod(0, &amqp091.ConnectionUpdateSecretOk{})
+		return false, nil
+	default:
+		return false, amqp091.NewError(amqp091.CommandInvalid, "unexpected method %s on channel 0", m.Name())
+	}
+}
+
+func (c *connection) openChannel(id uint16, payload []byte) error {
+	m, err := amqp091.DecodeMethod(payload)
+	if err != nil {
+		return err
+	}
+	if _, ok := m.(*amqp091.ChannelOpen); !ok {
+		return amqp091.NewError(amqp091.ChannelError, "expected 'channel.open'")
+	}
+	if id > c.channelMax {
+		return amqp091.NewError(amqp091.NotAllowed, "channel %d out of range (channel_max is %d)", id, c.channelMax)
+	}
+	ch := newChannel(c, id)
+	c.channels[id] = ch
+	c.out.sendMethod(id, &amqp091.ChannelOpenOk{})
+	return nil
+}
+
+// sendClose sends connection.close for err.
+func (c *connection) sendClose(err *amqp091.Error) {
+	if err.Code != amqp091.ConnectionForced && err.Code != amqp091.AccessRefused {
+		c.log.Warn("closing connection", "code", err.Code, "text", err.Text)
+	}
+	c.out.sendMethod(0, &amqp091.ConnectionClose{ReplyCode: err.Code, ReplyText: err.Text, FailingClassID: err.ClassID, FailingMethodID: err.MethodID})
+}
+
+// forceClose is called from another goroutine (server shutdown).
+func (c *connection) forceClose(reason string) {
+	if c.forced.Swap(true) {
+		return
+	}
+	c.out.sendMethod(0, &amqp091.ConnectionClose{ReplyCode: amqp091.ConnectionForced, ReplyText: "CONNECTION_FORCED - " + reason})
+	time.AfterFunc(closeOkTimeout, func() { c.nc.Close() })
+}
+
+// closeChannels releases every channel: consumers cancelled, unacked messages requeued.
+func (c *connection) closeChannels() {
+	for id, ch := range c.channels {
+		ch.release()
+		delete(c.channels, id)
+	}
+}
+
+// teardown ends the connection: channels released, exclusive queues deleted,
+// outbox flushed, socket closed.
+func (c *connection) teardown() {
+	c.closeChannels()
+	if c.vhost != nil {
+		c.vhost.OwnerClosed(c)
+	}
+	c.out.close()
+	select {
+	case <-c.writerDone:
+	case <-time.After(closeOkTimeout):
+	}
+	c.nc.Close()
+}
+
+// flushConfirms sends the coalesced publisher confirms of every channel.
+func (c *connection) flushConfirms() {
+	for _, ch := range c.confirmPending {
+		ch.flushConfirms()
+	}
+	clear(c.confirmPending)
+	c.confirmPending = c.confirmPending[:0]
+}
+
+func (c *connection) serverProperties() amqp091.Table {
+	return amqp091.Table{
+		"product":      "Warren",
+		"version":      Version,
+		"platform":     "Go " + runtime.Version(),
+		"copyright":    "Warren authors",
+		"information":  "Warren, an AMQP 0-9-1 message broker",
+		"cluster_name": "warren",
+		"capabilities": amqp091.Table{
+			"publisher_confirms":           true,
+			"exchange_exchange_bindings":   true,
+			"basic.nack":                   true,
+			"consumer_cancel_notify":       true,
+			"connection.blocked":           true,
+			"per_consumer_qos":             true,
+			"authentication_failure_close": true,
+			"consumer_priorities":          true,
+			"direct_reply_to":              true,
+		},
+	}
+}
+
+func (c *connection) clientCap(name string) bool {
+	caps, _ := c.clientCaps["capabilities"].(amqp091.Table)
+	v, _ := caps[name].(bool)
+	return v
+}
+
+func (c *connection) String() string { return fmt.Sprintf("connection %s", c.name) }

@@ -1,0 +1,162 @@
+package amqpserver
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net"
+	"time"
+
+	"github.com/warren-mq/warren/internal/amqp091"
+)
+
+// nextHandshakeMethod reads frames until a method frame on channel 0.
+func (c *connection) nextHandshakeMethod() (amqp091.Method, error) {
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case f.Type == amqp091.FrameHeartbeat:
+			continue
+		case f.Type != amqp091.FrameMethod || f.Channel != 0:
+			return nil, amqp091.NewError(amqp091.CommandInvalid, "unexpected frame during connection handshake")
+		}
+		return amqp091.DecodeMethod(f.Payload)
+	}
+}
+
+// handshake runs connection.start ... connection.open-ok.
+func (c *connection) handshake() error {
+	cfg := c.srv.cfg
+	c.out.sendMethod(0, &amqp091.ConnectionStart{
+		VersionMajor: 0, VersionMinor: 9,
+		ServerProperties: c.serverProperties(),
+		Mechanisms:       "PLAIN AMQPLAIN",
+		Locales:          "en_US",
+	})
+	m, err := c.nextHandshakeMethod()
+	if err != nil {
+		return err
+	}
+	startOk, ok := m.(*amqp091.ConnectionStartOk)
+	if !ok {
+		return amqp091.NewError(amqp091.CommandInvalid, "expected 'connection.start_ok', got '%s'", m.Name())
+	}
+	c.clientCaps = startOk.ClientProperties
+	if name, ok := startOk.ClientProperties["connection_name"].(string); ok && name != "" {
+		c.log = c.log.With("client_name", name)
+	}
+	if err := c.authenticate(startOk); err != nil {
+		return err
+	}
+
+	c.out.sendMethod(0, &amqp091.ConnectionTune{ChannelMax: cfg.ChannelMax, FrameMax: cfg.FrameMax, Heartbeat: cfg.Heartbeat})
+	if m, err = c.nextHandshakeMethod(); err != nil {
+		return err
+	}
+	tuneOk, ok := m.(*amqp091.ConnectionTuneOk)
+	if !ok {
+		return amqp091.NewError(amqp091.CommandInvalid, "expected 'connection.tune_ok', got '%s'", m.Name())
+	}
+	if err := c.applyTune(tuneOk); err != nil {
+		return err
+	}
+
+	if m, err = c.nextHandshakeMethod(); err != nil {
+		return err
+	}
+	open, ok := m.(*amqp091.ConnectionOpen)
+	if !ok {
+		return amqp091.NewError(amqp091.CommandInvalid, "expected 'connection.open', got '%s'", m.Name())
+	}
+	v, ok := c.srv.broker.VHost(open.VirtualHost)
+	if !ok {
+		return amqp091.NewError(amqp091.NotAllowed, "vhost %s not found", open.VirtualHost)
+	}
+	if !c.user.CanAccess(v.Name) {
+		return amqp091.NewError(amqp091.NotAllowed, "access to vhost '%s' refused for user '%s'", v.Name, c.user.Name)
+	}
+	c.vhost = v
+	c.log = c.log.With("vhost", v.Name, "user", c.user.Name)
+	c.out.sendMethod(0, &amqp091.ConnectionOpenOk{})
+	hb := time.Duration(c.heartbeat.Load())
+	c.rd.timeout.Store(int64(2 * hb)) // 0 when heartbeats are off
+	if hb == 0 {
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
+	return nil
+}
+
+func (c *connection) applyTune(t *amqp091.ConnectionTuneOk) error {
+	cfg := c.srv.cfg
+	frameMax := t.FrameMax
+	if frameMax == 0 {
+		frameMax = cfg.FrameMax
+	}
+	if frameMax < amqp091.FrameMinSize {
+		return amqp091.NewError(amqp091.NotAllowed, "frame_max=%d < %d min size", frameMax, amqp091.FrameMinSize)
+	}
+	if frameMax > cfg.FrameMax {
+		return amqp091.NewError(amqp091.NotAllowed, "frame_max=%d > %d max size", frameMax, cfg.FrameMax)
+	}
+	channelMax := t.ChannelMax
+	if channelMax == 0 || channelMax > cfg.ChannelMax {
+		channelMax = cfg.ChannelMax
+	}
+	c.frameMax, c.channelMax = frameMax, channelMax
+	c.fr.SetMaxFrameSize(frameMax)
+	c.heartbeat.Store(int64(time.Duration(t.Heartbeat) * time.Second))
+	return nil
+}
+
+// authenticate checks SASL PLAIN or AMQPLAIN credentials.
+func (c *connection) authenticate(s *amqp091.ConnectionStartOk) error {
+	var user, pass string
+	switch s.Mechanism {
+	case "PLAIN":
+		parts := bytes.SplitN([]byte(s.Response), []byte{0}, 3)
+		if len(parts) != 3 {
+			return c.refuse(s.Mechanism)
+		}
+		user, pass = string(parts[1]), string(parts[2])
+	case "AMQPLAIN":
+		// The response is a field table without its length prefix.
+		b := binary.BigEndian.AppendUint32(nil, uint32(len(s.Response)))
+		t, _, err := amqp091.DecodeTable(append(b, s.Response...))
+		if err != nil {
+			return c.refuse(s.Mechanism)
+		}
+		user, _ = t["LOGIN"].(string)
+		pass, _ = t["PASSWORD"].(string)
+	default:
+		return amqp091.NewError(amqp091.CommandInvalid, "unknown authentication mechanism '%s'", s.Mechanism)
+	}
+	u, ok := c.srv.broker.Authenticate(user, pass, isLoopback(c.nc.RemoteAddr()))
+	if !ok {
+		c.log.Warn("login refused", "user", user, "mechanism", s.Mechanism)
+		return c.refuse(s.Mechanism)
+	}
+	c.user = u
+	return nil
+}
+
+// refuse answers a failed login as RabbitMQ does: connection.close 403 to
+// clients that advertise authentication_failure_close, a plain close otherwise.
+func (c *connection) refuse(mechanism string) error {
+	if c.clientCap("authentication_failure_close") {
+		return amqp091.NewError(amqp091.AccessRefused, "Login was refused using authentication mechanism %s. For details see the broker logfile.", mechanism)
+	}
+	return errLoginRefused
+}
+
+type loginRefused struct{}
+
+func (loginRefused) Error() string { return "login refused" }
+
+var errLoginRefused error = loginRefused{}
+
+func isLoopback(a net.Addr) bool {
+	tcp, ok := a.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
+}

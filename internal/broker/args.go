@@ -1,0 +1,245 @@
+package broker
+
+import (
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/warren-mq/warren/internal/amqp091"
+)
+
+type overflowMode uint8
+
+const (
+	overflowDropHead overflowMode = iota
+	overflowRejectPublish
+	overflowRejectPublishDLX
+)
+
+// queueArgs are a queue's x-arguments, parsed once at declare.
+type queueArgs struct {
+	messageTTL   int64 // ms, -1 none
+	expires      int64 // ms, 0 none
+	maxLength    int64 // -1 none
+	maxBytes     int64 // -1 none
+	overflow     overflowMode
+	dlx          *string // nil: no dead-lettering; "" is the default exchange
+	dlrk         *string
+	maxPriority  int
+	singleActive bool
+}
+
+// queueArgKeys are the arguments RabbitMQ compares when a queue is redeclared.
+var queueArgKeys = []string{
+	"x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
+	"x-max-length", "x-max-length-bytes", "x-max-in-memory-length", "x-max-in-memory-bytes",
+	"x-max-priority", "x-overflow", "x-queue-mode", "x-single-active-consumer", "x-queue-type",
+	"x-queue-master-locator", "x-quorum-initial-group-size", "x-delivery-limit",
+}
+
+func parseQueueArgs(queue, vhost string, args amqp091.Table) (queueArgs, error) {
+	a := queueArgs{messageTTL: -1, maxLength: -1, maxBytes: -1}
+	what := "queue '" + queue + "' in vhost '" + vhost + "'"
+	bad := func(key string, term string) error {
+		return amqp091.NewError(amqp091.PreconditionFailed, "invalid arg '%s' for %s: %s", key, what, term)
+	}
+	intArg := func(key string, minimum int64) (int64, bool, error) {
+		v, ok := args[key]
+		if !ok {
+			return 0, false, nil
+		}
+		n, ok := TableInt(v)
+		if !ok {
+			return 0, false, bad(key, "{unacceptable_type,"+typeName(v)+"}")
+		}
+		if n < 0 {
+			return 0, false, bad(key, fmt.Sprintf("{value_negative,%d}", n))
+		}
+		if n < minimum {
+			return 0, false, bad(key, fmt.Sprintf("{value_zero,%d}", n))
+		}
+		return n, true, nil
+	}
+	strArg := func(key string) (*string, error) {
+		v, ok := args[key]
+		if !ok {
+			return nil, nil
+		}
+		s, ok := v.(string)
+		if !ok {
+			return nil, bad(key, "{unacceptable_type,"+typeName(v)+"}")
+		}
+		return &s, nil
+	}
+	var err error
+	var ok bool
+	if a.messageTTL, ok, err = intArg("x-message-ttl", 0); err != nil {
+		return a, err
+	} else if !ok {
+		a.messageTTL = -1
+	}
+	if a.expires, _, err = intArg("x-expires", 1); err != nil {
+		return a, err
+	}
+	if a.maxLength, ok, err = intArg("x-max-length", 0); err != nil {
+		return a, err
+	} else if !ok {
+		a.maxLength = -1
+	}
+	if a.maxBytes, ok, err = intArg("x-max-length-bytes", 0); err != nil {
+		return a, err
+	} else if !ok {
+		a.maxBytes = -1
+	}
+	p, _, err := intArg("x-max-priority", 0)
+	if err != nil {
+		return a, err
+	}
+	if p > 255 {
+		return a, bad("x-max-priority", fmt.Sprintf("{value_too_big,%d}", p))
+	}
+	a.maxPriority = int(p)
+	if a.dlx, err = strArg("x-dead-letter-exchange"); err != nil {
+		return a, err
+	}
+	if a.dlrk, err = strArg("x-dead-letter-routing-key"); err != nil {
+		return a, err
+	}
+	if a.dlrk != nil && a.dlx == nil {
+		return a, bad("x-dead-letter-routing-key", "{missing_dead_letter_exchange,<<\"x-dead-letter-exchange\">>}")
+	}
+	if v, ok := args["x-overflow"]; ok {
+		s, _ := v.(string)
+		switch s {
+		case "drop-head":
+		case "reject-publish":
+			a.overflow = overflowRejectPublish
+		case "reject-publish-dlx":
+			a.overflow = overflowRejectPublishDLX
+		default:
+			if _, isStr := v.(string); !isStr {
+				return a, bad("x-overflow", "{unacceptable_type,"+typeName(v)+"}")
+			}
+			return a, bad("x-overflow", fmt.Sprintf("{unknown_overflow_mode,<<%q>>}", s))
+		}
+	}
+	if v, ok := args["x-single-active-consumer"]; ok {
+		b, isBool := v.(bool)
+		if !isBool {
+			return a, bad("x-single-active-consumer", "{unacceptable_type,"+typeName(v)+"}")
+		}
+		a.singleActive = b
+	}
+	if v, ok := args["x-queue-type"]; ok {
+		s, _ := v.(string)
+		switch s {
+		case "classic":
+		case "quorum", "stream":
+			return a, amqp091.NewError(amqp091.NotImplemented, "queue type '%s' is not supported by Warren yet; declare a classic queue", s)
+		default:
+			return a, bad("x-queue-type", fmt.Sprintf("{unacceptable_type,<<%q>>}", s))
+		}
+	}
+	return a, nil
+}
+
+func checkExchangeArgs(args amqp091.Table) error {
+	if v, ok := args["alternate-exchange"]; ok {
+		if _, isStr := v.(string); !isStr {
+			return amqp091.NewError(amqp091.PreconditionFailed, "invalid arg 'alternate-exchange': {unacceptable_type,%s}", typeName(v))
+		}
+	}
+	return nil
+}
+
+// TableInt reads an integer field-table value of any integer type.
+func TableInt(v any) (int64, bool) {
+	switch n := v.(type) {
+	case int8:
+		return int64(n), true
+	case uint8:
+		return int64(n), true
+	case int16:
+		return int64(n), true
+	case uint16:
+		return int64(n), true
+	case int32:
+		return int64(n), true
+	case uint32:
+		return int64(n), true
+	case int64:
+		return n, true
+	}
+	return 0, false
+}
+
+// typeName is RabbitMQ's name for a field-table value's type.
+func typeName(v any) string {
+	switch v.(type) {
+	case nil:
+		return "void"
+	case bool:
+		return "bool"
+	case int8:
+		return "byte"
+	case uint8:
+		return "unsignedbyte"
+	case int16:
+		return "short"
+	case uint16:
+		return "unsignedshort"
+	case int32:
+		return "signedint"
+	case uint32:
+		return "unsignedint"
+	case int64:
+		return "long"
+	case float32:
+		return "float"
+	case float64:
+		return "double"
+	case amqp091.Decimal:
+		return "decimal"
+	case string:
+		return "longstr"
+	case []byte:
+		return "binary"
+	case time.Time:
+		return "timestamp"
+	case amqp091.Table:
+		return "table"
+	case []any:
+		return "array"
+	}
+	return "unknown"
+}
+
+func inequivalent(arg, what, received, current string) error {
+	return amqp091.NewError(amqp091.PreconditionFailed, "inequivalent arg '%s' for %s: received %s but current is %s", arg, what, received, current)
+}
+
+func boolText(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}
+
+func argText(v any, ok bool) string {
+	if !ok {
+		return "none"
+	}
+	return fmt.Sprintf("the value '%v' of type '%s'", v, typeName(v))
+}
+
+// argsEquivalent compares the listed arguments of a redeclaration as RabbitMQ does.
+func argsEquivalent(what string, current, received amqp091.Table, keys []string) error {
+	for _, k := range keys {
+		cv, cok := current[k]
+		rv, rok := received[k]
+		if cok != rok || (cok && (typeName(cv) != typeName(rv) || !reflect.DeepEqual(cv, rv))) {
+			return inequivalent(k, what, argText(rv, rok), argText(cv, cok))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,106 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/warren-mq/warren/internal/amqp091"
+)
+
+// deadLetter is a message leaving a queue for its dead-letter exchange.
+type deadLetter struct {
+	msg    *Message
+	reason string // rejected, expired, maxlen
+}
+
+// deadLetter republishes d.msg from q to q's dead-letter exchange with
+// RabbitMQ's x-death bookkeeping. Called without q's lock.
+func (v *VHost) deadLetter(q *Queue, d deadLetter) {
+	if q.args.dlx == nil {
+		return
+	}
+	ex, ok := v.Exchange(*q.args.dlx)
+	if !ok {
+		return // a missing dead-letter exchange drops the message, as in RabbitMQ
+	}
+	p, err := d.msg.Properties()
+	if err != nil {
+		return
+	}
+	key := d.msg.RoutingKey
+	if q.args.dlrk != nil {
+		key = *q.args.dlrk
+	}
+	deaths, rejectedSeen := updateXDeath(&p, q, d, time.Now())
+	m := &Message{Exchange: ex.Name, RoutingKey: key, Body: d.msg.Body, Persistent: d.msg.Persistent, Priority: d.msg.Priority, TTL: -1}
+	m.Props = p.Append(nil)
+	var r Router
+	for _, target := range v.route(&r, ex, m) {
+		if !rejectedSeen && diedIn(deaths, target.Name) {
+			continue // a dead-letter cycle without a rejection: dropped, as in RabbitMQ
+		}
+		target.enqueue(m)
+	}
+}
+
+// updateXDeath records this death in the x-death header and the x-first-death-*
+// headers. It returns the x-death entries and whether any was a rejection.
+func updateXDeath(p *amqp091.Properties, q *Queue, d deadLetter, now time.Time) ([]any, bool) {
+	if p.Headers == nil {
+		p.Headers = amqp091.Table{}
+	}
+	old, _ := p.Headers["x-death"].([]any)
+	keys := []any{d.msg.RoutingKey}
+	for _, h := range []string{"CC", "BCC"} {
+		if extra, ok := p.Headers[h].([]any); ok {
+			keys = append(keys, extra...)
+		}
+	}
+	delete(p.Headers, "BCC")
+	var deaths []any
+	var count int64 = 1
+	for _, x := range old {
+		t, ok := x.(amqp091.Table)
+		if ok && t["queue"] == q.Name && t["reason"] == d.reason {
+			if n, ok := TableInt(t["count"]); ok {
+				count = n + 1
+			}
+			continue // the updated entry moves to the front
+		}
+		deaths = append(deaths, x)
+	}
+	entry := amqp091.Table{
+		"count":        count,
+		"reason":       d.reason,
+		"queue":        q.Name,
+		"time":         now.Truncate(time.Second),
+		"exchange":     d.msg.Exchange,
+		"routing-keys": keys,
+	}
+	if p.Expiration != "" {
+		entry["original-expiration"] = p.Expiration
+		p.Expiration = ""
+	}
+	deaths = append([]any{entry}, deaths...)
+	p.Headers["x-death"] = deaths
+	if _, ok := p.Headers["x-first-death-reason"]; !ok {
+		p.Headers["x-first-death-reason"] = d.reason
+		p.Headers["x-first-death-queue"] = q.Name
+		p.Headers["x-first-death-exchange"] = d.msg.Exchange
+	}
+	rejected := false
+	for _, x := range deaths {
+		if t, ok := x.(amqp091.Table); ok && t["reason"] == "rejected" {
+			rejected = true
+		}
+	}
+	return deaths, rejected
+}
+
+func diedIn(deaths []any, queue string) bool {
+	for _, x := range deaths {
+		if t, ok := x.(amqp091.Table); ok && t["queue"] == queue {
+			return true
+		}
+	}
+	return false
+}

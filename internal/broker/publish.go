@@ -1,0 +1,120 @@
+package broker
+
+import (
+	"strings"
+
+	"github.com/warren-mq/warren/internal/amqp091"
+)
+
+// PublishResult says what became of a published message.
+type PublishResult struct {
+	// Routed is true when at least one queue (or direct reply-to consumer) took the message.
+	Routed bool
+	// Rejected is true when a queue refused it (x-overflow reject-publish): a
+	// publisher in confirm mode gets a nack.
+	Rejected bool
+}
+
+// Router holds scratch space for routing, so the hot path does not allocate.
+// One per publishing channel; not safe for concurrent use.
+type Router struct {
+	bindings []*Binding
+	queues   []*Queue
+	visited  []*Exchange
+	pending  []*Exchange
+}
+
+// Publish routes m from exchange e to its queues.
+func (v *VHost) Publish(r *Router, e *Exchange, m *Message) PublishResult {
+	if e.Name == "" && strings.HasPrefix(m.RoutingKey, DirectReplyTo+".") {
+		return v.publishReply(m)
+	}
+	queues := v.route(r, e, m)
+	var res PublishResult
+	for _, q := range queues {
+		if q.enqueue(m) {
+			res.Routed = true
+		} else {
+			res.Rejected = true
+			res.Routed = true
+		}
+	}
+	clear(r.queues)
+	return res
+}
+
+func (v *VHost) publishReply(m *Message) PublishResult {
+	v.replyMu.RLock()
+	s, ok := v.replyTo[m.RoutingKey]
+	v.replyMu.RUnlock()
+	if !ok {
+		return PublishResult{}
+	}
+	s.DeliverReply(m)
+	return PublishResult{Routed: true}
+}
+
+// route returns the distinct queues m reaches from e, following
+// exchange-to-exchange bindings and alternate exchanges.
+func (v *VHost) route(r *Router, e *Exchange, m *Message) []*Queue {
+	r.queues = r.queues[:0]
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if e.Name == "" {
+		if q, ok := v.queues[m.RoutingKey]; ok {
+			r.queues = append(r.queues, q)
+		}
+		return r.queues
+	}
+	r.visited = append(r.visited[:0], e)
+	r.pending = append(r.pending[:0], e)
+	var headers amqp091.Table
+	headersDone := false
+	for len(r.pending) > 0 {
+		x := r.pending[len(r.pending)-1]
+		r.pending = r.pending[:len(r.pending)-1]
+		if x.Kind == "headers" && !headersDone {
+			headers, headersDone = m.Headers(), true
+		}
+		r.bindings = x.routes().route(r.bindings[:0], m.RoutingKey, headers)
+		if len(r.bindings) == 0 && x.alternate != "" {
+			if ae, ok := v.exchanges[x.alternate]; ok {
+				r.visit(ae)
+			}
+			continue
+		}
+		for _, b := range r.bindings {
+			if b.ToExchange {
+				if dx, ok := v.exchanges[b.Destination]; ok {
+					r.visit(dx)
+				}
+				continue
+			}
+			if q, ok := v.queues[b.Destination]; ok {
+				r.addQueue(q)
+			}
+		}
+	}
+	clear(r.bindings)
+	clear(r.visited)
+	return r.queues
+}
+
+func (r *Router) visit(x *Exchange) {
+	for _, seen := range r.visited {
+		if seen == x {
+			return
+		}
+	}
+	r.visited = append(r.visited, x)
+	r.pending = append(r.pending, x)
+}
+
+func (r *Router) addQueue(q *Queue) {
+	for _, seen := range r.queues {
+		if seen == q {
+			return
+		}
+	}
+	r.queues = append(r.queues, q)
+}

@@ -1,0 +1,514 @@
+package broker
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/warren-mq/warren/internal/amqp091"
+)
+
+// Queue holds messages until consumers take them. Delivery runs on whichever
+// goroutine made work or credit available (a publisher, an ack, a new consumer);
+// a queue has no goroutine of its own.
+type Queue struct {
+	Name       string
+	Durable    bool
+	Exclusive  bool
+	AutoDelete bool
+	Args       amqp091.Table
+
+	vhost *VHost
+	owner any // connection of an exclusive queue
+	args  queueArgs
+
+	mu           sync.Mutex
+	ready        *readyList
+	readyBytes   int64
+	unacked      int
+	nextSeq      uint64
+	consumers    []*Consumer // highest priority first, then by arrival
+	rr           int
+	hadConsumer  bool
+	deleted      bool
+	ttlTimer     *time.Timer
+	ttlAt        int64
+	expiresTimer *time.Timer
+	deadLetters  []deadLetter // dead letters to publish once the lock is released
+}
+
+// ConsumerSink is the receiving end of a consumer: an AMQP channel.
+type ConsumerSink interface {
+	// Deliver offers e to c. It runs with the queue's lock held, must not block
+	// and must not call into the queue. It returns false when c has no credit
+	// (prefetch or output buffer full); the queue then tries another consumer.
+	Deliver(c *Consumer, q *Queue, e *Entry) bool
+	// Cancelled tells the sink the server cancelled c (its queue was deleted).
+	Cancelled(c *Consumer)
+}
+
+// Consumer is one basic.consume on a queue.
+type Consumer struct {
+	Tag       string
+	NoAck     bool
+	Exclusive bool
+	Priority  int
+	Sink      ConsumerSink
+	// Data belongs to the sink.
+	Data any
+}
+
+func newQueue(v *VHost, d QueueDecl) (*Queue, error) {
+	a, err := parseQueueArgs(d.Name, v.Name, d.Args)
+	if err != nil {
+		return nil, err
+	}
+	q := &Queue{Name: d.Name, Durable: d.Durable, Exclusive: d.Exclusive, AutoDelete: d.AutoDelete, Args: d.Args, vhost: v, args: a}
+	if d.Exclusive {
+		q.owner = d.Owner
+	}
+	q.ready = newReadyList(a.maxPriority)
+	return q, nil
+}
+
+func (q *Queue) checkOwner(owner any) error {
+	if q.owner != nil && q.owner != owner {
+		return amqp091.NewError(amqp091.ResourceLocked, "cannot obtain exclusive access to locked queue '%s' in vhost '%s'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.", q.Name, q.vhost.Name)
+	}
+	return nil
+}
+
+func (q *Queue) equivalent(d QueueDecl) error {
+	what := "queue '" + q.Name + "' in vhost '" + q.vhost.Name + "'"
+	if q.Durable != d.Durable {
+		return inequivalent("durable", what, "'"+boolText(d.Durable)+"'", "'"+boolText(q.Durable)+"'")
+	}
+	if q.AutoDelete != d.AutoDelete {
+		return inequivalent("auto_delete", what, "'"+boolText(d.AutoDelete)+"'", "'"+boolText(q.AutoDelete)+"'")
+	}
+	if q.Exclusive != d.Exclusive {
+		return q.checkOwner(nil)
+	}
+	return argsEquivalent(what, q.Args, d.Args, queueArgKeys)
+}
+
+// unlock releases the queue lock, then publishes any dead letters collected
+// while it was held (publishing takes other queues' locks).
+func (q *Queue) unlock() {
+	dl := q.deadLetters
+	q.deadLetters = nil
+	q.mu.Unlock()
+	for _, d := range dl {
+		q.vhost.deadLetter(q, d)
+	}
+}
+
+// Counts returns the ready message count and the consumer count.
+func (q *Queue) Counts() (messages, consumers int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.ready.len(), len(q.consumers)
+}
+
+// Unacked returns the number of delivered, unacknowledged messages.
+func (q *Queue) Unacked() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.unacked
+}
+
+// enqueue adds m; false if the queue refused it (reject-publish overflow).
+func (q *Queue) enqueue(m *Message) bool {
+	q.mu.Lock()
+	if q.deleted {
+		q.mu.Unlock()
+		return true
+	}
+	if q.overLimit(1, int64(len(m.Body))) {
+		switch q.args.overflow {
+		case overflowRejectPublish:
+			q.mu.Unlock()
+			return false
+		case overflowRejectPublishDLX:
+			q.deadLetters = append(q.deadLetters, deadLetter{msg: m, reason: "maxlen"})
+			q.unlock()
+			return false
+		}
+		// drop-head: make room by dropping the oldest
+		for q.ready.len() > 0 && q.overLimit(1, int64(len(m.Body))) {
+			e := q.ready.popOldest()
+			q.readyBytes -= int64(len(e.Msg.Body))
+			q.dropLocked(e, "maxlen")
+		}
+		if q.overLimit(1, int64(len(m.Body))) {
+			// Even an empty queue cannot hold it (max-length 0 or a huge body).
+			q.vhost.broker.hold(m)
+			q.dropLocked(Entry{Msg: m}, "maxlen")
+			q.unlock()
+			return true
+		}
+	}
+	q.vhost.broker.hold(m)
+	e := Entry{Msg: m, Seq: q.nextSeq}
+	q.nextSeq++
+	now := int64(0)
+	if ttl := q.entryTTL(m); ttl >= 0 {
+		now = nowNano()
+		// A TTL of 0 still lets a consumer that is ready right now take it.
+		e.Expires = now + max(ttl*int64(time.Millisecond), 1)
+	}
+	q.ready.push(e)
+	q.readyBytes += int64(len(m.Body))
+	q.deliverLocked(now)
+	if e.Expires != 0 {
+		q.expireLocked(now)
+	}
+	q.unlock()
+	return true
+}
+
+func (q *Queue) overLimit(extraMsgs int, extraBytes int64) bool {
+	if q.args.maxLength >= 0 && int64(q.ready.len()+extraMsgs) > q.args.maxLength {
+		return true
+	}
+	return q.args.maxBytes >= 0 && q.readyBytes+extraBytes > q.args.maxBytes
+}
+
+// entryTTL is the TTL in ms that applies to m in this queue, -1 for none.
+func (q *Queue) entryTTL(m *Message) int64 {
+	ttl := q.args.messageTTL
+	if m.TTL >= 0 && (ttl < 0 || m.TTL < ttl) {
+		ttl = m.TTL
+	}
+	return ttl
+}
+
+// dropLocked removes an entry for good: dead-lettered when the queue has a
+// dead-letter exchange, else discarded.
+func (q *Queue) dropLocked(e Entry, reason string) {
+	if q.args.dlx != nil {
+		q.deadLetters = append(q.deadLetters, deadLetter{msg: e.Msg, reason: reason})
+	}
+	q.vhost.broker.release(e.Msg)
+}
+
+// deliverLocked hands ready messages to consumers with credit. now is the
+// current time in unix nanoseconds, or 0 to read the clock only if needed.
+func (q *Queue) deliverLocked(now int64) {
+	if len(q.consumers) == 0 {
+		return
+	}
+	for q.ready.len() > 0 {
+		e := q.ready.peek()
+		if e.Expires != 0 {
+			if now == 0 {
+				now = nowNano()
+			}
+			if q.expiredAtHead(e, now) {
+				continue
+			}
+		}
+		c := q.pickConsumer(e)
+		if c == nil {
+			return
+		}
+		v := q.ready.pop()
+		q.readyBytes -= int64(len(v.Msg.Body))
+		if c.NoAck {
+			q.vhost.broker.release(v.Msg)
+		} else {
+			q.unacked++
+		}
+	}
+}
+
+// expiredAtHead drops the expired head entry e; it reports whether it did.
+func (q *Queue) expiredAtHead(e *Entry, now int64) bool {
+	if !e.expired(now) {
+		return false
+	}
+	v := q.ready.pop()
+	q.readyBytes -= int64(len(v.Msg.Body))
+	q.dropLocked(v, "expired")
+	return true
+}
+
+// pickConsumer offers e to consumers, highest priority first, round-robin among
+// equals, and returns the one that took it.
+func (q *Queue) pickConsumer(e *Entry) *Consumer {
+	if q.args.singleActive {
+		if c := q.consumers[0]; c.Sink.Deliver(c, q, e) {
+			return c
+		}
+		return nil
+	}
+	n := len(q.consumers)
+	for start := 0; start < n; {
+		end := start + 1
+		for end < n && q.consumers[end].Priority == q.consumers[start].Priority {
+			end++
+		}
+		size := end - start
+		for i := 0; i < size; i++ {
+			idx := start + (q.rr+i)%size
+			c := q.consumers[idx]
+			if c.Sink.Deliver(c, q, e) {
+				q.rr = (q.rr + i + 1) % size
+				return c
+			}
+		}
+		start = end
+	}
+	return nil
+}
+
+// expireLocked drops expired entries at the head and arms the timer for the next.
+func (q *Queue) expireLocked(now int64) {
+	for {
+		e := q.ready.peek()
+		if e == nil || e.Expires == 0 {
+			return
+		}
+		if !q.expiredAtHead(e, now) {
+			q.armTTLTimer(e.Expires, now)
+			return
+		}
+	}
+}
+
+func (q *Queue) armTTLTimer(at, now int64) {
+	if q.ttlTimer != nil && q.ttlAt != 0 && q.ttlAt <= at {
+		return // an earlier tick is already due; it re-arms
+	}
+	q.ttlAt = at
+	d := time.Duration(at - now)
+	if q.ttlTimer == nil {
+		q.ttlTimer = time.AfterFunc(d, q.ttlTick)
+	} else {
+		q.ttlTimer.Reset(d)
+	}
+}
+
+func (q *Queue) ttlTick() {
+	q.mu.Lock()
+	q.ttlAt = 0
+	if !q.deleted {
+		q.expireLocked(nowNano())
+	}
+	q.unlock()
+}
+
+// Kick retries delivery after a consumer got credit back.
+func (q *Queue) Kick() {
+	q.mu.Lock()
+	if !q.deleted {
+		q.deliverLocked(0)
+	}
+	q.unlock()
+}
+
+// Consume adds a consumer; c.Exclusive asks to be the queue's only consumer.
+// Delivery starts at the next Kick, so the caller can answer consume-ok first.
+func (q *Queue) Consume(c *Consumer) error {
+	q.mu.Lock()
+	if q.deleted {
+		q.mu.Unlock()
+		return q.vhost.errNoQueue(q.Name)
+	}
+	if len(q.consumers) > 0 && (c.Exclusive || q.consumers[0].Exclusive) {
+		q.mu.Unlock()
+		return amqp091.NewError(amqp091.AccessRefused, "queue '%s' in vhost '%s' in exclusive use", q.Name, q.vhost.Name)
+	}
+	if q.args.singleActive {
+		q.consumers = append(q.consumers, c) // arrival order: the first is active
+	} else {
+		i := sort.Search(len(q.consumers), func(i int) bool { return q.consumers[i].Priority < c.Priority })
+		q.consumers = append(q.consumers, nil)
+		copy(q.consumers[i+1:], q.consumers[i:])
+		q.consumers[i] = c
+	}
+	q.hadConsumer = true
+	q.stopExpiresLocked()
+	q.mu.Unlock()
+	return nil
+}
+
+// Cancel removes a consumer. An auto-delete queue goes with its last consumer.
+func (q *Queue) Cancel(c *Consumer) {
+	q.mu.Lock()
+	for i, x := range q.consumers {
+		if x == c {
+			q.consumers = append(q.consumers[:i], q.consumers[i+1:]...)
+			break
+		}
+	}
+	last := len(q.consumers) == 0
+	autoDelete := last && q.AutoDelete && q.hadConsumer && !q.deleted
+	if last && !q.deleted {
+		q.armExpiresLocked()
+	}
+	if !last {
+		q.deliverLocked(0) // a single active consumer's successor may take over
+	}
+	q.unlock()
+	if autoDelete {
+		_, _ = q.Delete(false, false)
+	}
+}
+
+// Get takes one message for basic.get. ok is false when the queue is empty;
+// remaining is the ready count after the take.
+func (q *Queue) Get(noAck bool) (e Entry, remaining int, ok bool) {
+	q.mu.Lock()
+	defer q.unlock()
+	q.touchLocked()
+	now := nowNano()
+	for q.ready.len() > 0 {
+		h := q.ready.peek()
+		if h.Expires != 0 && q.expiredAtHead(h, now) {
+			continue
+		}
+		e = q.ready.pop()
+		q.readyBytes -= int64(len(e.Msg.Body))
+		if noAck {
+			q.vhost.broker.release(e.Msg)
+		} else {
+			q.unacked++
+		}
+		q.expireLocked(now)
+		return e, q.ready.len(), true
+	}
+	return Entry{}, 0, false
+}
+
+// Ack settles delivered entries for good.
+func (q *Queue) Ack(es []Entry) {
+	q.mu.Lock()
+	q.unacked -= len(es)
+	for _, e := range es {
+		q.vhost.broker.release(e.Msg)
+	}
+	q.mu.Unlock()
+}
+
+// Requeue puts delivered entries back at their original places, marked redelivered.
+func (q *Queue) Requeue(es []Entry) {
+	q.mu.Lock()
+	q.unacked -= len(es)
+	if q.deleted {
+		for _, e := range es {
+			q.vhost.broker.release(e.Msg)
+		}
+		q.mu.Unlock()
+		return
+	}
+	for _, e := range es {
+		e.Redelivered = true
+		q.ready.insert(e)
+		q.readyBytes += int64(len(e.Msg.Body))
+	}
+	q.deliverLocked(0)
+	q.expireLocked(nowNano())
+	q.unlock()
+}
+
+// Reject settles delivered entries as rejected without requeue: they are
+// dead-lettered if the queue has a dead-letter exchange.
+func (q *Queue) Reject(es []Entry) {
+	q.mu.Lock()
+	q.unacked -= len(es)
+	for _, e := range es {
+		q.dropLocked(e, "rejected")
+	}
+	q.unlock()
+}
+
+// Purge drops every ready message and returns how many there were.
+func (q *Queue) Purge() int {
+	q.mu.Lock()
+	n := q.ready.len()
+	q.ready.drain(func(e Entry) { q.vhost.broker.release(e.Msg) })
+	q.readyBytes = 0
+	q.mu.Unlock()
+	return n
+}
+
+// Delete removes the queue: consumers are cancelled, ready messages dropped.
+func (q *Queue) Delete(ifUnused, ifEmpty bool) (int, error) {
+	q.mu.Lock()
+	if q.deleted {
+		q.mu.Unlock()
+		return 0, nil
+	}
+	if ifUnused && len(q.consumers) > 0 {
+		q.mu.Unlock()
+		return 0, amqp091.NewError(amqp091.PreconditionFailed, "queue '%s' in vhost '%s' in use", q.Name, q.vhost.Name)
+	}
+	if ifEmpty && q.ready.len() > 0 {
+		q.mu.Unlock()
+		return 0, amqp091.NewError(amqp091.PreconditionFailed, "queue '%s' in vhost '%s' not empty", q.Name, q.vhost.Name)
+	}
+	q.deleted = true
+	n := q.ready.len()
+	q.ready.drain(func(e Entry) { q.vhost.broker.release(e.Msg) })
+	q.readyBytes = 0
+	consumers := q.consumers
+	q.consumers = nil
+	if q.ttlTimer != nil {
+		q.ttlTimer.Stop()
+	}
+	q.stopExpiresLocked()
+	q.mu.Unlock()
+	q.vhost.removeQueue(q)
+	for _, c := range consumers {
+		c.Sink.Cancelled(c)
+	}
+	return n, nil
+}
+
+// Deleted reports whether the queue was deleted.
+func (q *Queue) Deleted() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.deleted
+}
+
+// touch records use of the queue (declare, get), restarting its x-expires clock.
+func (q *Queue) touch() {
+	q.mu.Lock()
+	q.touchLocked()
+	q.mu.Unlock()
+}
+
+func (q *Queue) touchLocked() {
+	if len(q.consumers) == 0 && !q.deleted {
+		q.armExpiresLocked()
+	}
+}
+
+func (q *Queue) armExpiresLocked() {
+	if q.args.expires <= 0 {
+		return
+	}
+	d := time.Duration(q.args.expires) * time.Millisecond
+	if q.expiresTimer == nil {
+		q.expiresTimer = time.AfterFunc(d, q.expiresTick)
+	} else {
+		q.expiresTimer.Reset(d)
+	}
+}
+
+func (q *Queue) stopExpiresLocked() {
+	if q.expiresTimer != nil {
+		q.expiresTimer.Stop()
+	}
+}
+
+func (q *Queue) expiresTick() {
+	q.mu.Lock()
+	idle := len(q.consumers) == 0 && !q.deleted
+	q.mu.Unlock()
+	if idle {
+		_, _ = q.Delete(false, false)
+	}
+}
