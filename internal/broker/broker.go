@@ -155,7 +155,7 @@ func (u *User) CanAccess(vhost string) bool { return u.vhosts[vhost] }
 type alarm struct {
 	mu      sync.Mutex
 	set     bool
-	on      atomic.Bool // mirrors set, read without the lock
+	on      atomic.Bool   // mirrors set, read without the lock
 	cleared chan struct{} // closed when the alarm clears; replaced when it sets
 }
 

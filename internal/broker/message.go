@@ -27,7 +27,9 @@ type Message struct {
 }
 
 // Size is what the message counts against the memory limit.
-func (m *Message) Size() int { return len(m.Body) + len(m.Props) + len(m.Exchange) + len(m.RoutingKey) + 64 }
+func (m *Message) Size() int {
+	return len(m.Body) + len(m.Props) + len(m.Exchange) + len(m.RoutingKey) + 64
+}
 
 // NewMessage builds a message from an encoded property list, checking what the
 // broker relies on. The slices are kept, not copied.

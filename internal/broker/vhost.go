@@ -53,9 +53,9 @@ func (v *VHost) errNoQueue(name string) error {
 
 // ExchangeDecl is an exchange.declare request.
 type ExchangeDecl struct {
-	Name, Kind                                 string
-	Passive, Durable, AutoDelete, Internal     bool
-	Args                                       amqp091.Table
+	Name, Kind                             string
+	Passive, Durable, AutoDelete, Internal bool
+	Args                                   amqp091.Table
 }
 
 // DeclareExchange declares (or, passively, checks) an exchange.
