@@ -286,7 +286,9 @@ func (ch *channel) qos(m *amqp091.BasicQos) error {
 	if m.Global {
 		ch.prefetchChannel = m.PrefetchCount
 	} else {
+		// RabbitMQ: a per-consumer qos also lifts the channel-wide limit.
 		ch.prefetchConsumer = m.PrefetchCount
+		ch.prefetchChannel = 0
 	}
 	queues := ch.consumerQueuesLocked()
 	ch.mu.Unlock()
@@ -301,9 +303,9 @@ func (ch *channel) consume(m *amqp091.BasicConsume) error {
 	if m.Queue == broker.DirectReplyTo {
 		return ch.consumeReplyTo(m)
 	}
-	name := m.Queue
-	if name == "" {
-		name = ch.lastQueue
+	name, err := ch.queueName(m.Queue)
+	if err != nil {
+		return err
 	}
 	q, err := ch.vhost.QueueFor(name, ch.conn)
 	if err != nil {
@@ -384,9 +386,9 @@ func (ch *channel) cancel(m *amqp091.BasicCancel) error {
 }
 
 func (ch *channel) get(m *amqp091.BasicGet) error {
-	name := m.Queue
-	if name == "" {
-		name = ch.lastQueue
+	name, err := ch.queueName(m.Queue)
+	if err != nil {
+		return err
 	}
 	q, err := ch.vhost.QueueFor(name, ch.conn)
 	if err != nil {

@@ -152,10 +152,16 @@ func (ch *channel) dispatch(m amqp091.Method) error {
 		}
 		return ch.settle(m.DeliveryTag, m.Multiple, op)
 	case *amqp091.BasicRecover:
+		if !m.Requeue {
+			return amqp091.NewError(amqp091.NotImplemented, "requeue=false")
+		}
 		ch.recover()
 		ch.conn.out.sendMethod(ch.id, &amqp091.BasicRecoverOk{})
 		return nil
 	case *amqp091.BasicRecoverAsync:
+		if !m.Requeue {
+			return amqp091.NewError(amqp091.NotImplemented, "requeue=false")
+		}
 		ch.recover()
 		return nil
 	case *amqp091.ConfirmSelect:

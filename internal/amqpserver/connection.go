@@ -42,7 +42,7 @@ type connection struct {
 	forced         atomic.Bool
 	writerDone     chan struct{}
 	stopWriter     chan struct{}
-	blockedSent    bool
+	peerCloses     bool // the client asked to close: let it close the socket first
 }
 
 // deadlineReader sets a read deadline before every read, so a silent peer is
@@ -227,6 +227,7 @@ func (c *connection) handleConnectionMethod(payload []byte) (bool, error) {
 	case *amqp091.ConnectionClose:
 		c.closeChannels()
 		c.out.sendMethod(0, &amqp091.ConnectionCloseOk{})
+		c.peerCloses = true
 		return true, nil
 	case *amqp091.ConnectionCloseOk:
 		return true, nil
@@ -293,6 +294,12 @@ func (c *connection) teardown() {
 	select {
 	case <-c.writerDone:
 	case <-time.After(closeOkTimeout):
+	}
+	if c.peerCloses {
+		// The client closes the socket once it has read close-ok; closing first
+		// could make it see EOF before close-ok. Wait a bounded time for that.
+		_ = c.nc.SetReadDeadline(time.Now().Add(closeOkTimeout))
+		_, _ = io.Copy(io.Discard, c.nc)
 	}
 	c.nc.Close()
 }

@@ -1,6 +1,8 @@
 package amqpserver
 
 import (
+	"strings"
+
 	"github.com/warren-mq/warren/internal/amqp091"
 	"github.com/warren-mq/warren/internal/broker"
 )
@@ -52,14 +54,27 @@ func (ch *channel) exchangeBind(src, dst, key string, args amqp091.Table, noWait
 }
 
 // queueName resolves "" to the channel's last declared queue, as RabbitMQ does.
-func (ch *channel) queueName(name string) string {
-	if name == "" {
-		return ch.lastQueue
+func (ch *channel) queueName(name string) (string, error) {
+	if name != "" {
+		return name, nil
 	}
-	return name
+	if ch.lastQueue == "" {
+		return "", amqp091.NewError(amqp091.NotFound, "no previously declared queue")
+	}
+	return ch.lastQueue, nil
 }
 
 func (ch *channel) queueDeclare(m *amqp091.QueueDeclare) error {
+	if m.Passive && strings.HasPrefix(m.Queue, broker.DirectReplyTo+".") {
+		// A direct reply-to name is a pseudo-queue: it exists while its consumer does.
+		if !ch.vhost.ReplyToExists(m.Queue) {
+			return amqp091.NewError(amqp091.NotFound, "no queue '%s' in vhost '%s'", m.Queue, ch.vhost.Name)
+		}
+		if !m.NoWait {
+			ch.conn.out.sendMethod(ch.id, &amqp091.QueueDeclareOk{Queue: m.Queue, ConsumerCount: 1})
+		}
+		return nil
+	}
 	q, msgs, consumers, err := ch.vhost.DeclareQueue(broker.QueueDecl{
 		Name: m.Queue, Passive: m.Passive, Durable: m.Durable, Exclusive: m.Exclusive,
 		AutoDelete: m.AutoDelete, Args: m.Arguments, Owner: ch.conn,
@@ -75,7 +90,11 @@ func (ch *channel) queueDeclare(m *amqp091.QueueDeclare) error {
 }
 
 func (ch *channel) queueBind(m *amqp091.QueueBind) error {
-	d := broker.BindingDecl{Source: m.Exchange, Destination: ch.queueName(m.Queue), Key: m.RoutingKey, Args: m.Arguments}
+	name, err := ch.queueName(m.Queue)
+	if err != nil {
+		return err
+	}
+	d := broker.BindingDecl{Source: m.Exchange, Destination: name, Key: m.RoutingKey, Args: m.Arguments}
 	if m.Queue == "" && m.RoutingKey == "" {
 		d.Key = d.Destination
 	}
@@ -89,7 +108,11 @@ func (ch *channel) queueBind(m *amqp091.QueueBind) error {
 }
 
 func (ch *channel) queueUnbind(m *amqp091.QueueUnbind) error {
-	d := broker.BindingDecl{Source: m.Exchange, Destination: ch.queueName(m.Queue), Key: m.RoutingKey, Args: m.Arguments}
+	name, err := ch.queueName(m.Queue)
+	if err != nil {
+		return err
+	}
+	d := broker.BindingDecl{Source: m.Exchange, Destination: name, Key: m.RoutingKey, Args: m.Arguments}
 	if err := ch.vhost.Unbind(d, ch.conn); err != nil {
 		return err
 	}
@@ -98,7 +121,11 @@ func (ch *channel) queueUnbind(m *amqp091.QueueUnbind) error {
 }
 
 func (ch *channel) queuePurge(m *amqp091.QueuePurge) error {
-	q, err := ch.vhost.QueueFor(ch.queueName(m.Queue), ch.conn)
+	name, err := ch.queueName(m.Queue)
+	if err != nil {
+		return err
+	}
+	q, err := ch.vhost.QueueFor(name, ch.conn)
 	if err != nil {
 		return err
 	}
@@ -110,7 +137,11 @@ func (ch *channel) queuePurge(m *amqp091.QueuePurge) error {
 }
 
 func (ch *channel) queueDelete(m *amqp091.QueueDelete) error {
-	n, err := ch.vhost.DeleteQueue(ch.queueName(m.Queue), m.IfUnused, m.IfEmpty, ch.conn)
+	name, err := ch.queueName(m.Queue)
+	if err != nil {
+		return err
+	}
+	n, err := ch.vhost.DeleteQueue(name, m.IfUnused, m.IfEmpty, ch.conn)
 	if err != nil {
 		return err
 	}

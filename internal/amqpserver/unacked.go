@@ -39,18 +39,17 @@ func (l *unackedList) take(dst []unackedRec, tag uint64, multiple bool) ([]unack
 		if tag == 0 {
 			return l.takeAll(dst), true
 		}
+		// As in RabbitMQ, the tag itself must be outstanding.
 		n := sort.Search(len(recs), func(i int) bool { return recs[i].tag > tag })
-		found := false
+		if n == 0 || recs[n-1].tag != tag || recs[n-1].queue == nil {
+			return dst, false
+		}
 		for i := 0; i < n; i++ {
 			if recs[i].queue != nil {
 				dst = append(dst, recs[i])
 				recs[i] = unackedRec{tag: recs[i].tag} // tombstones keep their tag for the search
 				l.live--
-				found = true
 			}
-		}
-		if !found {
-			return dst, false
 		}
 		l.compact()
 		return dst, true

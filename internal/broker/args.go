@@ -50,7 +50,7 @@ func parseQueueArgs(queue, vhost string, args amqp091.Table) (queueArgs, error) 
 		}
 		n, ok := TableInt(v)
 		if !ok {
-			return 0, false, bad(key, "{unacceptable_type,"+typeName(v)+"}")
+			return 0, false, bad(key, `"expected integer, got `+typeName(v)+`"`)
 		}
 		if n < 0 {
 			return 0, false, bad(key, fmt.Sprintf("{value_negative,%d}", n))
@@ -67,7 +67,7 @@ func parseQueueArgs(queue, vhost string, args amqp091.Table) (queueArgs, error) 
 		}
 		s, ok := v.(string)
 		if !ok {
-			return nil, bad(key, "{unacceptable_type,"+typeName(v)+"}")
+			return nil, amqp091.NewError(amqp091.PreconditionFailed, "invalid type '%s' for arg '%s' in %s", typeName(v), key, what)
 		}
 		return &s, nil
 	}
@@ -96,7 +96,7 @@ func parseQueueArgs(queue, vhost string, args amqp091.Table) (queueArgs, error) 
 		return a, err
 	}
 	if p > 255 {
-		return a, bad("x-max-priority", fmt.Sprintf("{value_too_big,%d}", p))
+		return a, bad("x-max-priority", fmt.Sprintf("{max_value_exceeded,%d}", p))
 	}
 	a.maxPriority = int(p)
 	if a.dlx, err = strArg("x-dead-letter-exchange"); err != nil {
@@ -106,7 +106,7 @@ func parseQueueArgs(queue, vhost string, args amqp091.Table) (queueArgs, error) 
 		return a, err
 	}
 	if a.dlrk != nil && a.dlx == nil {
-		return a, bad("x-dead-letter-routing-key", "{missing_dead_letter_exchange,<<\"x-dead-letter-exchange\">>}")
+		return a, bad("x-dead-letter-routing-key", "routing_key_but_no_dlx_defined")
 	}
 	if v, ok := args["x-overflow"]; ok {
 		s, _ := v.(string)
@@ -117,10 +117,7 @@ func parseQueueArgs(queue, vhost string, args amqp091.Table) (queueArgs, error) 
 		case "reject-publish-dlx":
 			a.overflow = overflowRejectPublishDLX
 		default:
-			if _, isStr := v.(string); !isStr {
-				return a, bad("x-overflow", "{unacceptable_type,"+typeName(v)+"}")
-			}
-			return a, bad("x-overflow", fmt.Sprintf("{unknown_overflow_mode,<<%q>>}", s))
+			return a, bad("x-overflow", "invalid_overflow")
 		}
 	}
 	if v, ok := args["x-single-active-consumer"]; ok {
@@ -130,17 +127,43 @@ func parseQueueArgs(queue, vhost string, args amqp091.Table) (queueArgs, error) 
 		}
 		a.singleActive = b
 	}
+	if v, ok := args["x-queue-mode"]; ok {
+		if s, _ := v.(string); s != "default" && s != "lazy" {
+			return a, bad("x-queue-mode", fmt.Sprintf("\"unsupported queue mode '%v'\"", v))
+		}
+	}
 	if v, ok := args["x-queue-type"]; ok {
 		s, _ := v.(string)
 		switch s {
 		case "classic":
 		case "quorum", "stream":
-			return a, amqp091.NewError(amqp091.NotImplemented, "queue type '%s' is not supported by Warren yet; declare a classic queue", s)
+			return a, bad("x-queue-type", fmt.Sprintf("\"queue type '%s' is not supported by Warren yet; declare a classic queue\"", s))
 		default:
-			return a, bad("x-queue-type", fmt.Sprintf("{unacceptable_type,<<%q>>}", s))
+			return a, bad("x-queue-type", fmt.Sprintf("\"unsupported queue type '%s'\"", s))
 		}
 	}
 	return a, nil
+}
+
+// checkXMatch validates a headers binding's x-match argument.
+func checkXMatch(args amqp091.Table) error {
+	v, ok := args["x-match"]
+	if !ok {
+		return nil
+	}
+	switch v {
+	case "all", "any", "all-with-x", "any-with-x":
+		return nil
+	}
+	return amqp091.NewError(amqp091.PreconditionFailed, "Invalid x-match field value %s; expected all, any, all-with-x, or any-with-x", erlangTerm(v))
+}
+
+// erlangTerm prints a field value the way RabbitMQ's error texts do.
+func erlangTerm(v any) string {
+	if s, ok := v.(string); ok {
+		return fmt.Sprintf("<<%q>>", s)
+	}
+	return fmt.Sprintf("%v", v)
 }
 
 func checkExchangeArgs(args amqp091.Table) error {
@@ -225,6 +248,7 @@ func boolText(b bool) string {
 	return "false"
 }
 
+// argText formats one side of an inequivalent argument when the other side is absent.
 func argText(v any, ok bool) string {
 	if !ok {
 		return "none"
@@ -232,14 +256,35 @@ func argText(v any, ok bool) string {
 	return fmt.Sprintf("the value '%v' of type '%s'", v, typeName(v))
 }
 
-// argsEquivalent compares the listed arguments of a redeclaration as RabbitMQ does.
+// argDefaults are values equivalent to an absent argument.
+var argDefaults = map[string]any{"x-queue-type": "classic"}
+
+// argsEquivalent compares the listed arguments of a redeclaration as RabbitMQ
+// does: integers of any width are equal when their values are.
 func argsEquivalent(what string, current, received amqp091.Table, keys []string) error {
 	for _, k := range keys {
 		cv, cok := current[k]
 		rv, rok := received[k]
-		if cok != rok || (cok && (typeName(cv) != typeName(rv) || !reflect.DeepEqual(cv, rv))) {
+		if d, ok := argDefaults[k]; ok {
+			if !cok && rv == d {
+				cv, cok = d, true
+			}
+			if !rok && cv == d {
+				rv, rok = d, true
+			}
+		}
+		if !cok && !rok {
+			continue
+		}
+		if cok != rok {
 			return inequivalent(k, what, argText(rv, rok), argText(cv, cok))
 		}
+		ci, cInt := TableInt(cv)
+		ri, rInt := TableInt(rv)
+		if (cInt && rInt && ci == ri) || (!cInt && !rInt && reflect.DeepEqual(cv, rv)) {
+			continue
+		}
+		return inequivalent(k, what, fmt.Sprintf("'%v'", rv), fmt.Sprintf("'%v'", cv))
 	}
 	return nil
 }

@@ -58,6 +58,16 @@ func (e *Exchange) bind(b *Binding) bool {
 	return added
 }
 
+// hasBinding reports whether a binding equal to b exists.
+func (e *Exchange) hasBinding(b *Binding) bool {
+	for _, x := range e.routes().all() {
+		if bindingsEqual(x, b) {
+			return true
+		}
+	}
+	return false
+}
+
 // unbind removes the binding equal to b; it returns whether one was removed and
 // how many bindings remain.
 func (e *Exchange) unbind(b *Binding) (bool, int) {

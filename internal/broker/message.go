@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"bytes"
+	"fmt"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -24,6 +26,43 @@ type Message struct {
 	TTL int64
 
 	refs atomic.Int32 // queues holding the message, for memory accounting
+	cc   []string     // sender-selected extra routing keys (CC and BCC headers)
+}
+
+// hasCC reports whether the message carries CC or BCC routing keys, looking at
+// the encoded headers first so that most messages are not decoded.
+func (m *Message) hasCC() bool {
+	var s amqp091.PropertySummary
+	if amqp091.SummarizeProperties(m.Props, &s) != nil || s.Headers == nil {
+		return false
+	}
+	return bytes.Contains(s.Headers, []byte("\x02CCA")) || bytes.Contains(s.Headers, []byte("\x03BCCA"))
+}
+
+// withoutBCC returns a copy of m with its CC and BCC keys collected and the
+// BCC header removed, as RabbitMQ does before delivery.
+func (m *Message) withoutBCC() *Message {
+	p, err := m.Properties()
+	if err != nil {
+		return m
+	}
+	c := &Message{Exchange: m.Exchange, RoutingKey: m.RoutingKey, Body: m.Body, Persistent: m.Persistent, Priority: m.Priority, TTL: m.TTL}
+	for _, h := range []string{"CC", "BCC"} {
+		if keys, ok := p.Headers[h].([]any); ok {
+			for _, k := range keys {
+				if s, ok := k.(string); ok {
+					c.cc = append(c.cc, s)
+				}
+			}
+		}
+	}
+	if _, ok := p.Headers["BCC"]; ok {
+		delete(p.Headers, "BCC")
+		c.Props = p.Append(nil)
+	} else {
+		c.Props = m.Props
+	}
+	return c
 }
 
 // Size is what the message counts against the memory limit.
@@ -42,13 +81,43 @@ func NewMessage(exchange, routingKey string, props, body []byte) (*Message, erro
 	m.Persistent = s.DeliveryMode == 2
 	m.Priority = s.Priority
 	if s.Flags&amqp091.FlagExpiration != 0 {
-		ttl, err := strconv.ParseInt(string(s.Expiration), 10, 64)
-		if err != nil || ttl < 0 {
-			return nil, amqp091.NewError(amqp091.PreconditionFailed, "invalid expiration '%s': {value_negative,%s}", s.Expiration, s.Expiration)
+		ttl, err := parseExpiration(s.Expiration)
+		if err != nil {
+			return nil, err
 		}
 		m.TTL = ttl
 	}
 	return m, nil
+}
+
+// parseExpiration reads the expiration property as RabbitMQ does: a decimal
+// integer of milliseconds, nothing before it and nothing after it.
+func parseExpiration(b []byte) (int64, error) {
+	i := 0
+	if i < len(b) && (b[i] == '-' || b[i] == '+') {
+		i++
+	}
+	j := i
+	for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+		j++
+	}
+	var detail string
+	switch {
+	case j == i:
+		detail = "no_integer"
+	case j < len(b):
+		detail = fmt.Sprintf("{leftover_string,%q}", b[j:])
+	default:
+		n, err := strconv.ParseInt(string(b), 10, 64)
+		if err != nil {
+			detail = "no_integer"
+		} else if n < 0 {
+			detail = fmt.Sprintf("{value_negative,%d}", n)
+		} else {
+			return n, nil
+		}
+	}
+	return 0, amqp091.NewError(amqp091.PreconditionFailed, "invalid expiration '%s': %s", b, detail)
 }
 
 // Properties decodes the message's properties. It allocates; not for the hot path.

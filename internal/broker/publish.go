@@ -22,12 +22,16 @@ type Router struct {
 	queues   []*Queue
 	visited  []*Exchange
 	pending  []*Exchange
+	keys     []string
 }
 
 // Publish routes m from exchange e to its queues.
 func (v *VHost) Publish(r *Router, e *Exchange, m *Message) PublishResult {
 	if e.Name == "" && strings.HasPrefix(m.RoutingKey, DirectReplyTo+".") {
 		return v.publishReply(m)
+	}
+	if m.hasCC() {
+		m = m.withoutBCC()
 	}
 	queues := v.route(r, e, m)
 	var res PublishResult
@@ -60,9 +64,15 @@ func (v *VHost) route(r *Router, e *Exchange, m *Message) []*Queue {
 	r.queues = r.queues[:0]
 	v.mu.RLock()
 	defer v.mu.RUnlock()
+	r.keys = append(r.keys[:0], m.RoutingKey)
+	if m.cc != nil {
+		r.keys = append(r.keys, m.cc...)
+	}
 	if e.Name == "" {
-		if q, ok := v.queues[m.RoutingKey]; ok {
-			r.queues = append(r.queues, q)
+		for _, k := range r.keys {
+			if q, ok := v.queues[k]; ok {
+				r.addQueue(q)
+			}
 		}
 		return r.queues
 	}
@@ -76,7 +86,10 @@ func (v *VHost) route(r *Router, e *Exchange, m *Message) []*Queue {
 		if x.Kind == "headers" && !headersDone {
 			headers, headersDone = m.Headers(), true
 		}
-		r.bindings = x.routes().route(r.bindings[:0], m.RoutingKey, headers)
+		r.bindings = r.bindings[:0]
+		for _, k := range r.keys {
+			r.bindings = x.routes().route(r.bindings, k, headers)
+		}
 		if len(r.bindings) == 0 && x.alternate != "" {
 			if ae, ok := v.exchanges[x.alternate]; ok {
 				r.visit(ae)

@@ -73,9 +73,15 @@ func newQueue(v *VHost, d QueueDecl) (*Queue, error) {
 
 func (q *Queue) checkOwner(owner any) error {
 	if q.owner != nil && q.owner != owner {
-		return amqp091.NewError(amqp091.ResourceLocked, "cannot obtain exclusive access to locked queue '%s' in vhost '%s'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.", q.Name, q.vhost.Name)
+		return q.lockedError()
 	}
 	return nil
+}
+
+func (q *Queue) lockedError() error {
+	{
+		return amqp091.NewError(amqp091.ResourceLocked, "cannot obtain exclusive access to locked queue '%s' in vhost '%s'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.", q.Name, q.vhost.Name)
+	}
 }
 
 func (q *Queue) equivalent(d QueueDecl) error {
@@ -87,7 +93,7 @@ func (q *Queue) equivalent(d QueueDecl) error {
 		return inequivalent("auto_delete", what, "'"+boolText(d.AutoDelete)+"'", "'"+boolText(q.AutoDelete)+"'")
 	}
 	if q.Exclusive != d.Exclusive {
-		return q.checkOwner(nil)
+		return q.lockedError()
 	}
 	return argsEquivalent(what, q.Args, d.Args, queueArgKeys)
 }

@@ -61,6 +61,9 @@ type ExchangeDecl struct {
 // DeclareExchange declares (or, passively, checks) an exchange.
 func (v *VHost) DeclareExchange(d ExchangeDecl) (*Exchange, error) {
 	if d.Passive {
+		if d.Name == "" {
+			return nil, amqp091.NewError(amqp091.AccessRefused, "operation not permitted on the default exchange")
+		}
 		if e, ok := v.Exchange(d.Name); ok {
 			return e, nil
 		}
@@ -126,11 +129,11 @@ func (v *VHost) ExchangeForPublish(name string) (*Exchange, error) {
 
 // DeleteExchange deletes an exchange and every binding from or to it.
 func (v *VHost) DeleteExchange(name string, ifUnused bool) error {
-	if name == "" || strings.HasPrefix(name, "amq.") {
-		if name == "" {
-			return amqp091.NewError(amqp091.AccessRefused, "operation not permitted on the default exchange")
-		}
-		return amqp091.NewError(amqp091.AccessRefused, "exchange name '%s' contains reserved prefix 'amq.*'", name)
+	if name == "" {
+		return amqp091.NewError(amqp091.AccessRefused, "operation not permitted on the default exchange")
+	}
+	if strings.HasPrefix(name, "amq.") {
+		return amqp091.NewError(amqp091.AccessRefused, "deletion of system exchange '%s' in vhost '%s' not allowed", name, v.Name)
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -195,19 +198,32 @@ func (v *VHost) Bind(d BindingDecl, owner any) error {
 	if err != nil {
 		return err
 	}
+	if src.Kind == "headers" {
+		if err := checkXMatch(d.Args); err != nil {
+			return err
+		}
+	}
 	src.bind(&Binding{Destination: d.Destination, ToExchange: d.ToExchange, Key: d.Key, Args: d.Args})
 	return nil
 }
 
-// Unbind removes a binding; removing a missing binding is not an error.
+// Unbind removes a binding. As in RabbitMQ 3.x, removing a binding that does
+// not exist (or whose ends do not) is not an error.
 func (v *VHost) Unbind(d BindingDecl, owner any) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	src, err := v.bindingEnds(d, owner)
-	if err != nil {
+	b := &Binding{Destination: d.Destination, ToExchange: d.ToExchange, Key: d.Key, Args: d.Args}
+	if d.Source == "" || (d.ToExchange && d.Destination == "") {
+		return amqp091.NewError(amqp091.AccessRefused, "operation not permitted on the default exchange")
+	}
+	src, ok := v.exchanges[d.Source]
+	if !ok || !src.hasBinding(b) {
+		return nil
+	}
+	if _, err := v.bindingEnds(d, owner); err != nil {
 		return err
 	}
-	removed, remaining := src.unbind(&Binding{Destination: d.Destination, ToExchange: d.ToExchange, Key: d.Key, Args: d.Args})
+	removed, remaining := src.unbind(b)
 	if removed && remaining == 0 && src.AutoDelete {
 		v.deleteExchangeLocked(src)
 	}
@@ -236,6 +252,7 @@ func (v *VHost) DeclareQueue(d QueueDecl) (*Queue, int, int, error) {
 		if err := q.checkOwner(d.Owner); err != nil {
 			return nil, 0, 0, err
 		}
+		q.touch()
 		n, c := q.Counts()
 		return q, n, c, nil
 	}
@@ -335,6 +352,14 @@ func (v *VHost) RegisterReplyTo(s ReplySink) string {
 	v.replyTo[key] = s
 	v.replyMu.Unlock()
 	return key
+}
+
+// ReplyToExists reports whether a direct reply-to key has a live consumer.
+func (v *VHost) ReplyToExists(key string) bool {
+	v.replyMu.RLock()
+	defer v.replyMu.RUnlock()
+	_, ok := v.replyTo[key]
+	return ok
 }
 
 // UnregisterReplyTo removes a direct reply-to consumer.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,28 +34,53 @@ type Instance struct {
 	Server *amqpserver.Server
 }
 
-// URL returns the AMQP URL of a broker for t, stopped when t ends.
+var shared struct {
+	once sync.Once
+	url  string
+	err  error
+}
+
+// URL returns the AMQP URL of the broker tests share: WARREN_TEST_URL, or one
+// in-process Warren per test binary, started on first use. Like a shared
+// RabbitMQ, it outlives each test, so tests use unique names; tests that need
+// their own broker or settings call Start.
 func URL(t testing.TB) string {
 	t.Helper()
 	if u := os.Getenv("WARREN_TEST_URL"); u != "" {
 		return u
 	}
-	return Start(t, Options{}).URL
+	shared.once.Do(func() {
+		b, err := broker.New(broker.Config{Logger: testLogger()})
+		if err != nil {
+			shared.err = err
+			return
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			shared.err = err
+			return
+		}
+		go func() { _ = amqpserver.New(b, amqpserver.Config{}).Serve(l) }()
+		shared.url = "amqp://guest:guest@" + l.Addr().String() + "/"
+	})
+	if shared.err != nil {
+		t.Fatalf("testbroker: %v", shared.err)
+	}
+	return shared.url
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("WARREN_TEST_LOG") == "" {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // Start runs an in-process Warren for t with opts, stopped when t ends.
 func Start(t testing.TB, opts Options) *Instance {
 	t.Helper()
 	if opts.Broker.Logger == nil {
-		level := slog.LevelWarn
-		if os.Getenv("WARREN_TEST_LOG") != "" {
-			level = slog.LevelDebug
-		}
-		var w io.Writer = os.Stderr
-		if os.Getenv("WARREN_TEST_LOG") == "" {
-			w = io.Discard
-		}
-		opts.Broker.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+		opts.Broker.Logger = testLogger()
 	}
 	b, err := broker.New(opts.Broker)
 	if err != nil {
