@@ -175,6 +175,11 @@ func TestQueueArgConsumerPriority(t *testing.T) {
 	if err := highGot[1].Ack(true); err != nil {
 		t.Fatalf("ack: %v", err)
 	}
+	// basic.ack has no reply; a synchronous method on the same channel after it makes
+	// sure the queue has the credit back before the next publish arrives there.
+	if _, err := highCh.QueueDeclarePassive(q, false, false, false, false, nil); err != nil {
+		t.Fatalf("passive declare: %v", err)
+	}
 	publishConfirmed(t, ch, confirms, "", q, msgs("6")...)
 	if d := recv(t, high); string(d.Body) != "6" {
 		t.Fatalf("high-priority consumer got %q, want 6", d.Body)
