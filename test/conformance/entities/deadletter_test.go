@@ -316,3 +316,26 @@ func TestDeadLetterExpiryCycleDropped(t *testing.T) {
 	// expiration it would sit there for good.
 	wantDrain(t, ch, q)
 }
+
+// A rejected message that carried an expiration loses it on dead-lettering; x-death
+// records it as original-expiration.
+func TestDeadLetterRejectKeepsOriginalExpiration(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ch := f.channel()
+	dlx, dlq := deadLetterTarget(t, f, ch)
+	q := f.queue(ch, "q", amqp.Table{"x-dead-letter-exchange": dlx})
+	publish(t, ch, "", q, amqp.Publishing{Body: []byte("m"), Expiration: "600000"})
+	d := getOneManual(t, ch, q)
+	if d.Expiration != "600000" {
+		t.Fatalf("delivered with expiration %q, want 600000", d.Expiration)
+	}
+	if err := d.Reject(false); err != nil {
+		t.Fatalf("reject: %v", err)
+	}
+	dead := getN(t, ch, dlq, 1)[0]
+	if dead.Expiration != "" {
+		t.Fatalf("dead-lettered message keeps expiration %q", dead.Expiration)
+	}
+	wantDeath(t, xDeath(t, dead)[0], death{queue: q, reason: "rejected", exchange: "", keys: []string{q}, count: 1, originalExpiration: "600000"})
+}

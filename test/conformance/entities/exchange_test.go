@@ -688,3 +688,23 @@ func TestExchangeUnbindNeedsSameArguments(t *testing.T) {
 	publishBody(t, ch, x, "k", "unbound")
 	wantDrain(t, ch, q)
 }
+
+func TestExchangeAlternateExchangeWrongType(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	conn, ch := f.connChannel()
+	x := f.exchangeName("x")
+	err := ch.ExchangeDeclare(x, "direct", false, false, false, false, amqp.Table{"alternate-exchange": int32(1)})
+	wantChannelError(t, conn, ch, err, amqp.PreconditionFailed,
+		"PRECONDITION_FAILED - invalid type 'signedint' for arg 'alternate-exchange' in exchange '"+x+"' in vhost '/'")
+}
+
+// Predeclared exchanges are durable; an equivalent declare must say so.
+func TestExchangePredeclaredRedeclareNotDurable(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	conn, ch := f.connChannel()
+	err := ch.ExchangeDeclare("amq.direct", "direct", false, false, false, false, nil)
+	wantChannelError(t, conn, ch, err, amqp.PreconditionFailed,
+		"PRECONDITION_FAILED - inequivalent arg 'durable' for exchange 'amq.direct' in vhost '/': received 'false' but current is 'true'")
+}

@@ -415,3 +415,42 @@ func equalBools(a, b []bool) bool {
 	}
 	return true
 }
+
+// x-max-length 0 keeps nothing: drop-head accepts and drops (dead-letters) at once,
+// reject-publish refuses.
+func TestQueueArgMaxLengthZero(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ch, confirms, _ := confirmChannel(t, f)
+	dlx, dlq := deadLetterTarget(t, f, ch)
+	dropHead := f.queue(ch, "drophead", amqp.Table{"x-max-length": int32(0), "x-dead-letter-exchange": dlx})
+	if acks := publishConfirmed(t, ch, confirms, "", dropHead, msgs("a")...); !equalBools(acks, []bool{true}) {
+		t.Fatalf("drop-head confirms %v, want ack", acks)
+	}
+	if n := messageCount(t, ch, dropHead); n != 0 {
+		t.Fatalf("drop-head queue with max length 0 holds %d", n)
+	}
+	d := getN(t, ch, dlq, 1)[0]
+	wantDeath(t, xDeath(t, d)[0], death{queue: dropHead, reason: "maxlen", exchange: "", keys: []string{dropHead}, count: 1})
+	reject := f.queue(ch, "reject", amqp.Table{"x-max-length": int32(0), "x-overflow": "reject-publish"})
+	if acks := publishConfirmed(t, ch, confirms, "", reject, msgs("b")...); !equalBools(acks, []bool{false}) {
+		t.Fatalf("reject-publish confirms %v, want nack", acks)
+	}
+}
+
+// A message routed to several queues is nacked if any one of them refuses it, though
+// the others keep their copy.
+func TestQueueArgRejectPublishNackWhenAnyQueueRefuses(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ch, confirms, _ := confirmChannel(t, f)
+	x := f.exchange(ch, "x", "fanout", nil)
+	full := f.queue(ch, "full", amqp.Table{"x-max-length": int32(0), "x-overflow": "reject-publish"})
+	open := f.queue(ch, "open", nil)
+	bind(t, ch, full, x, "", nil)
+	bind(t, ch, open, x, "", nil)
+	if acks := publishConfirmed(t, ch, confirms, x, "", msgs("m")...); !equalBools(acks, []bool{false}) {
+		t.Fatalf("confirms %v, want nack", acks)
+	}
+	wantDrain(t, ch, open, "m")
+}
