@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/warren-mq/warren/internal/amqp091"
@@ -52,21 +53,13 @@ func newHeadersEntry(b *Binding) headersEntry {
 	withX := mode == "all-with-x" || mode == "any-with-x"
 	e := headersEntry{b: b, any: mode == "any" || mode == "any-with-x"}
 	for k, v := range b.Args {
-		if k == "x-match" || !withX && len(k) >= 2 && k[:2] == "x-" {
+		if k == "x-match" || !withX && strings.HasPrefix(k, "x-") {
 			continue
 		}
 		e.args = append(e.args, headersArg{name: k, value: v, presence: v == nil})
 	}
 	// Sorted so routing tests arguments in a stable order, whatever the map's iteration order.
-	slices.SortFunc(e.args, func(a, b headersArg) int {
-		switch {
-		case a.name < b.name:
-			return -1
-		case a.name > b.name:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(e.args, func(a, b headersArg) int { return strings.Compare(a.name, b.name) })
 	return e
 }
 
