@@ -7,10 +7,10 @@ import (
 // The encoders below build 0-9-1 fields by hand; each returns the encoded
 // bytes so method arguments read like the specification's field lists.
 
-func u8(v byte) []byte     { return []byte{v} }
-func u16(v uint16) []byte  { return binary.BigEndian.AppendUint16(nil, v) }
-func u32(v uint32) []byte  { return binary.BigEndian.AppendUint32(nil, v) }
-func u64(v uint64) []byte  { return binary.BigEndian.AppendUint64(nil, v) }
+func u8(v byte) []byte    { return []byte{v} }
+func u16(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
+func u32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 func cat(parts ...[]byte) []byte {
 	var b []byte
 	for _, p := range parts {
@@ -114,7 +114,7 @@ func contentHeader(class uint16, bodySize uint64, propFlags uint16, props []byte
 // decoder reads 0-9-1 fields from a method's arguments; reading past the end
 // yields zero values and sets overrun.
 type decoder struct {
-	b     []byte
+	b       []byte
 	overrun bool
 }
 

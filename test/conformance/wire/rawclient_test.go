@@ -184,8 +184,8 @@ func (c *rawConn) expectMethod(channel, class, methodID uint16) *decoder {
 
 // closeReason is the content of a connection.close or channel.close.
 type closeReason struct {
-	code           uint16
-	text           string
+	code            uint16
+	text            string
 	class, methodID uint16
 }
 
