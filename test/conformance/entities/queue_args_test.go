@@ -454,3 +454,34 @@ func TestQueueArgRejectPublishNackWhenAnyQueueRefuses(t *testing.T) {
 	}
 	wantDrain(t, ch, open, "m")
 }
+
+// A delivered, unacknowledged message does not expire; once requeued it keeps its
+// original expiry, so a message older than the TTL dies as soon as it is back.
+func TestQueueArgMessageTTLNotWhileUnacked(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ch, confirms, _ := confirmChannel(t, f)
+	dlx, dlq := deadLetterTarget(t, f, ch)
+	q := f.queue(ch, "q", amqp.Table{"x-message-ttl": int32(50), "x-dead-letter-exchange": dlx})
+	cch := f.channel()
+	if err := cch.Qos(1, 0, false); err != nil {
+		t.Fatalf("qos: %v", err)
+	}
+	ds := consume(t, cch, q, "c", false, nil)
+	publishConfirmed(t, ch, confirms, "", q, msgs("held")...)
+	held := recv(t, ds)
+	// "later" cannot reach the consumer (no credit) and expires; "held" is older and
+	// would have expired first if unacked messages could.
+	publishConfirmed(t, ch, confirms, "", q, msgs("later")...)
+	if got := bodies(getN(t, ch, dlq, 1)); !equalStrings(got, []string{"later"}) {
+		t.Fatalf("dead-lettered %q, want later", got)
+	}
+	if err := held.Nack(false, true); err != nil {
+		t.Fatalf("nack: %v", err)
+	}
+	d := getN(t, ch, dlq, 1)[0]
+	if string(d.Body) != "held" {
+		t.Fatalf("dead-lettered %q, want held", d.Body)
+	}
+	wantDeath(t, xDeath(t, d)[0], death{queue: q, reason: "expired", exchange: "", keys: []string{q}, count: 1})
+}
