@@ -122,8 +122,8 @@ func appendFieldValue(b []byte, v any, depth int) []byte {
 	case time.Time:
 		return appendTimestamp(append(b, 'T'), v)
 	}
-	if depth >= MaxTableDepth {
-		return append(b, 'V')
+	if depth+1 >= MaxTableDepth {
+		return append(b, 'V') // the decoder would reject one more level
 	}
 	switch v := v.(type) {
 	case Table:
