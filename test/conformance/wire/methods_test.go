@@ -98,20 +98,12 @@ func TestWireChannelCountFreedByClose(t *testing.T) {
 	c.openChannel(1)
 }
 
-// TestWireChannelCloseByClientDropsLaterMethods: after the client's
-// channel.close, methods on that channel are ignored until close-ok.
-func TestWireChannelCloseByClientDropsLaterMethods(t *testing.T) {
-	t.Parallel()
-	c := ready(t)
-	c.writeMethod(1, methodBytes(20, 40, u16(200), shortstr(""), u16(0), u16(0)))
-	c.writeMethod(1, queueDeclare("", declareExclusive, table()))
-	c.expectMethod(1, 20, 41)
-	c.openChannel(2) // the next thing the server says is this open-ok
-}
-
 // TestWireChannelErrorDropsMethodsUntilCloseOk: after the server's
 // channel.close (404 on a missing queue), methods on that channel are
 // ignored until the client's close-ok; then the channel can be reopened.
+// (The mirror case, a method the client sends after its own channel.close,
+// is racy in RabbitMQ: ignored or 504 "expected 'channel.open'" depending on
+// timing, so it is not pinned down here.)
 func TestWireChannelErrorDropsMethodsUntilCloseOk(t *testing.T) {
 	t.Parallel()
 	c := ready(t)
