@@ -128,3 +128,5 @@ func TestCodecGoldenProperties(t *testing.T) {
 		t.Fatalf("header frame differs")
 	}
 }
+
+func hexBytes(s string) ([]byte, error) { return hex.DecodeString(s) }
