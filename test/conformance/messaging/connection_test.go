@@ -7,6 +7,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warren-mq/warren/internal/testbroker"
 )
 
 // openRaw runs the handshake with amqp.Open and a zero Config (apart from the
@@ -150,17 +152,10 @@ func TestConnectionCloseByClient(t *testing.T) {
 // waitConsumers waits until queue has n consumers.
 func waitConsumers(t *testing.T, conn *amqp.Connection, queue string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for {
+	testbroker.CheckFor(t, waitTimeout, func() bool {
 		_, c := queueCounts(t, conn, queue)
-		if c == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("queue %q has %d consumers, want %d", queue, c, n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return c == n
+	})
 }
 
 // TestConnectionChannelReuseAfterClose: a closed channel number can be

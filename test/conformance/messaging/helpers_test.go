@@ -150,21 +150,21 @@ func queueCounts(t *testing.T, conn *amqp.Connection, queue string) (messages, c
 	return q.Messages, q.Consumers
 }
 
-// waitReady waits until queue holds exactly n ready messages.
+// waitReady waits until queue holds exactly n ready messages, logging each
+// count it sees on the way so a timeout says where it got stuck.
 func waitReady(t *testing.T, conn *amqp.Connection, queue string, n int) {
 	t.Helper()
 	last := -1
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		last, _ = queueCounts(t, conn, queue)
-		if last == n {
-			return
+	testbroker.CheckFor(t, waitTimeout, func() bool {
+		got, _ := queueCounts(t, conn, queue)
+		if got != last {
+			last = got
+			if got != n {
+				t.Logf("queue %q: %d ready messages, waiting for %d", queue, got, n)
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("queue %q: %d ready messages, want %d", queue, last, n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return got == n
+	})
 }
 
 // consume starts a consumer with the given tag (amqp091-go makes one up when
