@@ -89,6 +89,9 @@ func (ch *channel) handleMethod(payload []byte) error {
 	default:
 		var m amqp091.Method
 		if m, err = amqp091.DecodeMethod(payload); err == nil {
+			if h := ch.conn.srv.methodHook; h != nil {
+				h(m.Name())
+			}
 			err = ch.dispatch(m)
 		}
 	}

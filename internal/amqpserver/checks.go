@@ -49,6 +49,7 @@ func (c *connection) waitMemory() {
 	select {
 	case <-cleared:
 	case <-c.writerDone:
+	case <-c.forcedCh:
 	}
 	if notify {
 		c.out.sendMethod(0, &amqp091.ConnectionUnblocked{})

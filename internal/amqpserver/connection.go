@@ -40,6 +40,7 @@ type connection struct {
 	confirmPending []*channel // channels with confirms to flush
 	closing        bool       // connection.close sent, awaiting close-ok
 	forced         atomic.Bool
+	forcedCh       chan struct{} // closed by forceClose
 	writerDone     chan struct{}
 	stopWriter     chan struct{}
 	peerCloses     bool // the client asked to close: let it close the socket first
@@ -70,6 +71,7 @@ func newConnection(s *Server, nc net.Conn) *connection {
 		name:       nc.RemoteAddr().String() + " -> " + nc.LocalAddr().String(),
 		channels:   map[uint16]*channel{},
 		writerDone: make(chan struct{}),
+		forcedCh:   make(chan struct{}),
 		stopWriter: make(chan struct{}),
 	}
 	c.log = s.log.With("connection", c.name)
@@ -271,6 +273,7 @@ func (c *connection) forceClose(reason string) {
 	if c.forced.Swap(true) {
 		return
 	}
+	close(c.forcedCh)
 	c.out.sendMethod(0, &amqp091.ConnectionClose{ReplyCode: amqp091.ConnectionForced, ReplyText: "CONNECTION_FORCED - " + reason})
 	time.AfterFunc(closeOkTimeout, func() { c.nc.Close() })
 }

@@ -66,6 +66,9 @@ type Server struct {
 	conns     map[*connection]struct{}
 	shutdown  bool
 	wg        sync.WaitGroup
+
+	// methodHook, when set (by tests), runs before each channel method is handled.
+	methodHook func(name string)
 }
 
 // New returns a server for b.
