@@ -59,7 +59,15 @@ func (r *FrameReader) ReadProtocolHeader() error {
 	}
 	h := r.buf[r.start : r.start+len(ProtocolHeader)]
 	r.start += len(ProtocolHeader)
-	if !bytes.Equal(h, ProtocolHeader) {
+	return checkProtocolHeader(h)
+}
+
+// legacyProtocolHeader is the 0-9 header some old clients send; RabbitMQ
+// answers it with 0-9-1, which is wire-compatible.
+var legacyProtocolHeader = []byte("AMQP\x01\x01\x00\x09")
+
+func checkProtocolHeader(h []byte) error {
+	if !bytes.Equal(h, ProtocolHeader) && !bytes.Equal(h, legacyProtocolHeader) {
 		return ErrBadProtocolHeader
 	}
 	return nil
@@ -73,10 +81,7 @@ func ReadProtocolHeader(r io.Reader) error {
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return err
 	}
-	if !bytes.Equal(h[:], ProtocolHeader) {
-		return ErrBadProtocolHeader
-	}
-	return nil
+	return checkProtocolHeader(h[:])
 }
 
 // ReadFrame returns the next frame. Errors, checked in RabbitMQ's order and
@@ -93,7 +98,9 @@ func (r *FrameReader) ReadFrame() (Frame, error) {
 	typ := h[0]
 	channel := binary.BigEndian.Uint16(h[1:])
 	size := binary.BigEndian.Uint32(h[3:])
-	if r.max != 0 && uint64(size)+frameOverhead > uint64(r.max) {
+	// Like RabbitMQ, allow 8 octets of slack (its FRAME_SIZE_FUDGE): a payload of
+	// up to frame_max is accepted, though the error names frame_max-8 as the limit.
+	if r.max != 0 && uint64(size) > uint64(r.max) {
 		limit := uint64(0)
 		if r.max > frameOverhead {
 			limit = uint64(r.max) - frameOverhead

@@ -90,8 +90,14 @@ func TestCodecProtocolHeader(t *testing.T) {
 	if err := ReadProtocolHeader(bytes.NewReader(ProtocolHeader)); err != nil {
 		t.Fatal(err)
 	}
-	if err := ReadProtocolHeader(bytes.NewReader([]byte("AMQP\x01\x01\x00\x09"))); err != ErrBadProtocolHeader {
+	// RabbitMQ accepts the legacy 0-9 header and speaks 0-9-1.
+	if err := ReadProtocolHeader(bytes.NewReader([]byte("AMQP\x01\x01\x00\x09"))); err != nil {
 		t.Fatal(err)
+	}
+	for _, h := range []string{"AMQP\x00\x00\x09\x00", "AMQP\x01\x01\x00\x08", "HTTP/1.1"} {
+		if err := ReadProtocolHeader(bytes.NewReader([]byte(h))); err != ErrBadProtocolHeader {
+			t.Fatalf("%q: %v", h, err)
+		}
 	}
 	r := NewFrameReader(bytes.NewReader(AppendHeartbeat(append([]byte(nil), ProtocolHeader...))), 0)
 	if err := r.ReadProtocolHeader(); err != nil {
@@ -146,15 +152,15 @@ func TestCodecFrameReaderBuffered(t *testing.T) {
 }
 
 func TestCodecFrameReaderMaxSize(t *testing.T) {
-	frame := AppendFrame(nil, FrameBody, 1, make([]byte, FrameMinSize-8))
+	frame := AppendFrame(nil, FrameBody, 1, make([]byte, FrameMinSize))
 	if _, err := NewFrameReader(bytes.NewReader(frame), FrameMinSize).ReadFrame(); err != nil {
-		t.Fatalf("frame of exactly frame_max: %v", err)
+		t.Fatalf("payload of frame_max (RabbitMQ's 8-octet slack): %v", err)
 	}
-	big := AppendFrame(nil, FrameBody, 1, make([]byte, FrameMinSize-7))
+	big := AppendFrame(nil, FrameBody, 1, make([]byte, FrameMinSize+1))
 	r := NewFrameReader(bytes.NewReader(append(big, big...)), FrameMinSize)
 	_, err := r.ReadFrame()
 	var e *Error
-	if !errors.As(err, &e) || e.Text != "FRAME_ERROR - type 3, all octets = <<>>: {frame_too_large,4089,4088}" {
+	if !errors.As(err, &e) || e.Text != "FRAME_ERROR - type 3, all octets = <<>>: {frame_too_large,4097,4088}" {
 		t.Fatalf("over frame_max: %v", err)
 	}
 	r = NewFrameReader(bytes.NewReader(big), FrameMinSize)

@@ -15,6 +15,18 @@ type publishing struct {
 	buf        []byte // properties followed by the body, one allocation per message
 	propsLen   int
 	bodySize   uint64
+	overflow   bool // more body arrived than declared: RabbitMQ waits on, so do we
+}
+
+// unexpected is the 505 for a frame that interrupts content, naming basic.publish.
+func (p *publishing) unexpected() error {
+	text := "expected content header for class 60, got non content header frame instead"
+	if p.haveHeader {
+		text = "expected content body, got non content body frame instead"
+	}
+	e := amqp091.NewError(amqp091.UnexpectedFrame, "%s", text)
+	e.ClassID, e.MethodID = 60, 40
+	return e
 }
 
 func (ch *channel) startPublish(m *amqp091.BasicPublish) error {
@@ -44,14 +56,19 @@ func (ch *channel) handleContent(f amqp091.Frame) error {
 	}
 	if f.Type == amqp091.FrameHeader {
 		if p.haveHeader {
-			return amqp091.NewError(amqp091.UnexpectedFrame, "expected content body, got non content body frame instead")
+			return p.unexpected()
 		}
 		classID, size, props, err := amqp091.ParseContentHeader(f.Payload)
 		if err != nil {
 			return err
 		}
 		if classID != 60 {
-			return amqp091.NewError(amqp091.FrameError, "content header for class %d, expected 60", classID)
+			e := amqp091.NewError(amqp091.UnexpectedFrame, "expected content header for class 60, got one for class %d instead", classID)
+			e.ClassID, e.MethodID = 60, 40
+			return e
+		}
+		if amqp091.SummarizeProperties(props, &amqp091.PropertySummary{}) != nil {
+			return &amqp091.Error{Code: amqp091.InternalError, Text: "INTERNAL_ERROR"} // RabbitMQ's bare reply
 		}
 		if max := ch.conn.srv.cfg.MaxMessageSize; size > max {
 			return amqp091.NewError(amqp091.PreconditionFailed, "message size %d is larger than configured max size %d", size, max)
@@ -69,10 +86,13 @@ func (ch *channel) handleContent(f amqp091.Frame) error {
 		return nil
 	}
 	if !p.haveHeader {
-		return amqp091.NewError(amqp091.UnexpectedFrame, "expected content header for class 60, got non content header frame instead")
+		return p.unexpected()
 	}
-	if uint64(len(p.buf)-p.propsLen+len(f.Payload)) > p.bodySize {
-		return amqp091.NewError(amqp091.FrameError, "content body exceeds the size declared in its header (%d)", p.bodySize)
+	if p.overflow || uint64(len(p.buf)-p.propsLen+len(f.Payload)) > p.bodySize {
+		// RabbitMQ does not notice an overlong body: it waits for the body to end
+		// exactly, and fails at the next frame that is not a body. Keep nothing.
+		p.overflow = true
+		return nil
 	}
 	p.buf = append(p.buf, f.Payload...)
 	if uint64(len(p.buf)-p.propsLen) == p.bodySize {

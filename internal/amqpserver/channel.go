@@ -69,12 +69,9 @@ func (ch *channel) handleMethod(payload []byte) error {
 		}
 		return nil
 	}
-	cls, mth, ok := amqp091.MethodIDs(payload)
-	if !ok {
-		return amqp091.NewError(amqp091.FrameError, "method frame too short")
-	}
+	cls, mth, _ := amqp091.MethodIDs(payload)
 	if ch.pub.active {
-		return amqp091.NewError(amqp091.UnexpectedFrame, "expected content header for class 60, got non content header frame instead")
+		return ch.pub.unexpected()
 	}
 	var err error
 	switch {
@@ -107,8 +104,6 @@ func (ch *channel) dispatch(m amqp091.Method) error {
 		ch.release()
 		ch.conn.out.sendMethod(ch.id, &amqp091.ChannelCloseOk{})
 		delete(ch.conn.channels, ch.id)
-		return nil
-	case *amqp091.ChannelCloseOk:
 		return nil
 	case *amqp091.ChannelOpen:
 		return amqp091.NewError(amqp091.ChannelError, "second 'channel.open' seen")
@@ -176,7 +171,8 @@ func (ch *channel) dispatch(m amqp091.Method) error {
 	case *amqp091.TxRollback:
 		return ch.txRollback()
 	}
-	return amqp091.NewError(amqp091.CommandInvalid, "unexpected method %s", m.Name())
+	// Connection methods, and a channel.close-ok nobody asked for, as RabbitMQ says.
+	return amqp091.NewError(amqp091.CommandInvalid, "unimplemented method")
 }
 
 func (ch *channel) flow(active bool) error {

@@ -43,6 +43,7 @@ type connection struct {
 	forcedCh       chan struct{} // closed by forceClose
 	writerDone     chan struct{}
 	stopWriter     chan struct{}
+	tuned          bool // connection.tune-ok accepted
 	peerCloses     bool // the client asked to close: let it close the socket first
 }
 
@@ -105,8 +106,13 @@ func (c *connection) serve() {
 		}
 	}()
 	if err := c.handshake(); err != nil {
+		// Like RabbitMQ, say nothing about errors before tuning is done (a failed
+		// login is answered only to clients that ask for it): just close.
 		var ae *amqp091.Error
-		if errors.As(err, &ae) {
+		var refused loginRefused
+		if errors.As(err, &refused) {
+			c.sendClose(refused.err)
+		} else if errors.As(err, &ae) && c.tuned {
 			c.sendClose(ae)
 		} else if !isClosedErr(err) {
 			c.log.Debug("handshake failed", "err", err)
@@ -177,10 +183,13 @@ func (c *connection) handleFrame(f amqp091.Frame) (done bool, err error) {
 	switch f.Type {
 	case amqp091.FrameHeartbeat:
 		if f.Channel != 0 {
-			return false, amqp091.NewError(amqp091.FrameError, "heartbeat frame on channel %d", f.Channel)
+			return false, unexpectedFrame(f)
 		}
 		return false, nil
 	case amqp091.FrameMethod:
+		if len(f.Payload) < 4 {
+			return false, amqp091.NewError(amqp091.FrameError, "%s: unknown_frame", amqp091.FrameOctets(f.Type, f.Payload))
+		}
 		if f.Channel == 0 {
 			return c.handleConnectionMethod(f.Payload)
 		}
@@ -193,13 +202,18 @@ func (c *connection) handleFrame(f amqp091.Frame) (done bool, err error) {
 		ch := c.channels[f.Channel]
 		if ch == nil {
 			if f.Channel == 0 {
-				return false, amqp091.NewError(amqp091.CommandInvalid, "unexpected content frame on channel 0")
+				return false, unexpectedFrame(f)
 			}
 			return false, amqp091.NewError(amqp091.ChannelError, "expected 'channel.open'")
 		}
 		return false, c.channelResult(ch, ch.handleContent(f))
 	}
 	return false, amqp091.NewError(amqp091.FrameError, "unknown frame type %d", f.Type)
+}
+
+// unexpectedFrame is RabbitMQ's 505 for a frame that has no place where it came.
+func unexpectedFrame(f amqp091.Frame) error {
+	return amqp091.NewError(amqp091.UnexpectedFrame, "%s", amqp091.FrameOctets(f.Type, f.Payload))
 }
 
 // channelResult turns a channel-level error into channel.close, and passes
@@ -239,7 +253,7 @@ func (c *connection) handleConnectionMethod(payload []byte) (bool, error) {
 		c.out.sendMethod(0, &amqp091.ConnectionUpdateSecretOk{})
 		return false, nil
 	default:
-		return false, amqp091.NewError(amqp091.CommandInvalid, "unexpected method %s on channel 0", m.Name())
+		return false, withMethod(amqp091.NewError(amqp091.ChannelError, "unexpected method in connection state running"), m)
 	}
 }
 
@@ -249,10 +263,11 @@ func (c *connection) openChannel(id uint16, payload []byte) error {
 		return err
 	}
 	if _, ok := m.(*amqp091.ChannelOpen); !ok {
-		return amqp091.NewError(amqp091.ChannelError, "expected 'channel.open'")
+		return withMethod(amqp091.NewError(amqp091.ChannelError, "expected 'channel.open'"), m)
 	}
-	if id > c.channelMax {
-		return amqp091.NewError(amqp091.NotAllowed, "channel %d out of range (channel_max is %d)", id, c.channelMax)
+	// As in RabbitMQ, channel_max bounds how many channels are open, not their numbers.
+	if n := len(c.channels); n >= int(c.channelMax) {
+		return amqp091.NewError(amqp091.NotAllowed, "number of channels opened (%d) has reached the negotiated channel_max (%d)", n, c.channelMax)
 	}
 	ch := newChannel(c, id)
 	c.channels[id] = ch

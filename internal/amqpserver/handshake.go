@@ -1,6 +1,7 @@
 package amqpserver
 
 import (
+	"errors"
 	"bytes"
 	"encoding/binary"
 	"net"
@@ -17,10 +18,10 @@ func (c *connection) nextHandshakeMethod() (amqp091.Method, error) {
 			return nil, err
 		}
 		switch {
-		case f.Type == amqp091.FrameHeartbeat:
+		case f.Type == amqp091.FrameHeartbeat && f.Channel == 0:
 			continue
 		case f.Type != amqp091.FrameMethod || f.Channel != 0:
-			return nil, amqp091.NewError(amqp091.CommandInvalid, "unexpected frame during connection handshake")
+			return nil, amqp091.NewError(amqp091.UnexpectedFrame, "%s", amqp091.FrameOctets(f.Type, f.Payload))
 		}
 		return amqp091.DecodeMethod(f.Payload)
 	}
@@ -32,7 +33,7 @@ func (c *connection) handshake() error {
 	c.out.sendMethod(0, &amqp091.ConnectionStart{
 		VersionMajor: 0, VersionMinor: 9,
 		ServerProperties: c.serverProperties(),
-		Mechanisms:       "PLAIN AMQPLAIN",
+		Mechanisms:       "AMQPLAIN PLAIN",
 		Locales:          "en_US",
 	})
 	m, err := c.nextHandshakeMethod()
@@ -62,20 +63,21 @@ func (c *connection) handshake() error {
 	if err := c.applyTune(tuneOk); err != nil {
 		return err
 	}
+	c.tuned = true
 
 	if m, err = c.nextHandshakeMethod(); err != nil {
 		return err
 	}
 	open, ok := m.(*amqp091.ConnectionOpen)
 	if !ok {
-		return amqp091.NewError(amqp091.CommandInvalid, "expected 'connection.open', got '%s'", m.Name())
+		return withMethod(amqp091.NewError(amqp091.CommandInvalid, "expected 'connection.open', got '%s'", m.Name()), m)
 	}
 	v, ok := c.srv.broker.VHost(open.VirtualHost)
 	if !ok {
-		return amqp091.NewError(amqp091.NotAllowed, "vhost %s not found", open.VirtualHost)
+		return withMethod(amqp091.NewError(amqp091.NotAllowed, "vhost %s not found", open.VirtualHost), m)
 	}
 	if !c.user.CanAccess(v.Name) {
-		return amqp091.NewError(amqp091.NotAllowed, "access to vhost '%s' refused for user '%s'", v.Name, c.user.Name)
+		return withMethod(amqp091.NewError(amqp091.NotAllowed, "access to vhost '%s' refused for user '%s'", v.Name, c.user.Name), m)
 	}
 	c.vhost = v
 	c.log = c.log.With("vhost", v.Name, "user", c.user.Name)
@@ -91,9 +93,6 @@ func (c *connection) handshake() error {
 func (c *connection) applyTune(t *amqp091.ConnectionTuneOk) error {
 	cfg := c.srv.cfg
 	frameMax := t.FrameMax
-	if frameMax == 0 {
-		frameMax = cfg.FrameMax
-	}
 	if frameMax < amqp091.FrameMinSize {
 		return amqp091.NewError(amqp091.NotAllowed, "frame_max=%d < %d min size", frameMax, amqp091.FrameMinSize)
 	}
@@ -101,8 +100,9 @@ func (c *connection) applyTune(t *amqp091.ConnectionTuneOk) error {
 		return amqp091.NewError(amqp091.NotAllowed, "frame_max=%d > %d max size", frameMax, cfg.FrameMax)
 	}
 	channelMax := t.ChannelMax
+	// RabbitMQ refuses 0 ("no limit") and anything above what it proposed.
 	if channelMax == 0 || channelMax > cfg.ChannelMax {
-		channelMax = cfg.ChannelMax
+		return amqp091.NewError(amqp091.NotAllowed, "channel_max=%d out of range 1..%d", channelMax, cfg.ChannelMax)
 	}
 	c.frameMax, c.channelMax = frameMax, channelMax
 	c.fr.SetMaxFrameSize(frameMax)
@@ -117,7 +117,7 @@ func (c *connection) authenticate(s *amqp091.ConnectionStartOk) error {
 	case "PLAIN":
 		parts := bytes.SplitN([]byte(s.Response), []byte{0}, 3)
 		if len(parts) != 3 {
-			return c.refuse(s.Mechanism)
+			return errors.New("malformed PLAIN response")
 		}
 		user, pass = string(parts[1]), string(parts[2])
 	case "AMQPLAIN":
@@ -125,7 +125,7 @@ func (c *connection) authenticate(s *amqp091.ConnectionStartOk) error {
 		b := binary.BigEndian.AppendUint32(nil, uint32(len(s.Response)))
 		t, _, err := amqp091.DecodeTable(append(b, s.Response...))
 		if err != nil {
-			return c.refuse(s.Mechanism)
+			return errors.New("malformed AMQPLAIN response")
 		}
 		user, _ = t["LOGIN"].(string)
 		pass, _ = t["PASSWORD"].(string)
@@ -145,16 +145,23 @@ func (c *connection) authenticate(s *amqp091.ConnectionStartOk) error {
 // clients that advertise authentication_failure_close, a plain close otherwise.
 func (c *connection) refuse(mechanism string) error {
 	if c.clientCap("authentication_failure_close") {
-		return amqp091.NewError(amqp091.AccessRefused, "Login was refused using authentication mechanism %s. For details see the broker logfile.", mechanism)
+		return loginRefused{err: amqp091.NewError(amqp091.AccessRefused, "Login was refused using authentication mechanism %s. For details see the broker logfile.", mechanism)}
 	}
 	return errLoginRefused
 }
 
-type loginRefused struct{}
+// loginRefused is the one handshake error answered before tuning.
+type loginRefused struct{ err *amqp091.Error }
 
-func (loginRefused) Error() string { return "login refused" }
+func (e loginRefused) Error() string { return e.err.Error() }
 
-var errLoginRefused error = loginRefused{}
+var errLoginRefused = errors.New("login refused")
+
+// withMethod records the method that caused err, for connection.close and channel.close.
+func withMethod(err *amqp091.Error, m amqp091.Method) *amqp091.Error {
+	err.ClassID, err.MethodID = m.ClassID(), m.MethodID()
+	return err
+}
 
 func isLoopback(a net.Addr) bool {
 	tcp, ok := a.(*net.TCPAddr)

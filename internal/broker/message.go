@@ -78,6 +78,9 @@ func NewMessage(exchange, routingKey string, props, body []byte) (*Message, erro
 		return nil, err
 	}
 	m := &Message{Exchange: exchange, RoutingKey: routingKey, Props: props, Body: body, TTL: -1}
+	if s.Flags&amqp091.FlagDeliveryMode != 0 && s.DeliveryMode != 1 && s.DeliveryMode != 2 {
+		return nil, amqp091.NewError(amqp091.PreconditionFailed, "invalid message: {delivery_mode_unknown,%d}", s.DeliveryMode)
+	}
 	m.Persistent = s.DeliveryMode == 2
 	m.Priority = s.Priority
 	if s.Flags&amqp091.FlagExpiration != 0 {

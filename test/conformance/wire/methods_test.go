@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/warren-mq/warren/internal/testbroker"
 )
 
 // TestWireMethodOnUnopenedChannel: any method but channel.open on a channel
@@ -154,18 +156,27 @@ func TestWireTableLengthOverrun(t *testing.T) {
 // unknown type octet, an unknown class, an unknown method of a known class.
 func TestWireCrashesReader(t *testing.T) {
 	t.Parallel()
-	for name, send := range map[string]func(c *rawConn){
-		"unknown field type": func(c *rawConn) {
+	// RabbitMQ's reader crashes on these: it writes nothing and drops the socket.
+	// Warren deliberately answers with a connection.close that says what was wrong.
+	for name, tc := range map[string]struct {
+		send   func(c *rawConn)
+		warren closeReason
+	}{
+		"unknown field type": {func(c *rawConn) {
 			c.writeMethod(1, queueDeclare("", 0, table(field("abc", 'Z', u32(0)), u8(0))))
-		},
-		"unknown class":             func(c *rawConn) { c.writeMethod(1, methodBytes(99, 10)) },
-		"unknown method":            func(c *rawConn) { c.writeMethod(1, methodBytes(60, 99)) },
-		"unknown connection method": func(c *rawConn) { c.writeMethod(0, methodBytes(10, 99)) },
+		}, closeReason{501, "FRAME_ERROR - cannot decode <<0,0,0,0,0,0,0,10,3,97,98,99,90,0,0,0,0,0>>", 50, 10}},
+		"unknown class":             {func(c *rawConn) { c.writeMethod(1, methodBytes(99, 10)) }, closeReason{540, "NOT_IMPLEMENTED - {unknown_method_id,{99,10}}", 99, 10}},
+		"unknown method":            {func(c *rawConn) { c.writeMethod(1, methodBytes(60, 99)) }, closeReason{540, "NOT_IMPLEMENTED - {unknown_method_id,{60,99}}", 60, 99}},
+		"unknown connection method": {func(c *rawConn) { c.writeMethod(0, methodBytes(10, 99)) }, closeReason{540, "NOT_IMPLEMENTED - {unknown_method_id,{10,99}}", 10, 99}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			c := ready(t)
-			send(c)
+			tc.send(c)
+			if !testbroker.External() {
+				c.expectConnectionClose(tc.warren)
+				return
+			}
 			if got := c.readAll(waitTimeout); len(got) != 0 {
 				t.Fatalf("server wrote % x, want nothing before the socket closes", got)
 			}
