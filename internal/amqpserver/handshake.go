@@ -1,9 +1,9 @@
 package amqpserver
 
 import (
-	"errors"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"net"
 	"time"
 
