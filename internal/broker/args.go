@@ -166,10 +166,10 @@ func erlangTerm(v any) string {
 	return fmt.Sprintf("%v", v)
 }
 
-func checkExchangeArgs(args amqp091.Table) error {
+func checkExchangeArgs(name, vhost string, args amqp091.Table) error {
 	if v, ok := args["alternate-exchange"]; ok {
 		if _, isStr := v.(string); !isStr {
-			return amqp091.NewError(amqp091.PreconditionFailed, "invalid arg 'alternate-exchange': {unacceptable_type,%s}", typeName(v))
+			return amqp091.NewError(amqp091.PreconditionFailed, "invalid type '%s' for arg 'alternate-exchange' in exchange '%s' in vhost '%s'", typeName(v), name, vhost)
 		}
 	}
 	return nil

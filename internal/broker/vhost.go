@@ -80,7 +80,7 @@ func (v *VHost) DeclareExchange(d ExchangeDecl) (*Exchange, error) {
 	if strings.HasPrefix(d.Name, "amq.") {
 		return nil, amqp091.NewError(amqp091.AccessRefused, "exchange name '%s' contains reserved prefix 'amq.*'", d.Name)
 	}
-	if err := checkExchangeArgs(d.Args); err != nil {
+	if err := checkExchangeArgs(d.Name, v.Name, d.Args); err != nil {
 		return nil, err
 	}
 	e, ok := newExchange(d.Name, d.Kind, d.Durable, d.AutoDelete, d.Internal, d.Args)

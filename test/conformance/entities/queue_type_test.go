@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warren-mq/warren/internal/testbroker"
 )
 
 // Quorum and stream queues are what RabbitMQ 3.10 does with x-queue-type; these tests
@@ -13,6 +15,7 @@ func quorumArgs() amqp.Table { return amqp.Table{"x-queue-type": "quorum"} }
 
 func TestQueueTypeQuorum(t *testing.T) {
 	t.Parallel()
+	onlyRabbitMQ(t)
 	f := setup(t)
 	conn, ch := f.connChannel()
 	q := f.queueName("qq")
@@ -37,6 +40,7 @@ func TestQueueTypeQuorum(t *testing.T) {
 // redeclared without naming its type.
 func TestQueueTypeQuorumRedeclareWithoutType(t *testing.T) {
 	t.Parallel()
+	onlyRabbitMQ(t)
 	f := setup(t)
 	conn, ch := f.connChannel()
 	q := f.queueName("qq")
@@ -50,6 +54,7 @@ func TestQueueTypeQuorumRedeclareWithoutType(t *testing.T) {
 
 func TestQueueTypeQuorumRefusesProperties(t *testing.T) {
 	t.Parallel()
+	onlyRabbitMQ(t)
 	for _, tc := range []struct {
 		name                           string
 		durable, autoDelete, exclusive bool
@@ -94,6 +99,7 @@ func streamQueue(t *testing.T, f *fixture, ch *amqp.Channel) string {
 // they are read.
 func TestQueueTypeStreamConsume(t *testing.T) {
 	t.Parallel()
+	onlyRabbitMQ(t)
 	f := setup(t)
 	ch := f.channel()
 	q := streamQueue(t, f, ch)
@@ -122,6 +128,7 @@ func TestQueueTypeStreamConsume(t *testing.T) {
 
 func TestQueueTypeStreamConsumeNeedsPrefetch(t *testing.T) {
 	t.Parallel()
+	onlyRabbitMQ(t)
 	f := setup(t)
 	conn, ch := f.connChannel()
 	q := streamQueue(t, f, ch)
@@ -133,6 +140,7 @@ func TestQueueTypeStreamConsumeNeedsPrefetch(t *testing.T) {
 // basic.get on a stream is a connection error, not a channel error.
 func TestQueueTypeStreamGetRefused(t *testing.T) {
 	t.Parallel()
+	onlyRabbitMQ(t)
 	f := setup(t)
 	ch := f.channel()
 	q := streamQueue(t, f, ch)
@@ -145,6 +153,7 @@ func TestQueueTypeStreamGetRefused(t *testing.T) {
 // Streams need manual acknowledgement; asking for auto-ack closes the connection.
 func TestQueueTypeStreamAutoAckRefused(t *testing.T) {
 	t.Parallel()
+	onlyRabbitMQ(t)
 	f := setup(t)
 	conn, ch := f.connChannel()
 	q := streamQueue(t, f, ch)
@@ -154,4 +163,30 @@ func TestQueueTypeStreamAutoAckRefused(t *testing.T) {
 	_, err := ch.Consume(q, "", true, false, false, false, nil)
 	wantConnectionError(t, conn, err, amqp.NotImplemented,
 		"NOT_IMPLEMENTED - automatic acknowledgement not supported by stream queues queue '"+q+"' in vhost '/'")
+}
+
+// onlyRabbitMQ skips tests of queue types Warren does not have yet;
+// TestQueueTypeRefusedByWarren checks how Warren answers instead.
+func onlyRabbitMQ(t *testing.T) {
+	t.Helper()
+	if !testbroker.External() {
+		t.Skip("quorum and stream queues are not implemented in Warren yet")
+	}
+}
+
+// TestQueueTypeRefusedByWarren: until they exist, Warren refuses quorum and
+// stream queues with a channel error that says so, and the connection lives on.
+func TestQueueTypeRefusedByWarren(t *testing.T) {
+	t.Parallel()
+	if testbroker.External() {
+		t.Skip("Warren's own answer")
+	}
+	for _, typ := range []string{"quorum", "stream"} {
+		f := setup(t)
+		conn, ch := f.connChannel()
+		q := f.queueName(typ)
+		_, err := ch.QueueDeclare(q, true, false, false, false, amqp.Table{"x-queue-type": typ})
+		wantChannelError(t, conn, ch, err, amqp.PreconditionFailed,
+			"PRECONDITION_FAILED - invalid arg 'x-queue-type' for queue '"+q+"' in vhost '/': \"queue type '"+typ+"' is not supported by Warren yet; declare a classic queue\"")
+	}
 }
