@@ -39,10 +39,12 @@ type config struct {
 	json         bool
 	predeclared  bool
 	autoDelete   bool
-	deleteQueues bool
+	cleanup      bool
 
 	idleConns    int
 	idleChannels int
+
+	awaitMessages int64
 
 	events *events // where connections report connection.blocked
 
@@ -88,7 +90,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		fs.IntVar(p, long, def, usage)
 	}
 	num64 := func(p *int64, short, long string, usage string) {
-		fs.Int64Var(p, short, 0, usage)
+		if short != "" {
+			fs.Int64Var(p, short, 0, usage)
+		}
 		fs.Int64Var(p, long, 0, usage)
 	}
 	boolean := func(p *bool, short, long string, def bool, usage string) {
@@ -123,9 +127,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	boolean(&c.json, "", "json", false, "print JSON lines instead of text")
 	boolean(&c.predeclared, "p", "predeclared", false, "use existing queues and exchange, declare nothing")
 	boolean(&c.autoDelete, "", "auto-delete", false, "declare queues auto-delete (deleted after their last consumer)")
-	boolean(&c.deleteQueues, "", "delete-queues", false, "delete the named queues when the run ends")
+	boolean(&c.cleanup, "", "cleanup", false, "when the run ends, delete the named queues and the exchange (unless amq.*)")
 	num(&c.idleConns, "", "idle-connections", 0, "idle mode: open N connections, hold them for -z seconds (or until interrupted), send nothing")
 	num(&c.idleChannels, "", "channels-per-connection", 1, "idle mode: channels opened on each connection")
+	num64(&c.awaitMessages, "", "await-messages", "await mode: wait until queue -u holds N messages, print how long it took (bounded by -z, default 300 s)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -161,10 +166,10 @@ func (c *config) validate() error {
 		return errors.New("-c, -q and -A must not be negative")
 	case c.prefetch > 65535:
 		return fmt.Errorf("-q %d: prefetch count is a 16-bit field", c.prefetch)
-	case c.rate < 0 || c.seconds < 0 || c.pmessages < 0 || c.cmessages < 0:
-		return errors.New("-r, -z, -C and -D must not be negative")
-	case c.idleConns < 0 || c.idleChannels < 0:
-		return errors.New("--idle-connections and --channels-per-connection must not be negative")
+	case c.rate < 0 || c.seconds < 0 || c.pmessages < 0 || c.cmessages < 0 || c.awaitMessages < 0:
+		return errors.New("-r, -z, -C, -D and --await-messages must not be negative")
+	case c.idleConns < 0 || c.idleChannels < 0 || c.idleChannels > 65535:
+		return errors.New("--idle-connections must not be negative, --channels-per-connection must be 0..65535")
 	case len(c.queue) > 250 || len(c.exchange) > 255:
 		return errors.New("queue and exchange names are short strings: at most 255 bytes")
 	}

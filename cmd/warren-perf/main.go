@@ -6,6 +6,7 @@
 //	warren-perf -x 4 -y 4 --queues 4 -f persistent -c 500 -z 15 --json
 //	warren-perf -e amq.fanout -t fanout -x 1 -y 10 -z 10
 //	warren-perf --idle-connections 1000 --channels-per-connection 2 -z 30
+//	warren-perf -u backlog --await-messages 1000000 -z 120   # time a restart
 //
 // It has its own lean client rather than a general-purpose library, because a
 // load generator must not be the bottleneck: each producer's goroutine copies a
@@ -49,6 +50,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfg.events = &events{w: stderr}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
+	if cfg.awaitMessages > 0 {
+		if err := runAwait(ctx, cfg, stdout); err != nil {
+			fmt.Fprintln(stderr, "warren-perf:", err)
+			return 1
+		}
+		return 0
+	}
 	if cfg.idleConns > 0 {
 		if err := runIdle(ctx, cfg, stdout); err != nil {
 			fmt.Fprintln(stderr, "warren-perf:", err)

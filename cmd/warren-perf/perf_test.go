@@ -81,7 +81,7 @@ func TestPerfRunAckModes(t *testing.T) {
 		{"-q", "1"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
-			args = append(args, "-u", fmt.Sprintf("acks-%d", i), "-C", "500", "-D", "500", "--delete-queues")
+			args = append(args, "-u", fmt.Sprintf("acks-%d", i), "-C", "500", "-D", "500", "--cleanup")
 			res, seqs, _ := perfRun(t, url, args...)
 			if res.sent != 500 || res.received != 500 {
 				t.Fatalf("result %+v", res)
@@ -104,12 +104,18 @@ func TestPerfRunQueuesSpread(t *testing.T) {
 
 func TestPerfRunFanout(t *testing.T) {
 	url := testbroker.Start(t, testbroker.Options{}).URL
-	res, seqs, _ := perfRun(t, url, "-t", "fanout", "-x", "1", "-y", "4", "-C", "200", "-D", "200", "-c", "20")
+	res, seqs, _ := perfRun(t, url, "-t", "fanout", "-e", "perf-fanout", "-x", "1", "-y", "4", "-C", "200", "-D", "200", "-c", "20", "--cleanup")
 	if res.sent != 200 || res.received != 800 {
 		t.Fatalf("result %+v", res)
 	}
 	for k := 1; k <= 4; k++ {
 		exactlyOnce(t, fmt.Sprintf("consumer %d", k), seqs[k], 200)
+	}
+	// --cleanup deleted the exchange: publishing to it now fails.
+	var stderr bytes.Buffer
+	if code := run([]string{"-h", url, "-p", "-t", "fanout", "-e", "perf-fanout", "-y", "0", "-C", "1", "-c", "1"}, io.Discard, &stderr); code != 1 ||
+		!strings.Contains(stderr.String(), "404 NOT_FOUND - no exchange 'perf-fanout'") {
+		t.Fatalf("publish after cleanup: exit %d, stderr %s", code, stderr.String())
 	}
 }
 
@@ -201,5 +207,26 @@ func TestPerfIdleConnections(t *testing.T) {
 	}
 	if got := strings.TrimSpace(out.String()); got != "idle: 20 connections, 60 channels open (20 requested)" {
 		t.Fatalf("output %q", got)
+	}
+}
+
+func TestPerfAwaitMessages(t *testing.T) {
+	url := testbroker.Start(t, testbroker.Options{}).URL
+	res, _, _ := perfRun(t, url, "-u", "await", "-y", "0", "-C", "10", "-c", "10")
+	if res.confirmed != 10 {
+		t.Fatalf("result %+v", res)
+	}
+	var out, stderr bytes.Buffer
+	if code := run([]string{"-h", url, "-u", "await", "--await-messages", "10"}, &out, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if !strings.HasPrefix(out.String(), "ready: ") || !strings.Contains(out.String(), "queue await holds 10 messages") {
+		t.Fatalf("output %q", out.String())
+	}
+	// More than the queue holds: gives up at -z and says why.
+	stderr.Reset()
+	if code := run([]string{"-h", url, "-u", "await", "--await-messages", "11", "-z", "0.1"}, io.Discard, &stderr); code != 1 ||
+		!strings.Contains(stderr.String(), `queue "await" holds 10 messages`) {
+		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 }

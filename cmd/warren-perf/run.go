@@ -176,8 +176,8 @@ loop:
 	}
 	waitTimeout(&readers, closeTimeout)
 	closeAll()
-	if runErr == nil && cfg.deleteQueues && len(names) > 0 {
-		runErr = deleteQueues(cfg, u, names)
+	if runErr == nil && cfg.cleanup {
+		runErr = cleanup(cfg, u, names)
 	}
 	return res, runErr
 }
@@ -233,8 +233,9 @@ func declare(cfg *config, u amqpURI, names []string) error {
 	return nil
 }
 
-// deleteQueues deletes the named queues after a run (--delete-queues).
-func deleteQueues(cfg *config, u amqpURI, names []string) error {
+// cleanup deletes the named queues and a non-predefined exchange after a run
+// (--cleanup), whoever declared them; missing ones are skipped.
+func cleanup(cfg *config, u amqpURI, names []string) error {
 	c, err := dial(u, "warren-perf cleanup", cfg.events, 10*time.Second)
 	if err != nil {
 		return err
@@ -243,17 +244,22 @@ func deleteQueues(cfg *config, u amqpURI, names []string) error {
 	if err := c.openChannel(1); err != nil {
 		return err
 	}
+	// run tolerates 404 NOT_FOUND, which closes the channel, and reopens it.
+	run := func(m amqp091.Method) error {
+		_, err := c.call(1, m)
+		var bc *brokerClosed
+		if errors.As(err, &bc) && bc.channel && bc.err.Code == amqp091.NotFound {
+			return c.openChannel(1)
+		}
+		return err
+	}
 	for _, q := range names {
-		if _, err := expect[*amqp091.QueueDeleteOk](c, 1, &amqp091.QueueDelete{Queue: q}); err != nil {
-			var bc *brokerClosed
-			if errors.As(err, &bc) && bc.err.Code == amqp091.NotFound {
-				if err := c.openChannel(1); err != nil {
-					return err
-				}
-				continue // already gone, e.g. auto-deleted
-			}
+		if err := run(&amqp091.QueueDelete{Queue: q}); err != nil {
 			return err
 		}
+	}
+	if ex := cfg.exchange; ex != "" && !strings.HasPrefix(ex, "amq.") {
+		return run(&amqp091.ExchangeDelete{Exchange: ex})
 	}
 	return nil
 }
