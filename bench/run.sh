@@ -577,7 +577,7 @@ URI is amqp://guest:guest@127.0.0.1:PORT/ of the broker under test. Each timed r
 (\`BENCH_SECONDS\`); the script adds \`--json\` to parse the summaries.
 
 \`\`\`
-BENCH_SECONDS=$SECONDS_PER_RUN BENCH_SCENARIOS="$SCENARIOS" bench/run.sh
+$INVOCATION
 \`\`\`
 
 EOF
@@ -589,6 +589,12 @@ EOF
 # --- main -------------------------------------------------------------------------
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+INVOCATION=bench/run.sh
+for v in BENCH_SCENARIOS BENCH_REF BENCH_IDLE_CONNECTIONS BENCH_BACKLOG BENCH_SECONDS; do
+	if [ -n "${!v:-}" ]; then
+		INVOCATION="$v=\"${!v}\" $INVOCATION"
+	fi
+done
 : >"$REPORT"
 : >"$OVERVIEW"
 : >"$COMMANDS"

@@ -46,6 +46,8 @@ type config struct {
 
 	awaitMessages int64
 
+	cpuProfile string
+
 	events *events // where connections report connection.blocked
 
 	// onBody, set only by tests, sees every counted delivery's body; it runs
@@ -130,6 +132,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	boolean(&c.cleanup, "", "cleanup", false, "when the run ends, delete the named queues and the exchange (unless amq.*)")
 	num(&c.idleConns, "", "idle-connections", 0, "idle mode: open N connections, hold them for -z seconds (or until interrupted), send nothing")
 	num(&c.idleChannels, "", "channels-per-connection", 1, "idle mode: channels opened on each connection")
+	str(&c.cpuProfile, "", "cpuprofile", "", "write warren-perf's own CPU profile to this file")
 	num64(&c.awaitMessages, "", "await-messages", "await mode: wait until queue -u holds N messages, print how long it took (bounded by -z, default 300 s)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
