@@ -1,19 +1,25 @@
-// Package store persists what must outlive a broker restart: metadata (vhosts,
-// users, exchanges, queues, bindings) as an append-only log of commands, and
-// persistent messages of durable queues.
-//
-// Two implementations share one interface: Memory, which keeps nothing across a
-// restart and is what the AMQP core runs on today, and (later) a file store with
-// segment logs. The broker never knows which one it has.
 package store
 
 import (
 	"errors"
-	"sync"
+	"log/slog"
+	"time"
 )
 
 // ErrClosed is returned by every call after Close.
 var ErrClosed = errors.New("store: closed")
+
+// ErrNotFound is returned by ReadMessage for a message the store does not hold
+// (never appended, acknowledged, its queue deleted, or not written yet).
+var ErrNotFound = errors.New("store: no such message")
+
+// ErrInvalid is returned for a record the store cannot hold: a vhost or queue
+// name longer than an AMQP short string (255 bytes) or data beyond MaxData.
+var ErrInvalid = errors.New("store: invalid record")
+
+// MaxData is the largest MessageRecord.Data the store accepts (RabbitMQ's
+// max_message_size cap is 512 MiB; one record must fit one length field).
+const MaxData = 1<<30 - 1024
 
 // MetaOp names a metadata command.
 type MetaOp uint8
@@ -33,6 +39,12 @@ const (
 )
 
 // MetaCommand is one metadata change. Fields not used by an op stay zero.
+//
+// Compaction keeps the last command per object and drops deleted objects, so
+// the broker must record what it replays accordingly: PutUser carries the whole
+// user (it replaces the previous one), DeleteVHost removes the vhost's
+// exchanges, queues and bindings, DeleteExchange the bindings it is source or
+// destination of, DeleteQueue the bindings to it.
 type MetaCommand struct {
 	Op          MetaOp
 	VHost       string
@@ -47,87 +59,111 @@ type MetaCommand struct {
 	Tags        string // user tags
 }
 
-// MessageRecord is a persistent message written for one durable queue.
+// MessageRecord is a message written for one queue. A queue identifies its
+// messages by ID, and so does the store: there is no separate handle to keep.
 type MessageRecord struct {
 	VHost string
 	Queue string
-	ID    uint64 // the queue's sequence number for the message
-	Data  []byte // encoded message (exchange, key, properties, body)
+	ID    uint64 // the queue's sequence number for the message; unique per queue among live messages
+	// Transient records are paged out under memory pressure only: readable with
+	// ReadMessage while the store is open, dropped at recovery, never synced for
+	// their own sake.
+	Transient bool
+	Data      []byte // encoded message (exchange, key, properties, body), opaque to the store
 }
 
-// Store is what the broker persists through.
+// Stats describes a store, for tests and metrics. Counters are since Open.
+type Stats struct {
+	Segments      int    // segment files on disk
+	DiskBytes     int64  // bytes in segment files, ack log and metadata log
+	AckLogBytes   int64  // bytes in the ack log
+	LiveMessages  int    // messages held (appended, not yet acknowledged), transient included
+	LiveBytes     int64  // their bytes on disk (File) or in memory (Memory)
+	Pending       int    // appended records waiting for the syncer
+	Syncs         uint64 // fdatasync calls covering message appends
+	SyncedAppends uint64 // appended records those syncs covered; SyncedAppends/Syncs is the group-commit factor
+	Compactions   uint64 // segments rewritten because they were mostly dead
+	Deleted       uint64 // segments deleted
+}
+
+// Store is what the broker persists through. All methods are safe for
+// concurrent use. After the first I/O error that could have left the store in
+// doubt, every call returns that error until the store is reopened.
 type Store interface {
 	// AppendMeta records a metadata command; it is durable when AppendMeta returns.
 	AppendMeta(cmd MetaCommand) error
-	// MetaLog returns the commands to replay at boot, oldest first.
+	// MetaLog returns the commands to replay at boot, oldest first. It may be a
+	// compacted equivalent of what was appended.
 	MetaLog() ([]MetaCommand, error)
-	// AppendMessages records messages and calls done once they are durable (or failed).
-	// done may run on another goroutine and must not block.
+
+	// AppendMessages records messages. It never waits for disk I/O. done runs
+	// once they are durable (or failed), on the store's goroutine, or at once on
+	// the caller's for a closed store: the caller must not hold a lock done
+	// takes, and done must not block. recs and their Data must not be modified
+	// until done runs. Appending an ID the queue already has replaces it.
 	AppendMessages(recs []MessageRecord, done func(error))
-	// Ack records that messages of a queue are gone (acknowledged, dropped, purged).
+	// ReadMessage returns a message appended earlier, once its done has run.
+	// The returned Data is the caller's.
+	ReadMessage(vhost, queue string, id uint64) (MessageRecord, error)
+	// Ack records that messages of a queue are gone for good (acknowledged,
+	// dropped, expired, dead-lettered). Unknown IDs are ignored. It does not
+	// sync: the ack becomes durable with the next sync.
 	Ack(vhost, queue string, ids []uint64) error
-	// Close flushes and releases the store.
+	// MarkDelivered records a first delivery, so that recovery can set the
+	// redelivered flag. Like Ack, it does not sync.
+	MarkDelivered(vhost, queue string, ids []uint64) error
+	// DeleteQueue acknowledges every message of a queue.
+	DeleteQueue(vhost, queue string) error
+	// Recover calls fn for every live persistent message, each queue's messages
+	// in ID order, queues in name order. rec.Data is valid only during fn. At
+	// boot that is what survived the restart. fn's error stops Recover and is
+	// returned. fn must not call Sync or Close.
+	Recover(fn func(rec MessageRecord, delivered bool) error) error
+
+	// Sync makes everything appended, acknowledged and marked so far durable.
+	Sync() error
+	// Stats describes the store.
+	Stats() Stats
+	// FreeDisk returns the bytes available to the store on its file system, so
+	// that the broker can block publishers below a limit.
+	FreeDisk() (uint64, error)
+	// Close flushes and releases the store. Further calls return ErrClosed.
 	Close() error
 }
 
-// Memory is a Store that keeps metadata in memory and persists nothing across a
-// restart. Messages already live in the queues, so it records none of them.
-type Memory struct {
-	mu     sync.Mutex
-	meta   []MetaCommand
-	closed bool
+// SyncMode says when appended messages are made durable.
+type SyncMode uint8
+
+// Sync modes.
+const (
+	// SyncAlways confirms appends after the fdatasync covering them; appends
+	// arriving while a sync runs are committed together by the next one.
+	SyncAlways SyncMode = iota
+	// SyncInterval confirms appends once written to the OS and syncs every
+	// Options.Interval: a machine crash (not a broker crash) loses up to an
+	// interval of confirmed messages. It trades durability for speed.
+	SyncInterval
+	// SyncNever never syncs unless asked (Sync, Close still writes). For tests.
+	SyncNever
+)
+
+// Options configure Open. The zero value is usable.
+type Options struct {
+	Sync SyncMode
+	// Interval is the sync period in SyncInterval mode; default 100ms.
+	Interval time.Duration
+	// SegmentSize is the size at which a segment file is closed and a new one
+	// started; default 64 MiB, at most 1 GiB.
+	SegmentSize int64
+	// Logger receives recovery progress and I/O problems; nil means slog.Default().
+	Logger *slog.Logger
+
+	fs            fsys  // tests inject failing files
+	ackRewriteMin int64 // ack log size that may trigger a rewrite; default 4 MiB
+	compactChunk  int   // bytes of a segment compacted per step; default 1 MiB
 }
 
-// NewMemory returns an empty in-memory store.
-func NewMemory() *Memory { return &Memory{} }
-
-// AppendMeta implements Store.
-func (m *Memory) AppendMeta(cmd MetaCommand) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return ErrClosed
-	}
-	m.meta = append(m.meta, cmd)
-	return nil
-}
-
-// MetaLog implements Store.
-func (m *Memory) MetaLog() ([]MetaCommand, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return nil, ErrClosed
-	}
-	return append([]MetaCommand(nil), m.meta...), nil
-}
-
-// AppendMessages implements Store: nothing to write, so done runs at once.
-func (m *Memory) AppendMessages(recs []MessageRecord, done func(error)) {
-	m.mu.Lock()
-	closed := m.closed
-	m.mu.Unlock()
-	if closed {
-		done(ErrClosed)
-		return
-	}
-	done(nil)
-}
-
-// Ack implements Store.
-func (m *Memory) Ack(vhost, queue string, ids []uint64) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return ErrClosed
-	}
-	return nil
-}
-
-// Close implements Store.
-func (m *Memory) Close() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.closed = true
-	return nil
-}
+var (
+	_ Store = (*Memory)(nil)
+	_ Store = (*File)(nil)
+)

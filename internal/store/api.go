@@ -1,0 +1,395 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+)
+
+// usableLocked returns the error every call returns now, if any.
+func (s *File) usableLocked() error {
+	if s.closing {
+		return ErrClosed
+	}
+	return s.err
+}
+
+func (s *File) usable() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.usableLocked()
+}
+
+// fail records a sticky error; the first one wins.
+func (s *File) fail(err error) {
+	s.mu.Lock()
+	s.failLocked(err)
+	s.mu.Unlock()
+}
+
+func (s *File) failLocked(err error) {
+	if s.err == nil {
+		s.err = fmt.Errorf("store: failed, reopen to recover: %w", err)
+		s.log.Error("store: I/O error, store failed until reopened", "err", err)
+	}
+}
+
+// kick wakes the syncer. The channel holds one signal, so any number of kicks
+// before the syncer looks collapse into one batch.
+func (s *File) kick() {
+	select {
+	case s.kickc <- struct{}{}:
+	default:
+	}
+}
+
+// AppendMessages implements Store.
+func (s *File) AppendMessages(recs []MessageRecord, done func(error)) {
+	if len(recs) == 0 {
+		done(nil)
+		return
+	}
+	if err := validRecords(recs); err != nil {
+		done(err)
+		return
+	}
+	s.mu.Lock()
+	if err := s.usableLocked(); err != nil {
+		s.mu.Unlock()
+		done(err)
+		return
+	}
+	base := s.nextRecno
+	s.nextRecno += uint64(len(recs))
+	var q *qindex
+	var k qkey
+	for i := range recs {
+		r := &recs[i]
+		if q == nil || r.VHost != k.vhost || r.Queue != k.queue {
+			k = qkey{r.VHost, r.Queue}
+			q = s.queueIndex(k)
+		}
+		if old, ok := q.slots[r.ID]; ok {
+			s.dropLocked(old)
+		} else {
+			s.live++
+		}
+		sl := slot{recno: base + uint64(i)}
+		if r.Transient {
+			sl.flags = flagTransient
+		}
+		q.slots[r.ID] = sl
+	}
+	s.pend = append(s.pend, appendBatch{recs: recs, base: base, done: done})
+	s.pendRecs += len(recs)
+	s.mu.Unlock()
+	s.kick()
+}
+
+// dropLocked accounts for a slot leaving the index. A record not written yet
+// needs nothing: the syncer skips it, or logs its ack if it wrote it already.
+func (s *File) dropLocked(sl slot) {
+	if sl.flags&slotWritten == 0 {
+		return
+	}
+	seg := s.segs[sl.seg]
+	seg.live--
+	seg.liveBytes -= int64(sl.size)
+	if sl.flags&flagTransient == 0 {
+		seg.dead = append(seg.dead, sl.recno)
+		s.pendAcks = append(s.pendAcks, sl.recno)
+	}
+}
+
+// ReadMessage implements Store.
+func (s *File) ReadMessage(vhost, queue string, id uint64) (MessageRecord, error) {
+	for attempt := 0; ; attempt++ {
+		s.mu.Lock()
+		if err := s.usableLocked(); err != nil {
+			s.mu.Unlock()
+			return MessageRecord{}, err
+		}
+		sl, ok := slot{}, false
+		if q := s.queues[qkey{vhost, queue}]; q != nil {
+			sl, ok = q.slots[id]
+		}
+		if !ok || sl.flags&slotWritten == 0 {
+			s.mu.Unlock()
+			return MessageRecord{}, ErrNotFound
+		}
+		f := s.segs[sl.seg].f
+		s.mu.Unlock()
+		buf := make([]byte, sl.size)
+		err := readFull(f, buf, int64(sl.off))
+		if errors.Is(err, os.ErrClosed) && attempt < 3 {
+			continue // compaction moved it, or Close: look again
+		}
+		if err != nil {
+			return MessageRecord{}, fmt.Errorf("store: read %s/%s#%d: %w", vhost, queue, id, err)
+		}
+		data, err := checkMessage(buf, sl.recno)
+		if err != nil {
+			return MessageRecord{}, fmt.Errorf("store: read %s/%s#%d: %w", vhost, queue, id, err)
+		}
+		return MessageRecord{VHost: vhost, Queue: queue, ID: id, Transient: sl.flags&flagTransient != 0, Data: data}, nil
+	}
+}
+
+// checkMessage verifies a message record read back and returns its data.
+func checkMessage(rec []byte, recno uint64) ([]byte, error) {
+	typ, p, err := checkRecord(rec)
+	if err != nil || typ != recMessage {
+		return nil, errCorrupt
+	}
+	h, data, err := decodeMessage(p)
+	if err != nil || h.recno != recno {
+		return nil, errCorrupt
+	}
+	return data, nil
+}
+
+// Ack implements Store.
+func (s *File) Ack(vhost, queue string, ids []uint64) error {
+	s.mu.Lock()
+	if err := s.usableLocked(); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	k := qkey{vhost, queue}
+	q := s.queues[k]
+	if q == nil {
+		s.mu.Unlock()
+		return nil
+	}
+	for _, id := range ids {
+		if sl, ok := q.slots[id]; ok {
+			delete(q.slots, id)
+			s.live--
+			s.dropLocked(sl)
+		}
+	}
+	if len(q.slots) == 0 {
+		delete(s.queues, k)
+	}
+	s.mu.Unlock()
+	s.kick()
+	return nil
+}
+
+// MarkDelivered implements Store.
+func (s *File) MarkDelivered(vhost, queue string, ids []uint64) error {
+	s.mu.Lock()
+	if err := s.usableLocked(); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	q := s.queues[qkey{vhost, queue}]
+	marked := false
+	for _, id := range ids {
+		sl, ok := q.slotOf(id)
+		if !ok || sl.flags&flagDelivered != 0 {
+			continue
+		}
+		sl.flags |= flagDelivered
+		q.slots[id] = sl
+		// A record not written yet will carry the flag (or the syncer logs
+		// the mark when it finds it set too late); transient ones never
+		// need it.
+		if sl.flags&(slotWritten|flagTransient) == slotWritten {
+			s.pendDeliv = append(s.pendDeliv, sl.recno)
+			marked = true
+		}
+	}
+	s.mu.Unlock()
+	if marked {
+		s.kick()
+	}
+	return nil
+}
+
+// DeleteQueue implements Store.
+func (s *File) DeleteQueue(vhost, queue string) error {
+	s.mu.Lock()
+	if err := s.usableLocked(); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	k := qkey{vhost, queue}
+	if q := s.queues[k]; q != nil {
+		for _, sl := range q.slots {
+			s.live--
+			s.dropLocked(sl)
+		}
+		delete(s.queues, k)
+	}
+	s.mu.Unlock()
+	s.kick()
+	return nil
+}
+
+// recoverItem is one message Recover reads.
+type recoverItem struct {
+	id        uint64
+	sl        slot
+	f         file
+	delivered bool
+}
+
+// Recover implements Store. It first syncs, so that everything appended is
+// readable, then reads queue by queue, coalescing reads of neighbouring
+// records; records compaction moves meanwhile are looked up again.
+func (s *File) Recover(fn func(rec MessageRecord, delivered bool) error) error {
+	if err := s.Sync(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	keys := make([]qkey, 0, len(s.queues))
+	for k := range s.queues {
+		keys = append(keys, k)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(keys, func(a, b qkey) int {
+		if c := strings.Compare(a.vhost, b.vhost); c != 0 {
+			return c
+		}
+		return strings.Compare(a.queue, b.queue)
+	})
+	var items []recoverItem
+	var buf []byte
+	for _, k := range keys {
+		s.mu.Lock()
+		if err := s.usableLocked(); err != nil {
+			s.mu.Unlock()
+			return err
+		}
+		items = items[:0]
+		if q := s.queues[k]; q != nil {
+			for id, sl := range q.slots {
+				if sl.flags&(slotWritten|flagTransient) == slotWritten {
+					items = append(items, recoverItem{id: id, sl: sl, f: s.segs[sl.seg].f, delivered: sl.flags&flagDelivered != 0})
+				}
+			}
+		}
+		s.mu.Unlock()
+		slices.SortFunc(items, func(a, b recoverItem) int { return compareU64(a.id, b.id) })
+		var err error
+		if buf, err = s.recoverQueue(k, items, buf, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recoverQueue reads one queue's records in runs: consecutive records of one
+// segment read with one ReadAt when the gaps between them are small, so that
+// a queue written in one go costs a few large reads and interleaved queues
+// never read much more than their own bytes.
+func (s *File) recoverQueue(k qkey, items []recoverItem, buf []byte, fn func(MessageRecord, bool) error) ([]byte, error) {
+	for i := 0; i < len(items); {
+		first := items[i].sl
+		start, end := int64(first.off), int64(first.off)+int64(first.size)
+		j := i + 1
+		for ; j < len(items); j++ {
+			sl := items[j].sl
+			gap := int64(sl.off) - end
+			if sl.seg != first.seg || gap < 0 || gap > 4096+int64(sl.size) || int64(sl.off)+int64(sl.size)-start > 8<<20 {
+				break
+			}
+			end = int64(sl.off) + int64(sl.size)
+		}
+		buf = slices.Grow(buf[:0], int(end-start))[:end-start]
+		err := readFull(items[i].f, buf, start)
+		for ; i < j; i++ {
+			it := &items[i]
+			var data []byte
+			if err == nil {
+				rec := buf[int64(it.sl.off)-start : int64(it.sl.off)-start+int64(it.sl.size)]
+				data, err = checkMessage(rec, it.sl.recno)
+			}
+			if err != nil {
+				// Moved by compaction, acked and its segment deleted, or
+				// unreadable: look it up again.
+				m, rerr := s.ReadMessage(k.vhost, k.queue, it.id)
+				if errors.Is(rerr, ErrNotFound) {
+					continue
+				}
+				if rerr != nil {
+					s.log.Error("store: skipping unreadable message", "vhost", k.vhost, "queue", k.queue, "id", it.id, "err", rerr)
+					if errors.Is(rerr, ErrClosed) || s.usable() != nil {
+						return buf, rerr
+					}
+					continue
+				}
+				data = m.Data
+			}
+			if ferr := fn(MessageRecord{VHost: k.vhost, Queue: k.queue, ID: it.id, Data: data}, it.delivered); ferr != nil {
+				return buf, ferr
+			}
+		}
+	}
+	return buf, nil
+}
+
+// Sync implements Store.
+func (s *File) Sync() error { return s.wait(false) }
+
+// settle waits until everything pending is written and synced and the syncer
+// has no maintenance left (deletions, compaction, ack log rewrite). For tests.
+func (s *File) settle() error { return s.wait(true) }
+
+func (s *File) wait(settle bool) error {
+	ch := make(chan error, 1)
+	s.mu.Lock()
+	if err := s.usableLocked(); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	s.waiters = append(s.waiters, waiter{ch: ch, settle: settle})
+	s.mu.Unlock()
+	s.kick()
+	return <-ch
+}
+
+// Stats implements Store.
+func (s *File) Stats() Stats {
+	s.mu.Lock()
+	st := Stats{Segments: len(s.segs), LiveMessages: s.live, Pending: s.pendRecs}
+	for _, seg := range s.segs {
+		st.DiskBytes += seg.size
+		st.LiveBytes += seg.liveBytes
+	}
+	s.mu.Unlock()
+	st.AckLogBytes = s.ackBytes.Load()
+	st.DiskBytes += st.AckLogBytes + s.meta.bytes.Load()
+	st.Syncs = s.syncs.Load()
+	st.SyncedAppends = s.syncedAppends.Load()
+	st.Compactions = s.compactions.Load()
+	st.Deleted = s.deleted.Load()
+	return st
+}
+
+// FreeDisk implements Store with statfs(2) on the store's directory.
+func (s *File) FreeDisk() (uint64, error) { return freeDisk(s.dir) }
+
+// Close implements Store: it waits for the syncer to write (and, unless
+// SyncNever, sync) everything pending, then closes the files. It returns the
+// sticky error if the store had failed.
+func (s *File) Close() error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closing = true
+	s.mu.Unlock()
+	s.kick()
+	<-s.stopped
+	s.meta.mu.Lock()
+	defer s.meta.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closeFiles()
+	return s.err
+}

@@ -1,0 +1,447 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sync"
+	"testing"
+)
+
+// The conformance suite runs over every Store implementation: what the broker
+// sees must not depend on which one it has.
+
+func TestStoreConformanceMemory(t *testing.T) {
+	runConformance(t, func(t *testing.T) Store { return NewMemory() })
+}
+
+func TestStoreConformanceFile(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		sync SyncMode
+	}{{"always", SyncAlways}, {"interval", SyncInterval}, {"never", SyncNever}} {
+		t.Run(mode.name, func(t *testing.T) {
+			runConformance(t, func(t *testing.T) Store {
+				// Small segments so that every test crosses segment boundaries.
+				return openTest(t, t.TempDir(), Options{Sync: mode.sync, SegmentSize: 4096})
+			})
+		})
+	}
+}
+
+func runConformance(t *testing.T, open func(t *testing.T) Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s Store)
+	}{
+		{"AppendReadAck", confAppendReadAck},
+		{"RecoverOrder", confRecoverOrder},
+		{"Transient", confTransient},
+		{"Delivered", confDelivered},
+		{"DeleteQueue", confDeleteQueue},
+		{"Replace", confReplace},
+		{"AckBeforeDone", confAckBeforeDone},
+		{"Concurrent", confConcurrent},
+		{"Invalid", confInvalid},
+		{"Meta", confMeta},
+		{"MetaCompaction", confMetaCompaction},
+		{"Closed", confClosed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			defer s.Close()
+			tc.fn(t, s)
+		})
+	}
+}
+
+// msg builds a record with data derived from its identity.
+func msg(vhost, queue string, id uint64) MessageRecord {
+	return MessageRecord{VHost: vhost, Queue: queue, ID: id, Data: fmt.Appendf(nil, "%s/%s#%d:%s", vhost, queue, id, bytes.Repeat([]byte{'x'}, int(id%97)))}
+}
+
+// appendWait appends and waits for done.
+func appendWait(t testing.TB, s Store, recs ...MessageRecord) error {
+	t.Helper()
+	ch := make(chan error, 1)
+	s.AppendMessages(recs, func(err error) { ch <- err })
+	return <-ch
+}
+
+func mustAppend(t testing.TB, s Store, recs ...MessageRecord) {
+	t.Helper()
+	if err := appendWait(t, s, recs...); err != nil {
+		t.Fatalf("append: %v", err)
+	}
+}
+
+type recovered struct {
+	rec       MessageRecord
+	delivered bool
+}
+
+func recoverAll(t testing.TB, s Store) []recovered {
+	t.Helper()
+	var out []recovered
+	err := s.Recover(func(rec MessageRecord, delivered bool) error {
+		rec.Data = slices.Clone(rec.Data)
+		out = append(out, recovered{rec, delivered})
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("recover: %v", err)
+	}
+	return out
+}
+
+// ids lists the recovered IDs of one queue.
+func ids(rs []recovered, vhost, queue string) []uint64 {
+	var out []uint64
+	for _, r := range rs {
+		if r.rec.VHost == vhost && r.rec.Queue == queue {
+			out = append(out, r.rec.ID)
+		}
+	}
+	return out
+}
+
+func checkRecovered(t testing.TB, rs []recovered) {
+	t.Helper()
+	for _, r := range rs {
+		want := msg(r.rec.VHost, r.rec.Queue, r.rec.ID)
+		if !bytes.Equal(r.rec.Data, want.Data) {
+			t.Fatalf("recovered %s/%s#%d data %q, want %q", r.rec.VHost, r.rec.Queue, r.rec.ID, r.rec.Data, want.Data)
+		}
+	}
+}
+
+func confAppendReadAck(t *testing.T, s Store) {
+	mustAppend(t, s, msg("/", "q", 1), msg("/", "q", 2), msg("/", "q", 3))
+	for id := uint64(1); id <= 3; id++ {
+		m, err := s.ReadMessage("/", "q", id)
+		if err != nil || !bytes.Equal(m.Data, msg("/", "q", id).Data) || m.ID != id || m.Queue != "q" || m.VHost != "/" {
+			t.Fatalf("read #%d: %+v, %v", id, m, err)
+		}
+	}
+	if err := s.Ack("/", "q", []uint64{2, 99}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ReadMessage("/", "q", 2); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("read acked: %v, want ErrNotFound", err)
+	}
+	if _, err := s.ReadMessage("/", "other", 1); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("read unknown queue: %v, want ErrNotFound", err)
+	}
+	if err := s.Ack("/", "nosuch", []uint64{1}); err != nil {
+		t.Fatalf("ack on unknown queue: %v", err)
+	}
+	rs := recoverAll(t, s)
+	if got := ids(rs, "/", "q"); !reflect.DeepEqual(got, []uint64{1, 3}) {
+		t.Fatalf("recovered %v, want [1 3]", got)
+	}
+	checkRecovered(t, rs)
+	if st := s.Stats(); st.LiveMessages != 2 {
+		t.Fatalf("live %d, want 2", st.LiveMessages)
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func confRecoverOrder(t *testing.T, s Store) {
+	mustAppend(t, s, msg("/", "b", 5), msg("/", "b", 1), msg("v2", "a", 7))
+	mustAppend(t, s, msg("/", "a", 2), msg("/", "b", 3))
+	rs := recoverAll(t, s)
+	var got []string
+	for _, r := range rs {
+		got = append(got, fmt.Sprintf("%s/%s#%d", r.rec.VHost, r.rec.Queue, r.rec.ID))
+	}
+	want := []string{"//a#2", "//b#1", "//b#3", "//b#5", "v2/a#7"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("recover order %v, want %v", got, want)
+	}
+	checkRecovered(t, rs)
+	stop := errors.New("stop")
+	n := 0
+	err := s.Recover(func(MessageRecord, bool) error { n++; return stop })
+	if err != stop || n != 1 {
+		t.Fatalf("recover with failing fn: %v after %d calls", err, n)
+	}
+}
+
+func confTransient(t *testing.T, s Store) {
+	tr := msg("/", "q", 1)
+	tr.Transient = true
+	mustAppend(t, s, tr, msg("/", "q", 2))
+	m, err := s.ReadMessage("/", "q", 1)
+	if err != nil || !m.Transient || !bytes.Equal(m.Data, tr.Data) {
+		t.Fatalf("read transient: %+v %v", m, err)
+	}
+	if got := ids(recoverAll(t, s), "/", "q"); !reflect.DeepEqual(got, []uint64{2}) {
+		t.Fatalf("recovered %v, want only the persistent one", got)
+	}
+	if err := s.Ack("/", "q", []uint64{1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ReadMessage("/", "q", 1); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("read acked transient: %v", err)
+	}
+	if st := s.Stats(); st.LiveMessages != 1 {
+		t.Fatalf("live %d, want 1", st.LiveMessages)
+	}
+}
+
+func confDelivered(t *testing.T, s Store) {
+	mustAppend(t, s, msg("/", "q", 1), msg("/", "q", 2), msg("/", "q", 3))
+	if err := s.MarkDelivered("/", "q", []uint64{2, 3, 42}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkDelivered("/", "none", []uint64{1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ack("/", "q", []uint64{3}); err != nil {
+		t.Fatal(err)
+	}
+	rs := recoverAll(t, s)
+	if len(rs) != 2 || rs[0].delivered || !rs[1].delivered || rs[1].rec.ID != 2 {
+		t.Fatalf("recovered %+v, want #1 undelivered, #2 delivered", rs)
+	}
+}
+
+func confDeleteQueue(t *testing.T, s Store) {
+	var recs []MessageRecord
+	for id := range uint64(50) {
+		recs = append(recs, msg("/", "gone", id), msg("/", "kept", id))
+	}
+	mustAppend(t, s, recs...)
+	if err := s.DeleteQueue("/", "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteQueue("/", "never-was"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ReadMessage("/", "gone", 3); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("read from deleted queue: %v", err)
+	}
+	// A queue declared again under the same name starts its ids again.
+	again := MessageRecord{VHost: "/", Queue: "gone", ID: 0, Data: []byte("second life")}
+	mustAppend(t, s, again)
+	rs := recoverAll(t, s)
+	if got := ids(rs, "/", "gone"); !reflect.DeepEqual(got, []uint64{0}) {
+		t.Fatalf("recovered %v from re-declared queue", got)
+	}
+	if len(ids(rs, "/", "kept")) != 50 {
+		t.Fatalf("other queue lost messages")
+	}
+	m, err := s.ReadMessage("/", "gone", 0)
+	if err != nil || string(m.Data) != "second life" {
+		t.Fatalf("read re-declared: %q %v", m.Data, err)
+	}
+	if st := s.Stats(); st.LiveMessages != 51 {
+		t.Fatalf("live %d, want 51", st.LiveMessages)
+	}
+}
+
+func confReplace(t *testing.T, s Store) {
+	mustAppend(t, s, MessageRecord{VHost: "/", Queue: "q", ID: 1, Data: []byte("old")})
+	mustAppend(t, s, MessageRecord{VHost: "/", Queue: "q", ID: 1, Data: []byte("new")})
+	m, err := s.ReadMessage("/", "q", 1)
+	if err != nil || string(m.Data) != "new" {
+		t.Fatalf("read replaced: %q %v", m.Data, err)
+	}
+	rs := recoverAll(t, s)
+	if len(rs) != 1 || string(rs[0].rec.Data) != "new" {
+		t.Fatalf("recovered %+v", rs)
+	}
+	if st := s.Stats(); st.LiveMessages != 1 {
+		t.Fatalf("live %d, want 1", st.LiveMessages)
+	}
+}
+
+func confAckBeforeDone(t *testing.T, s Store) {
+	ch := make(chan error, 1)
+	s.AppendMessages([]MessageRecord{msg("/", "q", 1), msg("/", "q", 2)}, func(err error) { ch <- err })
+	if err := s.Ack("/", "q", []uint64{1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-ch; err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(recoverAll(t, s), "/", "q"); !reflect.DeepEqual(got, []uint64{2}) {
+		t.Fatalf("recovered %v, want [2]", got)
+	}
+	if st := s.Stats(); st.LiveMessages != 1 {
+		t.Fatalf("live %d, want 1", st.LiveMessages)
+	}
+}
+
+func confConcurrent(t *testing.T, s Store) {
+	const writers, per = 4, 200
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			q := fmt.Sprintf("q%d", w)
+			for id := range uint64(per) {
+				ch := make(chan error, 1)
+				s.AppendMessages([]MessageRecord{msg("/", q, id)}, func(err error) { ch <- err })
+				if id%3 == 0 {
+					s.MarkDelivered("/", q, []uint64{id})
+				}
+				if id%2 == 0 {
+					s.Ack("/", q, []uint64{id})
+				}
+				if err := <-ch; err != nil {
+					t.Error(err)
+					return
+				}
+				if id%2 == 1 {
+					if _, err := s.ReadMessage("/", q, id); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	rs := recoverAll(t, s)
+	if len(rs) != writers*per/2 {
+		t.Fatalf("recovered %d, want %d", len(rs), writers*per/2)
+	}
+	for _, r := range rs {
+		if r.rec.ID%2 == 0 || r.delivered != (r.rec.ID%3 == 0) {
+			t.Fatalf("recovered %s#%d delivered=%v", r.rec.Queue, r.rec.ID, r.delivered)
+		}
+	}
+	checkRecovered(t, rs)
+}
+
+func confInvalid(t *testing.T, s Store) {
+	long := string(bytes.Repeat([]byte{'q'}, 256))
+	if err := appendWait(t, s, MessageRecord{VHost: "/", Queue: long}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("256-byte queue name: %v, want ErrInvalid", err)
+	}
+	if err := appendWait(t, s); err != nil {
+		t.Fatalf("empty append: %v", err)
+	}
+	max := string(bytes.Repeat([]byte{'q'}, 255))
+	mustAppend(t, s, MessageRecord{VHost: max, Queue: max, ID: 1, Data: []byte("ok")})
+	if m, err := s.ReadMessage(max, max, 1); err != nil || string(m.Data) != "ok" {
+		t.Fatalf("255-byte names: %v", err)
+	}
+}
+
+// metaModel replays commands the way the broker does, to compare logs by the
+// state they produce rather than command by command.
+func metaModel(cmds []MetaCommand) map[string]MetaCommand {
+	var st metaState
+	for _, c := range cmds {
+		st.apply(c)
+	}
+	out := map[string]MetaCommand{}
+	for k, o := range st.objs {
+		out[fmt.Sprintf("%+v", k)] = o.cmd
+	}
+	return out
+}
+
+func sampleMeta() []MetaCommand {
+	return []MetaCommand{
+		{Op: MetaDeclareVHost, VHost: "v"},
+		{Op: MetaPutUser, Name: "u", Secret: []byte{1, 2, 3}, Tags: "administrator"},
+		{Op: MetaDeclareExchange, VHost: "v", Name: "x", Kind: "topic", Flags: 1, Args: []byte{0, 0, 0, 0}},
+		{Op: MetaDeclareQueue, VHost: "v", Name: "q", Flags: 1},
+		{Op: MetaBind, VHost: "v", Name: "x", Destination: "q", Key: "a.#"},
+		{Op: MetaDeclareExchange, VHost: "v", Name: "y", Kind: "fanout"},
+		{Op: MetaBind, VHost: "v", Name: "x", Destination: "y", ToExchange: true, Key: "k"},
+	}
+}
+
+func confMeta(t *testing.T, s Store) {
+	cmds := sampleMeta()
+	for _, c := range cmds {
+		if err := s.AppendMeta(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.MetaLog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, cmds) {
+		t.Fatalf("meta log\n%+v\nwant\n%+v", got, cmds)
+	}
+	// Deletes cascade: the exchange's bindings go with it, the queue stays.
+	for _, c := range []MetaCommand{{Op: MetaDeleteExchange, VHost: "v", Name: "x"}, {Op: MetaDeleteUser, Name: "u"}} {
+		if err := s.AppendMeta(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _ = s.MetaLog()
+	m := metaModel(got)
+	if len(m) != 3 { // vhost v, queue q, exchange y
+		t.Fatalf("state after deletes: %v", m)
+	}
+}
+
+func confMetaCompaction(t *testing.T, s Store) {
+	var all []MetaCommand
+	add := func(c MetaCommand) {
+		all = append(all, c)
+		if err := s.AppendMeta(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(MetaCommand{Op: MetaDeclareVHost, VHost: "/"})
+	for i := range 1000 {
+		q := fmt.Sprintf("q%d", i%10)
+		add(MetaCommand{Op: MetaDeclareQueue, VHost: "/", Name: q, Flags: uint8(i)})
+		add(MetaCommand{Op: MetaBind, VHost: "/", Name: "amq.direct", Destination: q, Key: q})
+		if i%3 == 0 {
+			add(MetaCommand{Op: MetaDeleteQueue, VHost: "/", Name: q})
+		}
+	}
+	got, err := s.MetaLog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) >= 1000 {
+		t.Fatalf("meta log not compacted: %d commands", len(got))
+	}
+	if want := metaModel(all); !reflect.DeepEqual(metaModel(got), want) {
+		t.Fatalf("compacted log replays to\n%v\nwant\n%v", metaModel(got), want)
+	}
+}
+
+func confClosed(t *testing.T, s Store) {
+	mustAppend(t, s, msg("/", "q", 1))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+	if err := appendWait(t, s, msg("/", "q", 2)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("append after close: %v", err)
+	}
+	checks := map[string]error{
+		"ack":       s.Ack("/", "q", []uint64{1}),
+		"delivered": s.MarkDelivered("/", "q", []uint64{1}),
+		"delete":    s.DeleteQueue("/", "q"),
+		"sync":      s.Sync(),
+		"meta":      s.AppendMeta(MetaCommand{Op: MetaDeclareVHost, VHost: "x"}),
+		"recover":   s.Recover(func(MessageRecord, bool) error { return nil }),
+	}
+	_, checks["read"] = s.ReadMessage("/", "q", 1)
+	_, checks["metalog"] = s.MetaLog()
+	for name, err := range checks {
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("%s after close: %v, want ErrClosed", name, err)
+		}
+	}
+}

@@ -1,0 +1,95 @@
+// Package store persists what must outlive a broker restart: metadata (vhosts,
+// users, exchanges, queues, bindings) as an append-only log of commands, and
+// the messages of durable queues.
+//
+// Two implementations share the Store interface: Memory keeps everything in
+// memory and nothing across a restart; File keeps it in a directory. The broker
+// never knows which one it has. One conformance suite runs over both.
+//
+// # Identity
+//
+// A message is named by (vhost, queue, id), id being the queue's sequence
+// number. Inside File every appended record also gets a record number (recno),
+// unique for the life of the directory and never reused; acknowledgements and
+// delivery marks on disk name records by recno. That keeps them unambiguous
+// when a queue is deleted and declared again (its ids restart) and when
+// compaction copies a record elsewhere (the copy keeps its recno).
+//
+// # Directory
+//
+//	LOCK            flock(2)-ed while open, so two processes never share a store
+//	meta.log        metadata commands, fsynced per append, compacted by rewrite
+//	acks.log        acks and delivery marks by recno, rewritten when it grows
+//	00000001.seg …  message segments, numbered upwards, numbers never reused
+//	*.tmp           a rewrite in progress; removed at Open
+//
+// # Records
+//
+// Every file is a header followed by records. All integers are little endian.
+//
+//	record  = length u32 | crc u32 | type u8 | payload
+//	length  = 1 + len(payload), at least 1, at most 1 GiB
+//	crc     = CRC-32C (Castagnoli) of the length field, the type and the payload
+//
+// A record is valid if it lies wholly inside the file, its length is in range,
+// its crc matches, its type belongs in the file and its payload decodes. At Open
+// each file is scanned from the start; at the first invalid record the file is
+// truncated (a torn or corrupt tail is cut off, never served) and a warning is
+// logged. Records after a corrupt one in the same file are lost with it.
+//
+// # Segments (NNNNNNNN.seg, 8 decimal digits)
+//
+//	header  = "WSEG" | version u16 (1) | reserved u16 | number u32 | reserved u32 | base recno u64 | crc u32 (of the 24 bytes before it)
+//	type 1  message: recno u64 | id u64 | flags u8 | vhost len u8 | vhost | queue len u8 | queue | data
+//	flags   bit 0 transient, bit 1 delivered when written, bit 2 copied by compaction; other bits invalid
+//
+// The base recno is the next recno when the segment was created, so record
+// numbers stay monotonic even when every older record is gone. A segment is
+// written until it reaches the segment size (a record larger than that gets a
+// segment of its own) and is never written again after that ("sealed").
+//
+// # Ack log (acks.log)
+//
+//	header  = "WACK" | version u32 (1)
+//	type 2  checkpoint: next recno u64
+//	type 3  acked: count uvarint | first recno uvarint | count-1 increasing deltas uvarint
+//	type 4  delivered: same encoding as acked
+//
+// A message is live if its record is in a segment, not transient, and its recno
+// is not acked. When one (vhost, queue, id) has several live records the
+// highest recno wins (the ID was appended again); two copies of one recno are
+// one record moved by compaction, the copy in the higher segment is used.
+//
+// # Metadata log (meta.log)
+//
+//	header  = "WMET" | version u32 (1)
+//	type 5  command: op u8 | flags u8 | to-exchange u8 | vhost, name, kind,
+//	        destination, key, tags, args, secret, each as uvarint length | bytes
+//
+// # Space reclamation
+//
+// A sealed segment whose records are all dead is deleted. A sealed segment with
+// less than half of its bytes live is compacted: its live records are appended
+// again (same recno, flag bit 2) to the newest segment, and once those copies
+// are synced the old file is deleted. Disk use so follows the live backlog,
+// also when a few old messages stay unacknowledged. The ack log is rewritten
+// (temporary file, fsync, rename, fsync directory) once it has doubled since
+// the last rewrite: the new one holds a checkpoint, the acks of dead records
+// still in some segment and the delivery marks of live ones. The metadata log
+// is rewritten the same way to one command per live object once it holds more
+// than twice as many commands as there are objects.
+//
+// # Durability and errors
+//
+// Appends are group-committed: a single syncer goroutine takes everything
+// pending, writes it with one write per file, fdatasyncs once and then runs
+// all the done callbacks (see SyncMode). Acks and marks are written by the same
+// goroutine without a sync of their own; segments are synced before the ack
+// log. A write that fails with ENOSPC or EDQUOT is cut back to the last good
+// offset and its batch's done gets the error; the store stays usable and the
+// next append tries again, so the broker can block publishers (FreeDisk) and
+// carry on once space returns. Any other write error, a failed cut-back or a
+// failed fsync (after which the kernel may have dropped dirty pages) sticks:
+// every later call returns it and the store must be reopened, which recovers
+// from what is on disk.
+package store

@@ -1,0 +1,545 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// File is a Store kept in a directory: messages in segment files, acks and
+// delivery marks in an ack log, metadata in a command log. doc.go describes
+// the format. One goroutine (the syncer) does all writing; callers only queue
+// work under a mutex, so no call waits for a disk write except AppendMeta and
+// Sync, which promise durability on return.
+type File struct {
+	dir  string
+	opts Options
+	fs   fsys
+	log  *slog.Logger
+	lock *os.File
+
+	kickc   chan struct{} // the batching signal: 1-buffered, see kick
+	stopped chan struct{} // closed when the syncer has exited
+
+	meta metaFile
+
+	mu        sync.Mutex
+	err       error // sticky: the first I/O error that left the store in doubt
+	closing   bool
+	queues    map[qkey]*qindex
+	segs      map[uint32]*segment
+	head      *segment // the segment being written; changed by the syncer only
+	nextSeg   uint32
+	nextRecno uint64
+	pend      []appendBatch // appends waiting for the syncer
+	pendRecs  int
+	pendAcks  []uint64 // recnos to write to the ack log
+	pendDeliv []uint64 // recnos to mark delivered in the ack log
+	waiters   []waiter
+	live      int // slots in queues
+
+	syncs, syncedAppends, compactions, deleted atomic.Uint64
+	ackBytes                                   atomic.Int64
+
+	w syncerState // the syncer goroutine's own
+}
+
+// qindex maps a queue's message IDs to their records.
+type qindex struct{ slots map[uint64]slot }
+
+// slot is where one live message is. 24 bytes: a million messages cost about
+// 40 MB of index.
+type slot struct {
+	recno uint64
+	seg   uint32 // segment number, once written
+	off   uint32 // record offset in the segment
+	size  uint32 // record size
+	flags byte   // flagTransient, flagDelivered, slotWritten
+}
+
+// slotWritten marks a slot whose record is in a segment (seg, off, size valid).
+const slotWritten byte = 1 << 7
+
+// segment is one segment file.
+type segment struct {
+	num       uint32
+	path      string
+	f         file
+	size      int64 // bytes of valid records, header included
+	live      int   // slots pointing here
+	liveBytes int64
+	// dead holds the recnos of acked persistent records still in this file:
+	// the ack log must keep their acks while the file exists.
+	dead []uint64
+	// movedOut lists records compaction copied to another segment while their
+	// old copy stays here: if the copy dies, its ack must outlive this file.
+	movedOut  []movedRef
+	noCompact bool // compaction failed on it once; do not retry forever
+}
+
+type movedRef struct {
+	key       qkey
+	id, recno uint64
+}
+
+type appendBatch struct {
+	recs []MessageRecord
+	base uint64 // recno of recs[0]; the others follow
+	done func(error)
+}
+
+// waiter is a Sync (or, in tests, settle) call waiting for the syncer.
+type waiter struct {
+	ch     chan error
+	settle bool // also wait until maintenance (deletion, compaction) is done
+}
+
+// Open opens or creates the store in dir, recovering what is there: torn or
+// corrupt tails are cut off, acknowledged messages dropped, the index rebuilt.
+func Open(dir string, opts Options) (*File, error) {
+	if opts.SegmentSize == 0 {
+		opts.SegmentSize = 64 << 20
+	}
+	if opts.SegmentSize < 4096 || opts.SegmentSize > 1<<30 {
+		return nil, fmt.Errorf("store: segment size %d out of range [4 KiB, 1 GiB]", opts.SegmentSize)
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = 100 * time.Millisecond
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.fs == nil {
+		opts.fs = osFS{}
+	}
+	if opts.ackRewriteMin == 0 {
+		opts.ackRewriteMin = 4 << 20
+	}
+	if opts.compactChunk == 0 {
+		opts.compactChunk = 1 << 20
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	lock, err := lockDir(filepath.Join(dir, "LOCK"))
+	if err != nil {
+		return nil, err
+	}
+	s := &File{
+		dir: dir, opts: opts, fs: opts.fs, log: opts.Logger.With("store", dir), lock: lock,
+		kickc: make(chan struct{}, 1), stopped: make(chan struct{}),
+		queues: map[qkey]*qindex{}, segs: map[uint32]*segment{}, nextSeg: 1,
+	}
+	if err := s.open(); err != nil {
+		s.closeFiles()
+		return nil, err
+	}
+	go s.run()
+	s.kick()
+	return s, nil
+}
+
+func (s *File) open() error {
+	if err := s.removeTemps(); err != nil {
+		return err
+	}
+	if err := s.openMeta(); err != nil {
+		return err
+	}
+	return s.recoverMessages()
+}
+
+// removeTemps deletes rewrites that a crash interrupted before their rename.
+func (s *File) removeTemps() error {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			if err := s.fs.Remove(filepath.Join(s.dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *File) segPath(num uint32) string {
+	return filepath.Join(s.dir, fmt.Sprintf("%08d.seg", num))
+}
+
+// segmentNumbers lists the segment files in order.
+func (s *File) segmentNumbers() ([]uint32, error) {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, err
+	}
+	var nums []uint32
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".seg")
+		if !ok || len(name) != 8 {
+			continue
+		}
+		n, err := strconv.ParseUint(name, 10, 32)
+		if err != nil || n == 0 {
+			continue
+		}
+		nums = append(nums, uint32(n))
+	}
+	slices.Sort(nums)
+	return nums, nil
+}
+
+// recovery is what the ack log says, used while segments are scanned.
+type recovery struct {
+	acked, delivered map[uint64]struct{}
+	messages         int
+	bytes            int64
+}
+
+func (s *File) recoverMessages() error {
+	start := time.Now()
+	rc := recovery{acked: map[uint64]struct{}{}, delivered: map[uint64]struct{}{}}
+	if err := s.loadAckLog(&rc); err != nil {
+		return err
+	}
+	nums, err := s.segmentNumbers()
+	if err != nil {
+		return err
+	}
+	lastLog := start
+	for i, num := range nums {
+		if err := s.loadSegment(num, &rc); err != nil {
+			return err
+		}
+		s.nextSeg = max(s.nextSeg, num+1)
+		if now := time.Now(); now.Sub(lastLog) > time.Second {
+			lastLog = now
+			s.log.Info("store: recovering messages", "segment", i+1, "segments", len(nums), "messages", rc.messages)
+		}
+	}
+	if len(nums) > 0 {
+		if last := s.segs[nums[len(nums)-1]]; last != nil && last.size < s.opts.SegmentSize {
+			s.head = last
+		}
+	}
+	if s.head == nil {
+		seg, err := s.createSegment(s.nextSeg, s.nextRecno)
+		if err != nil {
+			return err
+		}
+		s.nextSeg++
+		s.segs[seg.num] = seg
+		s.head = seg
+	}
+	s.w.headSize = s.head.size
+	live := 0
+	for _, q := range s.queues {
+		live += len(q.slots)
+	}
+	s.live = live
+	s.log.Info("store: recovered", "messages", live, "segments", len(s.segs),
+		"scanned", rc.messages, "bytes", rc.bytes, "duration", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// loadAckLog reads acks.log into rc, cutting off an invalid tail.
+func (s *File) loadAckLog(rc *recovery) error {
+	f, size, err := s.openLog("acks.log", ackMagic)
+	if err != nil {
+		return err
+	}
+	s.w.ackF = f
+	sc := newScanner(f, logHeaderSize, size, nil)
+	for {
+		rec, off, err := sc.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.applyAckRecord(rec[recHeader], rec[recHeader+1:], rc); err != nil {
+			sc.pos = off
+			break
+		}
+	}
+	if err := s.cutTail(f, "acks.log", sc.pos, size); err != nil {
+		return err
+	}
+	s.w.ackSize, s.w.ackBase = sc.pos, sc.pos
+	s.ackBytes.Store(sc.pos)
+	return nil
+}
+
+func (s *File) applyAckRecord(typ byte, p []byte, rc *recovery) error {
+	bump := func(r uint64) { s.nextRecno = max(s.nextRecno, r+1) }
+	switch typ {
+	case recCheckpoint:
+		if len(p) != 8 {
+			return errCorrupt
+		}
+		s.nextRecno = max(s.nextRecno, binary.LittleEndian.Uint64(p))
+		return nil
+	case recAcked:
+		return decodeRecnos(p, func(r uint64) { rc.acked[r] = struct{}{}; bump(r) })
+	case recDelivered:
+		return decodeRecnos(p, func(r uint64) { rc.delivered[r] = struct{}{}; bump(r) })
+	}
+	return errCorrupt
+}
+
+// openLog opens (creating if needed) a log file with a header and returns it
+// with its size.
+func (s *File) openLog(name string, magic [4]byte) (file, int64, error) {
+	path := filepath.Join(s.dir, name)
+	f, err := s.fs.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, 0, err
+	}
+	size, err := f.Size()
+	if err == nil && size < logHeaderSize {
+		// New, or its creation was cut short: nothing was ever recorded in it.
+		err = s.writeNewFile(f, appendLogHeader(nil, magic))
+		size = logHeaderSize
+	}
+	if err == nil {
+		h := make([]byte, logHeaderSize)
+		if _, err = f.ReadAt(h, 0); err == nil {
+			err = parseLogHeader(h, magic)
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("store: %s: %w", path, err)
+	}
+	return f, size, nil
+}
+
+// writeNewFile writes the whole content of a file being created and makes it
+// and its directory entry durable.
+func (s *File) writeNewFile(f file, b []byte) error {
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	if err := writeFull(f, b, 0); err != nil {
+		return err
+	}
+	if s.opts.Sync == SyncNever {
+		return nil
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	return s.fs.SyncDir(s.dir)
+}
+
+// cutTail truncates a file whose valid records end at good.
+func (s *File) cutTail(f file, name string, good, size int64) error {
+	if good >= size {
+		return nil
+	}
+	s.log.Warn("store: cutting off invalid tail", "file", name, "offset", good, "bytes", size-good)
+	if err := f.Truncate(good); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// loadSegment scans one segment file and indexes its live records.
+func (s *File) loadSegment(num uint32, rc *recovery) error {
+	path := s.segPath(num)
+	f, err := s.fs.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	size, err := f.Size()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	if size < segHeaderSize {
+		// Its creation was cut short; no record was ever confirmed in it.
+		s.log.Warn("store: removing segment with a torn header", "file", path, "bytes", size)
+		f.Close()
+		return s.fs.Remove(path)
+	}
+	h := make([]byte, segHeaderSize)
+	n, base := uint32(0), uint64(0)
+	if _, err = f.ReadAt(h, 0); err == nil {
+		n, base, err = parseSegHeader(h)
+	}
+	if err == nil && n != num {
+		err = fmt.Errorf("store: header says segment %d", n)
+	}
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("store: %s: %w", path, err)
+	}
+	s.nextRecno = max(s.nextRecno, base)
+	seg := &segment{num: num, path: path, f: f}
+	s.segs[num] = seg
+	sc := newScanner(f, segHeaderSize, size, s.w.scanBuf)
+	var last *qindex
+	var lastKey qkey
+	for {
+		rec, off, err := sc.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("store: %s: %w", path, err)
+		}
+		hd, _, err := decodeMessage(rec[recHeader+1:])
+		if err != nil || rec[recHeader] != recMessage {
+			sc.pos = off
+			break
+		}
+		rc.messages++
+		rc.bytes += int64(len(rec))
+		s.nextRecno = max(s.nextRecno, hd.recno+1)
+		if hd.flags&flagTransient != 0 {
+			continue
+		}
+		if _, ok := rc.acked[hd.recno]; ok {
+			seg.dead = append(seg.dead, hd.recno)
+			continue
+		}
+		if last == nil || string(hd.vhost) != lastKey.vhost || string(hd.queue) != lastKey.queue {
+			lastKey = qkey{string(hd.vhost), string(hd.queue)}
+			last = s.queueIndex(lastKey)
+		}
+		sl := slot{recno: hd.recno, seg: num, off: uint32(off), size: uint32(len(rec)), flags: slotWritten | hd.flags&flagDelivered}
+		if _, ok := rc.delivered[hd.recno]; ok {
+			sl.flags |= flagDelivered
+		}
+		if !s.resolveDuplicate(last, lastKey, hd.id, &sl) {
+			seg.dead = append(seg.dead, hd.recno)
+			continue
+		}
+		last.slots[hd.id] = sl
+		seg.live++
+		seg.liveBytes += int64(len(rec))
+	}
+	s.w.scanBuf = sc.buf
+	seg.size = sc.pos
+	return s.cutTail(f, path, sc.pos, size)
+}
+
+// resolveDuplicate decides, while recovering, between a record just read (sl)
+// and one already indexed for the same queue and id. It reports whether sl
+// wins; if it does, the other one no longer counts in its segment.
+func (s *File) resolveDuplicate(q *qindex, key qkey, id uint64, sl *slot) bool {
+	old, ok := q.slots[id]
+	if !ok {
+		return true
+	}
+	oseg := s.segs[old.seg]
+	switch {
+	case old.recno == sl.recno:
+		// A compaction copy (segments are read in order, so this is the later
+		// copy); the old file still holds the original.
+		sl.flags |= old.flags & flagDelivered
+		oseg.movedOut = append(oseg.movedOut, movedRef{key, id, old.recno})
+	case old.recno > sl.recno:
+		// The id was appended again later; this record was replaced.
+		s.pendAcks = append(s.pendAcks, sl.recno)
+		return false
+	default:
+		oseg.dead = append(oseg.dead, old.recno)
+		s.pendAcks = append(s.pendAcks, old.recno)
+	}
+	oseg.live--
+	oseg.liveBytes -= int64(old.size)
+	return true
+}
+
+// queueIndex returns a queue's index, creating it. Called with s.mu held (or
+// before the store is shared).
+func (s *File) queueIndex(k qkey) *qindex {
+	q := s.queues[k]
+	if q == nil {
+		q = &qindex{slots: map[uint64]slot{}}
+		s.queues[k] = q
+	}
+	return q
+}
+
+// createSegment creates a segment file with its header, durable unless SyncNever.
+func (s *File) createSegment(num uint32, base uint64) (*segment, error) {
+	path := s.segPath(num)
+	f, err := s.fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.writeNewFile(f, appendSegHeader(nil, num, base)); err != nil {
+		f.Close()
+		if rerr := s.fs.Remove(path); rerr != nil {
+			return nil, errors.Join(err, fatalError{rerr})
+		}
+		return nil, err
+	}
+	return &segment{num: num, path: path, f: f, size: segHeaderSize}, nil
+}
+
+// fatalError wraps an error that must stick even if it looks like a full disk
+// (e.g. a failed cleanup after one).
+type fatalError struct{ error }
+
+func (e fatalError) Unwrap() error { return e.error }
+
+// isFatal reports whether err is marked as leaving the store in doubt.
+func isFatal(err error) bool {
+	var fe fatalError
+	return errors.As(err, &fe)
+}
+
+// sticky reports whether err leaves the store in doubt. A full disk does not:
+// whatever it cut short has been rolled back.
+func sticky(err error) bool {
+	return err != nil && (isFatal(err) || !noSpace(err))
+}
+
+func writeFull(f file, b []byte, off int64) error {
+	n, err := f.WriteAt(b, off)
+	if err == nil && n < len(b) {
+		err = io.ErrShortWrite
+	}
+	return err
+}
+
+func readFull(f file, b []byte, off int64) error {
+	n, err := f.ReadAt(b, off)
+	if n == len(b) {
+		return nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// closeFiles releases every file; used by Close and by a failed Open.
+func (s *File) closeFiles() {
+	for _, seg := range s.segs {
+		seg.f.Close()
+	}
+	if s.w.ackF != nil {
+		s.w.ackF.Close()
+	}
+	if s.meta.f != nil {
+		s.meta.f.Close()
+	}
+	s.lock.Close()
+}
