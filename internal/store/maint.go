@@ -91,6 +91,7 @@ func (s *File) compactStep() bool {
 	}
 	sc := newScanner(job.src.f, job.pos, job.src.size, make([]byte, 0, s.opts.compactChunk))
 	type found struct {
+		key  qkey // copied: h's names alias the scanner's buffer
 		h    msgHeader
 		off  int64
 		data []byte
@@ -112,12 +113,12 @@ func (s *File) compactStep() bool {
 			job.failed = true
 			return true
 		}
-		recs = append(recs, found{h, off, slices.Clone(data)})
+		recs = append(recs, found{qkey{string(h.vhost), string(h.queue)}, h, off, slices.Clone(data)})
 	}
 	job.pos = sc.pos
 	s.mu.Lock()
 	for _, r := range recs {
-		k := qkey{string(r.h.vhost), string(r.h.queue)}
+		k := r.key
 		q := s.queues[k]
 		if q == nil {
 			continue
