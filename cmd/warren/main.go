@@ -34,6 +34,8 @@ func run(args []string) error {
 	dataDir := fs.String("data-dir", "./data", "data directory")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	memLimit := fs.String("memory-limit", "", "bytes of messages held before publishers are blocked, e.g. 2GiB or 40% of RAM (default 40% of RAM)")
+	syncMode := fs.String("sync", "always", "when persistent messages reach the disk: always (a confirm means fdatasync'ed, group commit), interval (fdatasync every --sync-interval: faster, a machine crash loses up to one interval), never (tests only)")
+	syncInterval := fs.Duration("sync-interval", 100*time.Millisecond, "fdatasync period with --sync interval")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -48,14 +50,32 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("--memory-limit: %w", err)
 	}
+	opts := store.Options{Interval: *syncInterval, Logger: log}
+	switch *syncMode {
+	case "always":
+		opts.Sync = store.SyncAlways
+	case "interval":
+		opts.Sync = store.SyncInterval
+	case "never":
+		opts.Sync = store.SyncNever
+	default:
+		return fmt.Errorf("--sync: want always, interval or never, got %q", *syncMode)
+	}
 	if err := os.MkdirAll(*dataDir, 0o750); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	b, err := broker.New(broker.Config{Store: store.NewMemory(), MemoryLimit: limit, Logger: log})
+	started := time.Now()
+	st, err := store.Open(*dataDir, opts)
 	if err != nil {
 		return err
 	}
+	b, err := broker.New(broker.Config{Store: st, MemoryLimit: limit, Logger: log})
+	if err != nil {
+		st.Close()
+		return err
+	}
 	defer b.Close()
+	log.Info("data recovered", "data_dir", *dataDir, "took", time.Since(started).Round(time.Millisecond))
 	srv := amqpserver.New(b, amqpserver.Config{Logger: log})
 	l, err := net.Listen("tcp", *addr)
 	if err != nil {

@@ -1,6 +1,9 @@
 package amqpserver
 
 import (
+	"sync"
+	"sync/atomic"
+
 	"github.com/warren-mq/warren/internal/amqp091"
 	"github.com/warren-mq/warren/internal/broker"
 )
@@ -117,45 +120,68 @@ func (ch *channel) finishPublish() error {
 		ch.tx.ops = append(ch.tx.ops, txOp{msg: m, exchange: p.exchange, mandatory: p.mandatory})
 		return nil
 	}
-	ch.conn.waitMemory()
-	ch.route(p.exchange, m, p.mandatory)
+	ch.conn.waitAlarm()
+	ch.route(p.exchange, m, p.mandatory, nil)
 	return nil
 }
 
-// route publishes m and sends the basic.return and confirm it calls for.
-func (ch *channel) route(ex *broker.Exchange, m *broker.Message, mandatory bool) {
-	res := ch.vhost.Publish(&ch.router, ex, m)
+// route publishes m and sends the basic.return it calls for; in confirm mode
+// the confirm follows once the message is durable. wg, if not nil, is done
+// when the message is durable (transactions wait for that).
+func (ch *channel) route(ex *broker.Exchange, m *broker.Message, mandatory bool, wg *sync.WaitGroup) {
+	var pc *pendingConfirm
+	var durable func(bool)
+	switch {
+	case ch.confirms != nil:
+		pc = &pendingConfirm{ch: ch, seq: ch.confirms.publish()}
+		durable = pc.done
+	case wg != nil:
+		wg.Add(1)
+		durable = func(bool) { wg.Done() }
+	}
+	res := ch.vhost.Publish(&ch.router, ex, m, durable)
 	if mandatory && !res.Routed {
 		ch.conn.out.send(func(b []byte) []byte {
 			b = amqp091.AppendMethodFrame(b, ch.id, &amqp091.BasicReturn{ReplyCode: amqp091.NoRoute, ReplyText: "NO_ROUTE", Exchange: m.Exchange, RoutingKey: m.RoutingKey})
 			return ch.appendContent(b, m)
 		})
 	}
-	if ch.confirm {
-		if res.Rejected {
-			ch.flushConfirms() // earlier acks first, then this publish's nack
-			ch.publishSeq++
-			ch.conn.out.sendMethod(ch.id, &amqp091.BasicNack{DeliveryTag: ch.publishSeq})
-			ch.ackedSeq = ch.publishSeq
-			return
-		}
-		ch.publishSeq++
-		if !ch.confirmQueue {
-			ch.confirmQueue = true
-			ch.conn.confirmPending = append(ch.conn.confirmPending, ch)
-		}
+	if pc != nil {
+		pc.published() // only now may its confirm go out: after any basic.return
 	}
 }
 
-// flushConfirms acks every publish not yet confirmed, in one frame.
-func (ch *channel) flushConfirms() {
-	ch.confirmQueue = false
-	if ch.publishSeq == ch.ackedSeq {
-		return
+// pendingConfirm joins the two events a publisher confirm waits for: the
+// store's verdict (done, on any goroutine) and the reader finishing the publish
+// (published, after a basic.return). Whichever comes second settles it.
+type pendingConfirm struct {
+	ch    *channel
+	seq   uint64
+	state atomic.Uint32
+}
+
+const (
+	pcDone      = 1 << 0
+	pcOK        = 1 << 1
+	pcPublished = 1 << 2
+)
+
+func (p *pendingConfirm) done(ok bool) {
+	bits := uint32(pcDone)
+	if ok {
+		bits |= pcOK
 	}
-	multiple := ch.publishSeq > ch.ackedSeq+1
-	ch.conn.out.sendMethod(ch.id, &amqp091.BasicAck{DeliveryTag: ch.publishSeq, Multiple: multiple})
-	ch.ackedSeq = ch.publishSeq
+	if old := p.state.Or(bits); old&pcPublished != 0 {
+		p.ch.confirms.settle(p.seq, ok)
+		p.ch.conn.confirmsDue(p.ch, false)
+	}
+}
+
+func (p *pendingConfirm) published() {
+	if old := p.state.Or(pcPublished); old&pcDone != 0 {
+		p.ch.confirms.settle(p.seq, old&pcOK != 0)
+		p.ch.conn.confirmsDue(p.ch, true)
+	}
 }
 
 func (ch *channel) appendContent(b []byte, m *broker.Message) []byte {

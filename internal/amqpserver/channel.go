@@ -24,11 +24,9 @@ type channel struct {
 	settled   []unackedRec
 	entries   []broker.Entry
 
-	confirm      bool
-	publishSeq   uint64
-	ackedSeq     uint64 // highest seq a confirm went out for
-	confirmQueue bool   // queued in conn.confirmPending
-	tx           *txState
+	confirms   *confirmTracker // set by confirm.select
+	confirmDue bool            // in conn.confirmDirty; guarded by conn.confirmMu
+	tx         *txState
 
 	replyKey string // direct reply-to key of this channel's reply consumer
 	replyTag string

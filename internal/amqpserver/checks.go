@@ -33,23 +33,29 @@ func (ch *channel) checkProperties(m *broker.Message) error {
 	return nil
 }
 
-// waitMemory blocks a publishing connection while the broker's memory alarm is
-// set, telling clients that support it with connection.blocked/unblocked.
-func (c *connection) waitMemory() {
-	blocked, cleared := c.srv.broker.MemoryAlarm()
-	if !blocked {
+// waitAlarm blocks a publishing connection while a broker resource alarm
+// (memory, disk) is set, telling clients that support it with
+// connection.blocked and connection.unblocked.
+func (c *connection) waitAlarm() {
+	reason, cleared := c.srv.broker.Alarm()
+	if reason == "" {
 		return
 	}
 	notify := c.clientCap("connection.blocked")
 	c.flushConfirms()
 	if notify {
-		c.out.sendMethod(0, &amqp091.ConnectionBlocked{Reason: "low on memory"})
+		c.out.sendMethod(0, &amqp091.ConnectionBlocked{Reason: reason})
 	}
-	c.log.Info("publisher blocked by memory alarm")
-	select {
-	case <-cleared:
-	case <-c.writerDone:
-	case <-c.forcedCh:
+	c.log.Info("publisher blocked", "reason", reason)
+	for reason != "" {
+		select {
+		case <-cleared:
+		case <-c.writerDone:
+			return
+		case <-c.forcedCh:
+			return
+		}
+		reason, cleared = c.srv.broker.Alarm()
 	}
 	if notify {
 		c.out.sendMethod(0, &amqp091.ConnectionUnblocked{})

@@ -8,6 +8,7 @@ import (
 	"net"
 	"runtime"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,15 +37,16 @@ type connection struct {
 	heartbeat  atomic.Int64 // negotiated interval (time.Duration), read by the writer
 	clientCaps amqp091.Table
 
-	channels       map[uint16]*channel
-	confirmPending []*channel // channels with confirms to flush
-	closing        bool       // connection.close sent, awaiting close-ok
-	forced         atomic.Bool
-	forcedCh       chan struct{} // closed by forceClose
-	writerDone     chan struct{}
-	stopWriter     chan struct{}
-	tuned          bool // connection.tune-ok accepted
-	peerCloses     bool // the client asked to close: let it close the socket first
+	channels     map[uint16]*channel
+	confirmMu    sync.Mutex
+	confirmDirty []*channel // channels with confirms due, flushed by reader or writer
+	closing      bool       // connection.close sent, awaiting close-ok
+	forced       atomic.Bool
+	forcedCh     chan struct{} // closed by forceClose
+	writerDone   chan struct{}
+	stopWriter   chan struct{}
+	tuned        bool // connection.tune-ok accepted
+	peerCloses   bool // the client asked to close: let it close the socket first
 }
 
 // deadlineReader sets a read deadline before every read, so a silent peer is
@@ -76,6 +78,7 @@ func newConnection(s *Server, nc net.Conn) *connection {
 		stopWriter: make(chan struct{}),
 	}
 	c.log = s.log.With("connection", c.name)
+	c.out.beforeWrite = c.flushConfirms
 	// Before authentication a client gets only the protocol's minimum frame size.
 	c.fr = amqp091.NewFrameReader(c.rd, amqp091.FrameMinSize)
 	return c
@@ -119,7 +122,7 @@ func (c *connection) serve() {
 		}
 		return
 	}
-	c.log.Debug("connection open", "vhost", c.vhost.Name, "user", c.user.Name)
+	c.log.Debug("connection open")
 	c.loop()
 }
 
@@ -322,13 +325,31 @@ func (c *connection) teardown() {
 	c.nc.Close()
 }
 
-// flushConfirms sends the coalesced publisher confirms of every channel.
-func (c *connection) flushConfirms() {
-	for _, ch := range c.confirmPending {
-		ch.flushConfirms()
+// confirmsDue notes that ch has confirms to send. The reader flushes them when
+// it has handled what it read, so confirms coalesce; from any other goroutine
+// (the store's) the writer is woken to flush them.
+func (c *connection) confirmsDue(ch *channel, onReader bool) {
+	c.confirmMu.Lock()
+	if !ch.confirmDue {
+		ch.confirmDue = true
+		c.confirmDirty = append(c.confirmDirty, ch)
 	}
-	clear(c.confirmPending)
-	c.confirmPending = c.confirmPending[:0]
+	c.confirmMu.Unlock()
+	if !onReader {
+		c.out.wake()
+	}
+}
+
+// flushConfirms sends the due publisher confirms of every channel.
+func (c *connection) flushConfirms() {
+	c.confirmMu.Lock()
+	defer c.confirmMu.Unlock()
+	for _, ch := range c.confirmDirty {
+		ch.confirmDue = false
+		ch.confirms.flush(ch.id, c.out)
+	}
+	clear(c.confirmDirty)
+	c.confirmDirty = c.confirmDirty[:0]
 }
 
 func (c *connection) serverProperties() amqp091.Table {

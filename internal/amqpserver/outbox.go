@@ -26,6 +26,18 @@ type outbox struct {
 	wrote   atomic.Bool // a write happened since the last heartbeat tick
 	limit   int         // deliveries stop above this many buffered bytes
 	hardCap int         // the connection's reader waits above this
+
+	// beforeWrite runs on the writer goroutine each time it wakes, before it
+	// takes the buffer (the connection flushes confirms made durable meanwhile).
+	beforeWrite func()
+}
+
+// wake makes the writer run even if nothing was appended.
+func (o *outbox) wake() {
+	select {
+	case o.signal <- struct{}{}:
+	default:
+	}
 }
 
 func newOutbox(limit int) *outbox {
@@ -120,6 +132,9 @@ func (o *outbox) run(nc net.Conn, heartbeat func() time.Duration, stop <-chan st
 			}
 			continue
 		case <-stop:
+		}
+		if o.beforeWrite != nil {
+			o.beforeWrite()
 		}
 		o.mu.Lock()
 		b := o.buf

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -188,4 +189,39 @@ func nonLoopbackIP() string {
 		}
 	}
 	return ""
+}
+
+func TestServerDiskAlarmBlocksPublishers(t *testing.T) {
+	var free atomic.Uint64
+	free.Store(10 << 20)
+	_, _, addr := startServer(t, broker.Config{
+		DiskFreeLimit: 50 << 20, DiskCheckInterval: 5 * time.Millisecond,
+		FreeDisk: func() (uint64, error) { return free.Load(), nil },
+	}, "")
+	pub := dial(t, addr)
+	blocked := pub.NotifyBlocked(make(chan amqp.Blocking, 4))
+	ch, err := pub.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Publish("", "nowhere", false, false, amqp.Publishing{Body: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case bl := <-blocked:
+		if !bl.Active || bl.Reason != "low on disk" {
+			t.Fatalf("blocking = %+v, want active, low on disk", bl)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no connection.blocked while disk is low")
+	}
+	free.Store(1 << 30)
+	select {
+	case bl := <-blocked:
+		if bl.Active {
+			t.Fatalf("blocking = %+v, want unblocked", bl)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no connection.unblocked after disk space returned")
+	}
 }

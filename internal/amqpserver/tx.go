@@ -1,6 +1,8 @@
 package amqpserver
 
 import (
+	"sync"
+
 	"github.com/warren-mq/warren/internal/amqp091"
 	"github.com/warren-mq/warren/internal/broker"
 )
@@ -34,7 +36,7 @@ func (t *txState) takenRecs() []unackedRec {
 }
 
 func (ch *channel) txSelect() error {
-	if ch.confirm {
+	if ch.confirms != nil {
 		return amqp091.NewError(amqp091.PreconditionFailed, "cannot switch from confirm to tx mode")
 	}
 	if ch.tx == nil {
@@ -50,13 +52,15 @@ func (ch *channel) txCommit() error {
 	}
 	t := ch.tx
 	ch.tx = &txState{}
-	ch.conn.waitMemory()
+	ch.conn.waitAlarm()
+	var durable sync.WaitGroup
 	for _, op := range t.ops {
 		if op.exchange.Deleted() {
 			continue
 		}
-		ch.route(op.exchange, op.msg, op.mandatory)
+		ch.route(op.exchange, op.msg, op.mandatory, &durable)
 	}
+	durable.Wait() // commit-ok only once the committed persistent messages are on disk
 	for _, s := range t.settles {
 		ch.mu.Lock()
 		kick := ch.creditReturnedLocked(s.recs)
@@ -87,7 +91,9 @@ func (ch *channel) confirmSelect(m *amqp091.ConfirmSelect) error {
 	if ch.tx != nil {
 		return amqp091.NewError(amqp091.PreconditionFailed, "cannot switch from tx to confirm mode")
 	}
-	ch.confirm = true
+	if ch.confirms == nil {
+		ch.confirms = &confirmTracker{}
+	}
 	if !m.Nowait {
 		ch.conn.out.sendMethod(ch.id, &amqp091.ConfirmSelectOk{})
 	}

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/warren-mq/warren/internal/store"
 )
@@ -24,6 +25,13 @@ type Config struct {
 	// MemoryLimit is the number of message bytes held in queues beyond which
 	// publishers are blocked; 0 means no limit.
 	MemoryLimit int64
+	// DiskFreeLimit is the free disk space (bytes) on the store's file system
+	// below which publishers are blocked; 0 means no check.
+	DiskFreeLimit int64
+	// DiskCheckInterval is how often free disk space is checked (default 1 s).
+	DiskCheckInterval time.Duration
+	// FreeDisk reports free disk space; nil means the store's FreeDisk (tests replace it).
+	FreeDisk func() (uint64, error)
 	// LoopbackUsers may only connect from a loopback address (RabbitMQ's loopback_users).
 	LoopbackUsers []string
 	// Logger receives the broker's logs; nil means slog.Default().
@@ -40,8 +48,11 @@ type Broker struct {
 	vhosts map[string]*VHost
 	users  map[string]*User
 
-	mem   atomic.Int64
-	alarm alarm
+	mem       atomic.Int64
+	alarm     alarm
+	replaying bool // applying the store's metadata log at boot: do not log again
+	stop      chan struct{}
+	stopOnce  sync.Once
 }
 
 // User is a broker user. Passwords are kept only as salted SHA-256 hashes.
@@ -67,15 +78,37 @@ func New(cfg Config) (*Broker, error) {
 	}
 	b := &Broker{cfg: cfg, log: cfg.Logger, store: cfg.Store, vhosts: map[string]*VHost{}, users: map[string]*User{}}
 	b.alarm.cleared = make(chan struct{})
+	close(b.alarm.cleared) // no alarm yet
+	b.stop = make(chan struct{})
 	b.AddVHost("/")
 	if err := b.AddUser("guest", "guest", "administrator", "/"); err != nil {
 		return nil, err
 	}
+	if err := b.replay(); err != nil {
+		return nil, err
+	}
+	if err := b.recoverMessages(); err != nil {
+		return nil, err
+	}
+	if cfg.DiskFreeLimit > 0 {
+		free := cfg.FreeDisk
+		if free == nil {
+			free = b.store.FreeDisk
+		}
+		interval := cfg.DiskCheckInterval
+		if interval <= 0 {
+			interval = time.Second
+		}
+		go b.watchDisk(uint64(cfg.DiskFreeLimit), interval, free, b.stop)
+	}
 	return b, nil
 }
 
-// Close releases the store.
-func (b *Broker) Close() error { return b.store.Close() }
+// Close stops the broker's background work and closes the store.
+func (b *Broker) Close() error {
+	b.stopOnce.Do(func() { close(b.stop) })
+	return b.store.Close()
+}
 
 // Logger returns the broker's logger.
 func (b *Broker) Logger() *slog.Logger { return b.log }
@@ -151,23 +184,54 @@ func (b *Broker) Authenticate(name, password string, fromLoopback bool) (*User, 
 // CanAccess reports whether u may open vhost.
 func (u *User) CanAccess(vhost string) bool { return u.vhosts[vhost] }
 
-// alarm is the broker-wide memory alarm: while set, publishing connections block.
+// alarm is the broker-wide resource alarm: while memory or free disk is past
+// its limit, publishing connections block.
 type alarm struct {
 	mu      sync.Mutex
-	set     bool
-	on      atomic.Bool   // mirrors set, read without the lock
-	cleared chan struct{} // closed when the alarm clears; replaced when it sets
+	memory  bool
+	disk    bool
+	memOn   atomic.Bool   // mirrors memory, read without the lock
+	cleared chan struct{} // closed when no alarm is set; replaced when one sets
 }
 
 // MemoryUsed returns the bytes of messages held in queues.
 func (b *Broker) MemoryUsed() int64 { return b.mem.Load() }
 
-// MemoryAlarm reports whether publishers must wait, and a channel closed when
-// they may go on.
-func (b *Broker) MemoryAlarm() (bool, <-chan struct{}) {
+// Alarm returns why publishers must wait ("low on memory", "low on disk",
+// "low on memory and disk"), or "" when they need not, and a channel closed
+// once no alarm is set.
+func (b *Broker) Alarm() (string, <-chan struct{}) {
 	b.alarm.mu.Lock()
 	defer b.alarm.mu.Unlock()
-	return b.alarm.set, b.alarm.cleared
+	switch {
+	case b.alarm.memory && b.alarm.disk:
+		return "low on memory and disk", b.alarm.cleared
+	case b.alarm.memory:
+		return "low on memory", b.alarm.cleared
+	case b.alarm.disk:
+		return "low on disk", b.alarm.cleared
+	}
+	return "", b.alarm.cleared
+}
+
+// setAlarm turns one resource alarm on or off.
+func (b *Broker) setAlarm(disk, on bool) {
+	b.alarm.mu.Lock()
+	defer b.alarm.mu.Unlock()
+	before := b.alarm.memory || b.alarm.disk
+	if disk {
+		b.alarm.disk = on
+	} else {
+		b.alarm.memory = on
+		b.alarm.memOn.Store(on)
+	}
+	after := b.alarm.memory || b.alarm.disk
+	switch {
+	case after && !before:
+		b.alarm.cleared = make(chan struct{})
+	case !after && before:
+		close(b.alarm.cleared)
+	}
 }
 
 func (b *Broker) addMemory(n int64) {
@@ -177,22 +241,39 @@ func (b *Broker) addMemory(n int64) {
 		return
 	}
 	over := used > limit
-	if over == b.alarm.on.Load() {
+	if over == b.alarm.memOn.Load() {
 		return // the common case: no transition, no lock
 	}
-	b.alarm.mu.Lock()
-	defer b.alarm.mu.Unlock()
-	switch {
-	case over && !b.alarm.set:
-		b.alarm.set = true
-		b.alarm.on.Store(true)
-		b.alarm.cleared = make(chan struct{})
+	b.setAlarm(false, over)
+	if over {
 		b.log.Warn("memory alarm set: blocking publishers", "used", used, "limit", limit)
-	case !over && b.alarm.set:
-		b.alarm.set = false
-		b.alarm.on.Store(false)
-		close(b.alarm.cleared)
+	} else {
 		b.log.Info("memory alarm cleared", "used", used, "limit", limit)
+	}
+}
+
+// watchDisk checks the store's free disk space every interval and sets the
+// disk alarm below the limit, until stop is closed.
+func (b *Broker) watchDisk(limit uint64, interval time.Duration, free func() (uint64, error), stop <-chan struct{}) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	low := false
+	for {
+		n, err := free()
+		if err == nil && (n < limit) != low {
+			low = n < limit
+			b.setAlarm(true, low)
+			if low {
+				b.log.Warn("disk alarm set: blocking publishers", "free", n, "limit", limit)
+			} else {
+				b.log.Info("disk alarm cleared", "free", n, "limit", limit)
+			}
+		}
+		select {
+		case <-t.C:
+		case <-stop:
+			return
+		}
 	}
 }
 

@@ -38,7 +38,7 @@ func (v *VHost) deadLetter(q *Queue, d deadLetter) {
 		if !rejectedSeen && diedIn(deaths, target.Name) {
 			continue // a dead-letter cycle without a rejection: dropped, as in RabbitMQ
 		}
-		target.enqueue(m)
+		target.enqueue(m, nil)
 	}
 }
 

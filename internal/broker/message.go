@@ -25,8 +25,9 @@ type Message struct {
 	// TTL is the per-message expiration in milliseconds, -1 when absent.
 	TTL int64
 
-	refs atomic.Int32 // queues holding the message, for memory accounting
-	cc   []string     // sender-selected extra routing keys (CC and BCC headers)
+	refs atomic.Int32           // queues holding the message, for memory accounting
+	cc   []string               // sender-selected extra routing keys (CC and BCC headers)
+	rec  atomic.Pointer[[]byte] // encoded for the store, see record
 }
 
 // hasCC reports whether the message carries CC or BCC routing keys, looking at

@@ -25,25 +25,42 @@ type Router struct {
 	keys     []string
 }
 
-// Publish routes m from exchange e to its queues.
-func (v *VHost) Publish(r *Router, e *Exchange, m *Message) PublishResult {
+// Publish routes m from exchange e to its queues. If durable is not nil it is
+// called exactly once — before Publish returns, or later from the store's
+// goroutine — with ok=true when every queue took the message and the store has
+// made it durable wherever it must be (a publisher confirm's ack), false when a
+// queue refused it or a write failed (a nack).
+func (v *VHost) Publish(r *Router, e *Exchange, m *Message, durable func(ok bool)) PublishResult {
 	if e.Name == "" && strings.HasPrefix(m.RoutingKey, DirectReplyTo+".") {
-		return v.publishReply(m)
+		res := v.publishReply(m)
+		if durable != nil {
+			durable(true)
+		}
+		return res
 	}
 	if m.hasCC() {
 		m = m.withoutBCC()
 	}
 	queues := v.route(r, e, m)
+	var w *durableWait
+	if durable != nil {
+		w = &durableWait{done: durable}
+		w.add()
+	}
 	var res PublishResult
 	for _, q := range queues {
-		if q.enqueue(m) {
-			res.Routed = true
-		} else {
+		res.Routed = true
+		if !q.enqueue(m, w) {
 			res.Rejected = true
-			res.Routed = true
+			if w != nil {
+				w.failed.Store(true)
+			}
 		}
 	}
 	clear(r.queues)
+	if w != nil {
+		w.release(nil)
+	}
 	return res
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/warren-mq/warren/internal/amqp091"
+	"github.com/warren-mq/warren/internal/store"
 )
 
 // Queue holds messages until consumers take them. Delivery runs on whichever
@@ -123,8 +124,44 @@ func (q *Queue) Unacked() int {
 	return q.unacked
 }
 
-// enqueue adds m; false if the queue refused it (reject-publish overflow).
-func (q *Queue) enqueue(m *Message) bool {
+// persists reports whether m lives in the store while in this queue.
+func (q *Queue) persists(m *Message) bool { return q.Durable && m.Persistent }
+
+// storeAck tells the store that persistent entries left the queue for good.
+func (q *Queue) storeAck(es []Entry) {
+	var ids []uint64
+	for i := range es {
+		if q.persists(es[i].Msg) {
+			ids = append(ids, es[i].Seq)
+		}
+	}
+	if len(ids) > 0 {
+		if err := q.vhost.broker.store.Ack(q.vhost.Name, q.Name, ids); err != nil {
+			q.vhost.broker.log.Error("store ack failed", "queue", q.Name, "err", err)
+		}
+	}
+}
+
+// restore puts a recovered message back at its place (recovery at boot).
+func (q *Queue) restore(m *Message, id uint64, delivered bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.vhost.broker.hold(m)
+	e := Entry{Msg: m, Seq: id, Redelivered: delivered}
+	if ttl := q.entryTTL(m); ttl >= 0 {
+		e.Expires = nowNano() + max(ttl*int64(time.Millisecond), 1)
+	}
+	q.ready.insert(e)
+	q.readyBytes += int64(len(m.Body))
+	if id >= q.nextSeq {
+		q.nextSeq = id + 1
+	}
+}
+
+// enqueue adds m; false if the queue refused it (reject-publish overflow). A
+// persistent message in a durable queue is appended to the store before any
+// consumer can see it, and w (if not nil) learns when it is durable.
+func (q *Queue) enqueue(m *Message, w *durableWait) bool {
 	q.mu.Lock()
 	if q.deleted {
 		q.mu.Unlock()
@@ -149,7 +186,7 @@ func (q *Queue) enqueue(m *Message) bool {
 		if q.overLimit(1, int64(len(m.Body))) {
 			// Even an empty queue cannot hold it (max-length 0 or a huge body).
 			q.vhost.broker.hold(m)
-			q.dropLocked(Entry{Msg: m}, "maxlen")
+			q.dropLocked(Entry{Msg: m, Seq: ^uint64(0)}, "maxlen")
 			q.unlock()
 			return true
 		}
@@ -157,6 +194,14 @@ func (q *Queue) enqueue(m *Message) bool {
 	q.vhost.broker.hold(m)
 	e := Entry{Msg: m, Seq: q.nextSeq}
 	q.nextSeq++
+	if q.persists(m) {
+		done := func(error) {}
+		if w != nil {
+			w.add()
+			done = w.release
+		}
+		q.vhost.broker.store.AppendMessages([]store.MessageRecord{{VHost: q.vhost.Name, Queue: q.Name, ID: e.Seq, Data: m.record()}}, done)
+	}
 	now := int64(0)
 	if ttl := q.entryTTL(m); ttl >= 0 {
 		now = nowNano()
@@ -192,6 +237,9 @@ func (q *Queue) entryTTL(m *Message) int64 {
 // dropLocked removes an entry for good: dead-lettered when the queue has a
 // dead-letter exchange, else discarded.
 func (q *Queue) dropLocked(e Entry, reason string) {
+	if e.Seq != ^uint64(0) {
+		q.storeAck([]Entry{e})
+	}
 	if q.args.dlx != nil {
 		q.deadLetters = append(q.deadLetters, deadLetter{msg: e.Msg, reason: reason})
 	}
@@ -220,11 +268,22 @@ func (q *Queue) deliverLocked(now int64) {
 		}
 		v := q.ready.pop()
 		q.readyBytes -= int64(len(v.Msg.Body))
-		if c.NoAck {
-			q.vhost.broker.release(v.Msg)
-		} else {
-			q.unacked++
-		}
+		q.settleDeliveredLocked(v, c.NoAck)
+	}
+}
+
+// settleDeliveredLocked accounts for an entry handed to a consumer or basic.get:
+// gone for good without acks, else unacked (and, if persistent, marked
+// delivered so that it comes back redelivered after a restart).
+func (q *Queue) settleDeliveredLocked(e Entry, noAck bool) {
+	if noAck {
+		q.storeAck([]Entry{e})
+		q.vhost.broker.release(e.Msg)
+		return
+	}
+	q.unacked++
+	if !e.Redelivered && q.persists(e.Msg) {
+		_ = q.vhost.broker.store.MarkDelivered(q.vhost.Name, q.Name, []uint64{e.Seq})
 	}
 }
 
@@ -376,11 +435,7 @@ func (q *Queue) Get(noAck bool) (e Entry, remaining int, ok bool) {
 		}
 		e = q.ready.pop()
 		q.readyBytes -= int64(len(e.Msg.Body))
-		if noAck {
-			q.vhost.broker.release(e.Msg)
-		} else {
-			q.unacked++
-		}
+		q.settleDeliveredLocked(e, noAck)
 		q.expireLocked(now)
 		return e, q.ready.len(), true
 	}
@@ -391,6 +446,7 @@ func (q *Queue) Get(noAck bool) (e Entry, remaining int, ok bool) {
 func (q *Queue) Ack(es []Entry) {
 	q.mu.Lock()
 	q.unacked -= len(es)
+	q.storeAck(es)
 	for _, e := range es {
 		q.vhost.broker.release(e.Msg)
 	}
@@ -408,6 +464,7 @@ func (q *Queue) Requeue(es []Entry) {
 		q.mu.Unlock()
 		return
 	}
+	// Requeued entries stay in the store: they are still the queue's.
 	for _, e := range es {
 		e.Redelivered = true
 		q.ready.insert(e)
@@ -433,7 +490,14 @@ func (q *Queue) Reject(es []Entry) {
 func (q *Queue) Purge() int {
 	q.mu.Lock()
 	n := q.ready.len()
-	q.ready.drain(func(e Entry) { q.vhost.broker.release(e.Msg) })
+	var gone []Entry
+	q.ready.drain(func(e Entry) {
+		if q.persists(e.Msg) {
+			gone = append(gone, e)
+		}
+		q.vhost.broker.release(e.Msg)
+	})
+	q.storeAck(gone)
 	q.readyBytes = 0
 	q.mu.Unlock()
 	return n
@@ -465,6 +529,11 @@ func (q *Queue) Delete(ifUnused, ifEmpty bool) (int, error) {
 	}
 	q.stopExpiresLocked()
 	q.mu.Unlock()
+	if q.Durable && !q.vhost.broker.replaying {
+		if err := q.vhost.broker.store.DeleteQueue(q.vhost.Name, q.Name); err != nil {
+			q.vhost.broker.log.Error("store: delete queue failed", "queue", q.Name, "err", err)
+		}
+	}
 	q.vhost.removeQueue(q)
 	for _, c := range consumers {
 		c.Sink.Cancelled(c)

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/warren-mq/warren/internal/amqp091"
+	"github.com/warren-mq/warren/internal/store"
 )
 
 // VHost is a virtual host: its own exchanges, queues and bindings.
@@ -87,6 +88,12 @@ func (v *VHost) DeclareExchange(d ExchangeDecl) (*Exchange, error) {
 	if !ok {
 		return nil, amqp091.NewError(amqp091.CommandInvalid, "invalid exchange type '%s'", d.Kind)
 	}
+	if d.Durable {
+		flags := flagDurable | boolFlag(d.AutoDelete, flagAutoDelete) | boolFlag(d.Internal, flagInternal)
+		if err := v.broker.logMeta(store.MetaCommand{Op: store.MetaDeclareExchange, VHost: v.Name, Name: d.Name, Kind: d.Kind, Flags: flags, Args: encodeArgs(d.Args)}); err != nil {
+			return nil, err
+		}
+	}
 	v.exchanges[d.Name] = e
 	return e, nil
 }
@@ -149,6 +156,11 @@ func (v *VHost) DeleteExchange(name string, ifUnused bool) error {
 }
 
 func (v *VHost) deleteExchangeLocked(e *Exchange) {
+	if e.Durable {
+		// A failure is logged by logMeta; the exchange goes from memory anyway
+		// and, at worst, comes back at the next restart.
+		_ = v.broker.logMeta(store.MetaCommand{Op: store.MetaDeleteExchange, VHost: v.Name, Name: e.Name})
+	}
 	e.deleted.Store(true)
 	delete(v.exchanges, e.Name)
 	// Bindings from other exchanges to this one go too.
@@ -203,8 +215,26 @@ func (v *VHost) Bind(d BindingDecl, owner any) error {
 			return err
 		}
 	}
-	src.bind(&Binding{Destination: d.Destination, ToExchange: d.ToExchange, Key: d.Key, Args: d.Args})
+	if src.bind(&Binding{Destination: d.Destination, ToExchange: d.ToExchange, Key: d.Key, Args: d.Args}) && v.durableEnds(src, d) {
+		if err := v.broker.logMeta(bindingCommand(store.MetaBind, v.Name, d)); err != nil {
+			src.unbind(&Binding{Destination: d.Destination, ToExchange: d.ToExchange, Key: d.Key, Args: d.Args})
+			return err
+		}
+	}
 	return nil
+}
+
+// durableEnds reports whether a binding survives restarts: both ends durable.
+func (v *VHost) durableEnds(src *Exchange, d BindingDecl) bool {
+	if !src.Durable {
+		return false
+	}
+	if d.ToExchange {
+		dst, ok := v.exchanges[d.Destination]
+		return ok && dst.Durable
+	}
+	q, ok := v.queues[d.Destination]
+	return ok && q.Durable && !q.Exclusive
 }
 
 // Unbind removes a binding. As in RabbitMQ 3.x, removing a binding that does
@@ -224,6 +254,9 @@ func (v *VHost) Unbind(d BindingDecl, owner any) error {
 		return err
 	}
 	removed, remaining := src.unbind(b)
+	if removed && v.durableEnds(src, d) {
+		_ = v.broker.logMeta(bindingCommand(store.MetaUnbind, v.Name, d))
+	}
 	if removed && remaining == 0 && src.AutoDelete {
 		v.deleteExchangeLocked(src)
 	}
@@ -279,6 +312,14 @@ func (v *VHost) DeclareQueue(d QueueDecl) (*Queue, int, int, error) {
 		v.mu.Unlock()
 		return nil, 0, 0, err
 	}
+	if d.Durable && !d.Exclusive {
+		// Exclusive queues die with their connection, so never outlive a restart.
+		flags := flagDurable | boolFlag(d.AutoDelete, flagAutoDelete)
+		if err := v.broker.logMeta(store.MetaCommand{Op: store.MetaDeclareQueue, VHost: v.Name, Name: d.Name, Flags: flags, Args: encodeArgs(d.Args)}); err != nil {
+			v.mu.Unlock()
+			return nil, 0, 0, err
+		}
+	}
 	v.queues[d.Name] = q
 	v.mu.Unlock()
 	q.touch()
@@ -321,6 +362,9 @@ func (v *VHost) removeQueue(q *Queue) {
 	defer v.mu.Unlock()
 	if v.queues[q.Name] != q {
 		return
+	}
+	if q.Durable && !q.Exclusive {
+		_ = v.broker.logMeta(store.MetaCommand{Op: store.MetaDeleteQueue, VHost: v.Name, Name: q.Name})
 	}
 	delete(v.queues, q.Name)
 	for _, e := range v.exchanges {

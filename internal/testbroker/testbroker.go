@@ -15,6 +15,7 @@ import (
 
 	"github.com/warren-mq/warren/internal/amqpserver"
 	"github.com/warren-mq/warren/internal/broker"
+	"github.com/warren-mq/warren/internal/store"
 )
 
 // External reports whether tests run against an external broker (WARREN_TEST_URL).
@@ -24,6 +25,11 @@ func External() bool { return os.Getenv("WARREN_TEST_URL") != "" }
 type Options struct {
 	Broker broker.Config
 	Server amqpserver.Config
+	// DataDir, if set, gives the broker a file store there (unless
+	// Broker.Store is set), so a test can restart a broker on the same data.
+	DataDir string
+	// Sync is the file store's sync mode (default store.SyncAlways).
+	Sync store.SyncMode
 }
 
 // Instance is a running in-process broker.
@@ -32,6 +38,9 @@ type Instance struct {
 	Addr   string
 	Broker *broker.Broker
 	Server *amqpserver.Server
+
+	done     chan struct{}
+	stopOnce sync.Once
 }
 
 var shared struct {
@@ -82,6 +91,13 @@ func Start(t testing.TB, opts Options) *Instance {
 	if opts.Broker.Logger == nil {
 		opts.Broker.Logger = testLogger()
 	}
+	if opts.DataDir != "" && opts.Broker.Store == nil {
+		st, err := store.Open(opts.DataDir, store.Options{Sync: opts.Sync, Logger: opts.Broker.Logger})
+		if err != nil {
+			t.Fatalf("testbroker: store: %v", err)
+		}
+		opts.Broker.Store = st
+	}
 	b, err := broker.New(opts.Broker)
 	if err != nil {
 		t.Fatalf("testbroker: %v", err)
@@ -96,15 +112,23 @@ func Start(t testing.TB, opts Options) *Instance {
 		defer close(done)
 		_ = srv.Serve(l)
 	}()
-	t.Cleanup(func() {
+	inst := &Instance{Broker: b, Server: srv, done: done}
+	t.Cleanup(inst.Stop)
+	inst.Addr = l.Addr().String()
+	inst.URL = "amqp://guest:guest@" + inst.Addr + "/"
+	return inst
+}
+
+// Stop shuts the broker down cleanly (connections closed with 320, store
+// flushed and closed). It is safe to call more than once.
+func (i *Instance) Stop() {
+	i.stopOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
-		_ = b.Close()
+		_ = i.Server.Shutdown(ctx)
+		<-i.done
+		_ = i.Broker.Close()
 	})
-	addr := l.Addr().String()
-	return &Instance{URL: "amqp://guest:guest@" + addr + "/", Addr: addr, Broker: b, Server: srv}
 }
 
 // CheckFor polls fn until it returns true or timeout passes, then fails t.
