@@ -34,6 +34,7 @@ func run(args []string) error {
 	dataDir := fs.String("data-dir", "./data", "data directory")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	memLimit := fs.String("memory-limit", "", "bytes of messages held before publishers are blocked, e.g. 2GiB or 40% of RAM (default 40% of RAM)")
+	diskLimit := fs.String("disk-free-limit", "50MB", "free disk space on the data directory's file system below which publishers are blocked")
 	syncMode := fs.String("sync", "always", "when persistent messages reach the disk: always (a confirm means fdatasync'ed, group commit), interval (fdatasync every --sync-interval: faster, a machine crash loses up to one interval), never (tests only)")
 	syncInterval := fs.Duration("sync-interval", 100*time.Millisecond, "fdatasync period with --sync interval")
 	if err := fs.Parse(args); err != nil {
@@ -49,6 +50,10 @@ func run(args []string) error {
 	limit, err := parseMemoryLimit(*memLimit)
 	if err != nil {
 		return fmt.Errorf("--memory-limit: %w", err)
+	}
+	diskFree, err := parseSize(*diskLimit)
+	if err != nil {
+		return fmt.Errorf("--disk-free-limit: %w", err)
 	}
 	opts := store.Options{Interval: *syncInterval, Logger: log}
 	switch *syncMode {
@@ -69,7 +74,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	b, err := broker.New(broker.Config{Store: st, MemoryLimit: limit, Logger: log})
+	b, err := broker.New(broker.Config{Store: st, MemoryLimit: limit, DiskFreeLimit: diskFree, Logger: log})
 	if err != nil {
 		st.Close()
 		return err

@@ -24,6 +24,11 @@ func parseMemoryLimit(s string) (int64, error) {
 		}
 		return int64(float64(total) * f / 100), nil
 	}
+	return parseSize(s)
+}
+
+// parseSize reads "2GiB", "512MB" or "1048576" (bytes).
+func parseSize(s string) (int64, error) {
 	units := []struct {
 		suffix string
 		mult   int64
