@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
-	"strings"
 )
 
 // usableLocked returns the error every call returns now, if any.
@@ -227,109 +225,6 @@ func (s *File) DeleteQueue(vhost, queue string) error {
 	s.mu.Unlock()
 	s.kick()
 	return nil
-}
-
-// recoverItem is one message Recover reads.
-type recoverItem struct {
-	id        uint64
-	sl        slot
-	f         file
-	delivered bool
-}
-
-// Recover implements Store. It first syncs, so that everything appended is
-// readable, then reads queue by queue, coalescing reads of neighbouring
-// records; records compaction moves meanwhile are looked up again.
-func (s *File) Recover(fn func(rec MessageRecord, delivered bool) error) error {
-	if err := s.Sync(); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	keys := make([]qkey, 0, len(s.queues))
-	for k := range s.queues {
-		keys = append(keys, k)
-	}
-	s.mu.Unlock()
-	slices.SortFunc(keys, func(a, b qkey) int {
-		if c := strings.Compare(a.vhost, b.vhost); c != 0 {
-			return c
-		}
-		return strings.Compare(a.queue, b.queue)
-	})
-	var items []recoverItem
-	var buf []byte
-	for _, k := range keys {
-		s.mu.Lock()
-		if err := s.usableLocked(); err != nil {
-			s.mu.Unlock()
-			return err
-		}
-		items = items[:0]
-		if q := s.queues[k]; q != nil {
-			for id, sl := range q.slots {
-				if sl.flags&(slotWritten|flagTransient) == slotWritten {
-					items = append(items, recoverItem{id: id, sl: sl, f: s.segs[sl.seg].f, delivered: sl.flags&flagDelivered != 0})
-				}
-			}
-		}
-		s.mu.Unlock()
-		slices.SortFunc(items, func(a, b recoverItem) int { return compareU64(a.id, b.id) })
-		var err error
-		if buf, err = s.recoverQueue(k, items, buf, fn); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// recoverQueue reads one queue's records in runs: consecutive records of one
-// segment read with one ReadAt when the gaps between them are small, so that
-// a queue written in one go costs a few large reads and interleaved queues
-// never read much more than their own bytes.
-func (s *File) recoverQueue(k qkey, items []recoverItem, buf []byte, fn func(MessageRecord, bool) error) ([]byte, error) {
-	for i := 0; i < len(items); {
-		first := items[i].sl
-		start, end := int64(first.off), int64(first.off)+int64(first.size)
-		j := i + 1
-		for ; j < len(items); j++ {
-			sl := items[j].sl
-			gap := int64(sl.off) - end
-			if sl.seg != first.seg || gap < 0 || gap > 4096+int64(sl.size) || int64(sl.off)+int64(sl.size)-start > 8<<20 {
-				break
-			}
-			end = int64(sl.off) + int64(sl.size)
-		}
-		buf = slices.Grow(buf[:0], int(end-start))[:end-start]
-		err := readFull(items[i].f, buf, start)
-		for ; i < j; i++ {
-			it := &items[i]
-			var data []byte
-			if err == nil {
-				rec := buf[int64(it.sl.off)-start : int64(it.sl.off)-start+int64(it.sl.size)]
-				data, err = checkMessage(rec, it.sl.recno)
-			}
-			if err != nil {
-				// Moved by compaction, acked and its segment deleted, or
-				// unreadable: look it up again.
-				m, rerr := s.ReadMessage(k.vhost, k.queue, it.id)
-				if errors.Is(rerr, ErrNotFound) {
-					continue
-				}
-				if rerr != nil {
-					s.log.Error("store: skipping unreadable message", "vhost", k.vhost, "queue", k.queue, "id", it.id, "err", rerr)
-					if errors.Is(rerr, ErrClosed) || s.usable() != nil {
-						return buf, rerr
-					}
-					continue
-				}
-				data = m.Data
-			}
-			if ferr := fn(MessageRecord{VHost: k.vhost, Queue: k.queue, ID: it.id, Data: data}, it.delivered); ferr != nil {
-				return buf, ferr
-			}
-		}
-	}
-	return buf, nil
 }
 
 // Sync implements Store.

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -47,6 +46,9 @@ type File struct {
 	pendDeliv []uint64 // recnos to mark delivered in the ack log
 	waiters   []waiter
 	live      int // slots in queues
+	// recovering counts Recover calls in progress: compaction and segment
+	// deletion wait, so that nothing a Recover snapshot points to moves.
+	recovering int
 
 	syncs, syncedAppends, compactions, deleted atomic.Uint64
 	ackBytes                                   atomic.Int64
@@ -201,105 +203,6 @@ func (s *File) segmentNumbers() ([]uint32, error) {
 	return nums, nil
 }
 
-// recovery is what the ack log says, used while segments are scanned.
-type recovery struct {
-	acked, delivered map[uint64]struct{}
-	messages         int
-	bytes            int64
-}
-
-func (s *File) recoverMessages() error {
-	start := time.Now()
-	rc := recovery{acked: map[uint64]struct{}{}, delivered: map[uint64]struct{}{}}
-	if err := s.loadAckLog(&rc); err != nil {
-		return err
-	}
-	nums, err := s.segmentNumbers()
-	if err != nil {
-		return err
-	}
-	lastLog := start
-	for i, num := range nums {
-		if err := s.loadSegment(num, &rc); err != nil {
-			return err
-		}
-		s.nextSeg = max(s.nextSeg, num+1)
-		if now := time.Now(); now.Sub(lastLog) > time.Second {
-			lastLog = now
-			s.log.Info("store: recovering messages", "segment", i+1, "segments", len(nums), "messages", rc.messages)
-		}
-	}
-	if len(nums) > 0 {
-		if last := s.segs[nums[len(nums)-1]]; last != nil && last.size < s.opts.SegmentSize {
-			s.head = last
-		}
-	}
-	if s.head == nil {
-		seg, err := s.createSegment(s.nextSeg, s.nextRecno)
-		if err != nil {
-			return err
-		}
-		s.nextSeg++
-		s.segs[seg.num] = seg
-		s.head = seg
-	}
-	s.w.headSize = s.head.size
-	live := 0
-	for _, q := range s.queues {
-		live += len(q.slots)
-	}
-	s.live = live
-	s.log.Info("store: recovered", "messages", live, "segments", len(s.segs),
-		"scanned", rc.messages, "bytes", rc.bytes, "duration", time.Since(start).Round(time.Millisecond))
-	return nil
-}
-
-// loadAckLog reads acks.log into rc, cutting off an invalid tail.
-func (s *File) loadAckLog(rc *recovery) error {
-	f, size, err := s.openLog("acks.log", ackMagic)
-	if err != nil {
-		return err
-	}
-	s.w.ackF = f
-	sc := newScanner(f, logHeaderSize, size, nil)
-	for {
-		rec, off, err := sc.next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		if err := s.applyAckRecord(rec[recHeader], rec[recHeader+1:], rc); err != nil {
-			sc.pos = off
-			break
-		}
-	}
-	if err := s.cutTail(f, "acks.log", sc.pos, size); err != nil {
-		return err
-	}
-	s.w.ackSize, s.w.ackBase = sc.pos, sc.pos
-	s.ackBytes.Store(sc.pos)
-	return nil
-}
-
-func (s *File) applyAckRecord(typ byte, p []byte, rc *recovery) error {
-	bump := func(r uint64) { s.nextRecno = max(s.nextRecno, r+1) }
-	switch typ {
-	case recCheckpoint:
-		if len(p) != 8 {
-			return errCorrupt
-		}
-		s.nextRecno = max(s.nextRecno, binary.LittleEndian.Uint64(p))
-		return nil
-	case recAcked:
-		return decodeRecnos(p, func(r uint64) { rc.acked[r] = struct{}{}; bump(r) })
-	case recDelivered:
-		return decodeRecnos(p, func(r uint64) { rc.delivered[r] = struct{}{}; bump(r) })
-	}
-	return errCorrupt
-}
-
 // openLog opens (creating if needed) a log file with a header and returns it
 // with its size.
 func (s *File) openLog(name string, magic [4]byte) (file, int64, error) {
@@ -355,114 +258,6 @@ func (s *File) cutTail(f file, name string, good, size int64) error {
 		return err
 	}
 	return f.Sync()
-}
-
-// loadSegment scans one segment file and indexes its live records.
-func (s *File) loadSegment(num uint32, rc *recovery) error {
-	path := s.segPath(num)
-	f, err := s.fs.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	size, err := f.Size()
-	if err != nil {
-		f.Close()
-		return err
-	}
-	if size < segHeaderSize {
-		// Its creation was cut short; no record was ever confirmed in it.
-		s.log.Warn("store: removing segment with a torn header", "file", path, "bytes", size)
-		f.Close()
-		return s.fs.Remove(path)
-	}
-	h := make([]byte, segHeaderSize)
-	n, base := uint32(0), uint64(0)
-	if _, err = f.ReadAt(h, 0); err == nil {
-		n, base, err = parseSegHeader(h)
-	}
-	if err == nil && n != num {
-		err = fmt.Errorf("store: header says segment %d", n)
-	}
-	if err != nil {
-		f.Close()
-		return fmt.Errorf("store: %s: %w", path, err)
-	}
-	s.nextRecno = max(s.nextRecno, base)
-	seg := &segment{num: num, path: path, f: f}
-	s.segs[num] = seg
-	sc := newScanner(f, segHeaderSize, size, s.w.scanBuf)
-	var last *qindex
-	var lastKey qkey
-	for {
-		rec, off, err := sc.next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("store: %s: %w", path, err)
-		}
-		hd, _, err := decodeMessage(rec[recHeader+1:])
-		if err != nil || rec[recHeader] != recMessage {
-			sc.pos = off
-			break
-		}
-		rc.messages++
-		rc.bytes += int64(len(rec))
-		s.nextRecno = max(s.nextRecno, hd.recno+1)
-		if hd.flags&flagTransient != 0 {
-			continue
-		}
-		if _, ok := rc.acked[hd.recno]; ok {
-			seg.dead = append(seg.dead, hd.recno)
-			continue
-		}
-		if last == nil || string(hd.vhost) != lastKey.vhost || string(hd.queue) != lastKey.queue {
-			lastKey = qkey{string(hd.vhost), string(hd.queue)}
-			last = s.queueIndex(lastKey)
-		}
-		sl := slot{recno: hd.recno, seg: num, off: uint32(off), size: uint32(len(rec)), flags: slotWritten | hd.flags&flagDelivered}
-		if _, ok := rc.delivered[hd.recno]; ok {
-			sl.flags |= flagDelivered
-		}
-		if !s.resolveDuplicate(last, lastKey, hd.id, &sl) {
-			seg.dead = append(seg.dead, hd.recno)
-			continue
-		}
-		last.slots[hd.id] = sl
-		seg.live++
-		seg.liveBytes += int64(len(rec))
-	}
-	s.w.scanBuf = sc.buf
-	seg.size = sc.pos
-	return s.cutTail(f, path, sc.pos, size)
-}
-
-// resolveDuplicate decides, while recovering, between a record just read (sl)
-// and one already indexed for the same queue and id. It reports whether sl
-// wins; if it does, the other one no longer counts in its segment.
-func (s *File) resolveDuplicate(q *qindex, key qkey, id uint64, sl *slot) bool {
-	old, ok := q.slots[id]
-	if !ok {
-		return true
-	}
-	oseg := s.segs[old.seg]
-	switch {
-	case old.recno == sl.recno:
-		// A compaction copy (segments are read in order, so this is the later
-		// copy); the old file still holds the original.
-		sl.flags |= old.flags & flagDelivered
-		oseg.movedOut = append(oseg.movedOut, movedRef{key, id, old.recno})
-	case old.recno > sl.recno:
-		// The id was appended again later; this record was replaced.
-		s.pendAcks = append(s.pendAcks, sl.recno)
-		return false
-	default:
-		oseg.dead = append(oseg.dead, old.recno)
-		s.pendAcks = append(s.pendAcks, old.recno)
-	}
-	oseg.live--
-	oseg.liveBytes -= int64(old.size)
-	return true
 }
 
 // queueIndex returns a queue's index, creating it. Called with s.mu held (or

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -590,4 +591,37 @@ func TestStoreReadDuringCompaction(t *testing.T) {
 	if s.Stats().Compactions == 0 {
 		t.Fatal("nothing compacted")
 	}
+}
+
+// Queues whose messages reach the disk out of ID order (IDs spread over the
+// whole uint64 range, in random order) still recover in ID order.
+func TestStoreRecoverOrderLarge(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{SegmentSize: 64 << 10, Sync: SyncNever}
+	s := openTest(t, dir, opts)
+	rng := rand.New(rand.NewPCG(1, 2))
+	var want []uint64
+	for i := range 3000 {
+		id := rng.Uint64()
+		if i%3 == 0 {
+			id = uint64(i) // some dense ones too
+		}
+		want = append(want, id)
+		mustAppend(t, s, msg("/", "q", id), msg("/", "dense", uint64(3000-i)))
+	}
+	slices.Sort(want)
+	check := func(s *File) {
+		t.Helper()
+		rs := recoverAll(t, s)
+		if got := ids(rs, "/", "q"); !slices.Equal(got, want) {
+			t.Fatalf("recovered %d ids out of order", len(got))
+		}
+		if got := ids(rs, "/", "dense"); len(got) != 3000 || !slices.IsSorted(got) {
+			t.Fatalf("dense queue recovered out of order")
+		}
+		checkRecovered(t, rs)
+	}
+	check(s)
+	s.Close()
+	check(openTest(t, dir, opts))
 }

@@ -19,7 +19,7 @@ type compactJob struct {
 // more is waiting (a compaction in progress).
 func (s *File) maintain() bool {
 	s.mu.Lock()
-	stop := s.closing || s.err != nil
+	stop := s.closing || s.err != nil || s.recovering > 0
 	s.mu.Unlock()
 	if stop {
 		return false

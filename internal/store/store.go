@@ -114,10 +114,11 @@ type Store interface {
 	MarkDelivered(vhost, queue string, ids []uint64) error
 	// DeleteQueue acknowledges every message of a queue.
 	DeleteQueue(vhost, queue string) error
-	// Recover calls fn for every live persistent message, each queue's messages
-	// in ID order, queues in name order. rec.Data is valid only during fn. At
-	// boot that is what survived the restart. fn's error stops Recover and is
-	// returned. fn must not call Sync or Close.
+	// Recover calls fn for every live persistent message, each queue's
+	// messages in ID order; calls for different queues may interleave.
+	// rec.Data is valid only during fn. At boot that is what survived the
+	// restart. fn's error stops Recover and is returned. fn may call the
+	// store, but not Close.
 	Recover(fn func(rec MessageRecord, delivered bool) error) error
 
 	// Sync makes everything appended, acknowledged and marked so far durable.

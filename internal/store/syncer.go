@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"runtime"
 	"slices"
 	"time"
 )
@@ -22,6 +23,9 @@ type syncerState struct {
 	job       *compactJob
 	settlers  []waiter
 }
+
+// writeChunk is how many bytes the syncer encodes before it writes them.
+const writeChunk = 1 << 20
 
 // item is one record the syncer writes: an append, or a compaction copy.
 type item struct {
@@ -93,6 +97,12 @@ func (s *File) round() bool {
 	}
 	for _, b := range batches {
 		b.done(appendErr)
+	}
+	if len(batches) > 0 {
+		// Let the publishers just confirmed run and append again before the
+		// next batch is taken: otherwise they miss it, and publishers split
+		// into two groups that alternate, each sync covering only half.
+		runtime.Gosched()
 	}
 	for _, w := range waiters {
 		if w.settle && syncErr == nil {
@@ -211,11 +221,19 @@ func (s *File) writeItems(items []item) error {
 		}
 		it.seg, it.off, it.size = head, uint32(at+int64(len(buf))), uint32(n)
 		buf = appendMessageRecord(buf, it.recno, it.id, it.flags, it.key.vhost, it.key.queue, it.data)
+		if len(buf) >= writeChunk {
+			// Large batches go out in chunks: the buffer stays small and
+			// warm in cache, and the kernel starts writeback earlier.
+			if err = writeFull(head.f, buf, at); err != nil {
+				break
+			}
+			at, buf = at+int64(len(buf)), buf[:0]
+		}
 	}
 	if err == nil {
 		err = writeFull(head.f, buf, at)
 	}
-	if cap(buf) <= 16<<20 {
+	if cap(buf) <= 4*writeChunk {
 		w.buf = buf[:0]
 	} else {
 		w.buf = nil

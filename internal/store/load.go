@@ -1,0 +1,284 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"time"
+)
+
+// recovery is the state of Open while it reads the logs. Records are
+// collected per queue in plain slices and the index maps are built once at
+// the end, presized: a million map lookups and growing inserts during the
+// scan would cost more than reading the gigabyte they describe.
+type recovery struct {
+	acked, delivered map[uint64]struct{}
+	queues           map[string]*loadQueue // by appendQueueKey
+	key              []byte
+	last             *loadQueue
+	messages         int
+	bytes            int64
+}
+
+type loadQueue struct {
+	key   qkey
+	slots []recoverItem
+}
+
+// queue returns the collector for a record's queue without allocating when
+// the queue is already known.
+func (rc *recovery) queue(vhost, queue []byte) *loadQueue {
+	if q := rc.last; q != nil && string(queue) == q.key.queue && string(vhost) == q.key.vhost {
+		return q
+	}
+	rc.key = appendQueueKey(rc.key[:0], vhost, queue)
+	q := rc.queues[string(rc.key)]
+	if q == nil {
+		q = &loadQueue{key: qkey{string(vhost), string(queue)}}
+		rc.queues[string(rc.key)] = q
+	}
+	rc.last = q
+	return q
+}
+
+func (s *File) recoverMessages() error {
+	start := time.Now()
+	rc := recovery{acked: map[uint64]struct{}{}, delivered: map[uint64]struct{}{}, queues: map[string]*loadQueue{}}
+	if err := s.loadAckLog(&rc); err != nil {
+		return err
+	}
+	nums, err := s.segmentNumbers()
+	if err != nil {
+		return err
+	}
+	lastLog := start
+	for i, num := range nums {
+		if err := s.loadSegment(num, &rc); err != nil {
+			return err
+		}
+		s.nextSeg = max(s.nextSeg, num+1)
+		if now := time.Now(); now.Sub(lastLog) > time.Second {
+			lastLog = now
+			s.log.Info("store: recovering messages", "segment", i+1, "segments", len(nums), "records", rc.messages)
+		}
+	}
+	s.buildIndex(&rc)
+	if len(nums) > 0 {
+		if last := s.segs[nums[len(nums)-1]]; last != nil && last.size < s.opts.SegmentSize {
+			s.head = last
+		}
+	}
+	if s.head == nil {
+		seg, err := s.createSegment(s.nextSeg, s.nextRecno)
+		if err != nil {
+			return err
+		}
+		s.nextSeg++
+		s.segs[seg.num] = seg
+		s.head = seg
+	}
+	s.w.headSize = s.head.size
+	s.log.Info("store: recovered", "messages", s.live, "queues", len(s.queues), "segments", len(s.segs),
+		"records", rc.messages, "bytes", rc.bytes, "duration", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// loadAckLog reads acks.log into rc, cutting off an invalid tail.
+func (s *File) loadAckLog(rc *recovery) error {
+	f, size, err := s.openLog("acks.log", ackMagic)
+	if err != nil {
+		return err
+	}
+	s.w.ackF = f
+	sc := newScanner(f, logHeaderSize, size, nil)
+	for {
+		rec, off, err := sc.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.applyAckRecord(rec[recHeader], rec[recHeader+1:], rc); err != nil {
+			sc.pos = off
+			break
+		}
+	}
+	if err := s.cutTail(f, "acks.log", sc.pos, size); err != nil {
+		return err
+	}
+	s.w.ackSize, s.w.ackBase = sc.pos, sc.pos
+	s.ackBytes.Store(sc.pos)
+	return nil
+}
+
+func (s *File) applyAckRecord(typ byte, p []byte, rc *recovery) error {
+	bump := func(r uint64) { s.nextRecno = max(s.nextRecno, r+1) }
+	switch typ {
+	case recCheckpoint:
+		if len(p) != 8 {
+			return errCorrupt
+		}
+		s.nextRecno = max(s.nextRecno, binary.LittleEndian.Uint64(p))
+		return nil
+	case recAcked:
+		return decodeRecnos(p, func(r uint64) { rc.acked[r] = struct{}{}; bump(r) })
+	case recDelivered:
+		return decodeRecnos(p, func(r uint64) { rc.delivered[r] = struct{}{}; bump(r) })
+	}
+	return errCorrupt
+}
+
+// loadSegment scans one segment file and collects its live records.
+func (s *File) loadSegment(num uint32, rc *recovery) error {
+	path := s.segPath(num)
+	f, err := s.fs.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	size, err := f.Size()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	if size < segHeaderSize {
+		// Its creation was cut short; no record was ever confirmed in it.
+		s.log.Warn("store: removing segment with a torn header", "file", path, "bytes", size)
+		f.Close()
+		return s.fs.Remove(path)
+	}
+	h := make([]byte, segHeaderSize)
+	n, base := uint32(0), uint64(0)
+	if _, err = f.ReadAt(h, 0); err == nil {
+		n, base, err = parseSegHeader(h)
+	}
+	if err == nil && n != num {
+		err = fmt.Errorf("store: header says segment %d", n)
+	}
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("store: %s: %w", path, err)
+	}
+	s.nextRecno = max(s.nextRecno, base)
+	seg := &segment{num: num, path: path, f: f}
+	s.segs[num] = seg
+	sc := newScanner(f, segHeaderSize, size, s.w.scanBuf)
+	for {
+		rec, off, err := sc.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("store: %s: %w", path, err)
+		}
+		hd, _, err := decodeMessage(rec[recHeader+1:])
+		if err != nil || rec[recHeader] != recMessage {
+			sc.pos = off
+			break
+		}
+		rc.messages++
+		rc.bytes += int64(len(rec))
+		s.nextRecno = max(s.nextRecno, hd.recno+1)
+		if hd.flags&flagTransient != 0 {
+			continue
+		}
+		if _, ok := rc.acked[hd.recno]; ok {
+			seg.dead = append(seg.dead, hd.recno)
+			continue
+		}
+		sl := slot{recno: hd.recno, seg: num, off: uint32(off), size: uint32(len(rec)), flags: slotWritten | hd.flags&flagDelivered}
+		if _, ok := rc.delivered[hd.recno]; ok {
+			sl.flags |= flagDelivered
+		}
+		q := rc.queue(hd.vhost, hd.queue)
+		q.slots = append(q.slots, recoverItem{hd.id, sl})
+	}
+	s.w.scanBuf = sc.buf
+	seg.size = sc.pos
+	return s.cutTail(f, path, sc.pos, size)
+}
+
+// buildIndex turns the collected records into the index. Where one queue
+// and id has several records, the highest recno wins (the id was appended
+// again); two copies of one recno are a compaction copy and its original,
+// and the copy, in the later segment, wins.
+func (s *File) buildIndex(rc *recovery) {
+	for _, lq := range rc.queues {
+		sortByID(lq.slots) // stable: equal ids stay in disk order
+		q := &qindex{slots: make(map[uint64]slot, len(lq.slots))}
+		for i := 0; i < len(lq.slots); {
+			j := i + 1
+			win := i
+			for ; j < len(lq.slots) && lq.slots[j].id == lq.slots[i].id; j++ {
+				if lq.slots[j].sl.recno >= lq.slots[win].sl.recno {
+					win = j
+				}
+			}
+			w := lq.slots[win].sl
+			for k := i; k < j; k++ {
+				if k == win {
+					continue
+				}
+				lose := lq.slots[k].sl
+				lseg := s.segs[lose.seg]
+				if lose.recno == w.recno {
+					w.flags |= lose.flags & flagDelivered
+					lseg.movedOut = append(lseg.movedOut, movedRef{lq.key, lq.slots[k].id, lose.recno})
+				} else {
+					lseg.dead = append(lseg.dead, lose.recno)
+					s.pendAcks = append(s.pendAcks, lose.recno)
+				}
+			}
+			q.slots[lq.slots[i].id] = w
+			seg := s.segs[w.seg]
+			seg.live++
+			seg.liveBytes += int64(w.size)
+			i = j
+		}
+		if len(q.slots) > 0 {
+			s.queues[lq.key] = q
+			s.live += len(q.slots)
+		}
+		lq.slots = nil
+	}
+}
+
+// sortByID sorts items by id, stably, with an LSD radix sort over the bits
+// in which the ids differ: queue sequence numbers are dense, so that is
+// usually two or three passes, much faster than a comparison sort of a
+// million items.
+func sortByID(items []recoverItem) {
+	if len(items) < 256 {
+		slices.SortStableFunc(items, func(a, b recoverItem) int { return compareU64(a.id, b.id) })
+		return
+	}
+	lo, hi := items[0].id, items[0].id
+	for _, it := range items {
+		lo, hi = min(lo, it.id), max(hi, it.id)
+	}
+	const bits = 11
+	tmp := make([]recoverItem, len(items))
+	src, dst := items, tmp
+	for shift := 0; shift < 64 && (hi-lo)>>shift != 0; shift += bits {
+		var count [1 << bits]int
+		for _, it := range src {
+			count[((it.id-lo)>>shift)&(1<<bits-1)]++
+		}
+		pos := 0
+		for d, c := range count {
+			count[d] = pos
+			pos += c
+		}
+		for _, it := range src {
+			d := ((it.id - lo) >> shift) & (1<<bits - 1)
+			dst[count[d]] = it
+			count[d]++
+		}
+		src, dst = dst, src
+	}
+	if &src[0] != &items[0] {
+		copy(items, src)
+	}
+}
