@@ -1,0 +1,255 @@
+package crash
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// buildWarren compiles cmd/warren into a temporary directory and returns the
+// binary's path. The test package lives inside the module, so the package
+// path resolves from the test's working directory.
+func buildWarren(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	bin := filepath.Join(t.TempDir(), "warren")
+	start := time.Now()
+	out, err := exec.Command(goBin, "build", "-o", bin, "github.com/warren-mq/warren/cmd/warren").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build ./cmd/warren: %v\n%s", err, out)
+	}
+	t.Logf("built %s in %v", bin, time.Since(start).Round(time.Millisecond))
+	return bin
+}
+
+// warren is the broker binary run as a child process on one data directory,
+// started and killed again and again.
+type warren struct {
+	t      *testing.T
+	bin    string
+	dir    string // data directory, shared by every run
+	logDir string
+	extra  []string // more command-line flags
+
+	runs int // how many times it was started
+	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd has been waited for
+	err  error         // cmd.Wait's result, valid after done
+	log  string        // this run's log file
+	addr string
+	// started is when the current process was started; ready is how long it
+	// took from then until it accepted an AMQP connection.
+	started time.Time
+	ready   time.Duration
+}
+
+func newWarren(t *testing.T, bin, dir string, extra ...string) *warren {
+	w := &warren{t: t, bin: bin, dir: dir, logDir: t.TempDir(), extra: extra}
+	t.Cleanup(func() {
+		w.terminate()
+	})
+	return w
+}
+
+// URL is the AMQP URL of the running process.
+func (w *warren) URL() string { return "amqp://guest:guest@" + w.addr + "/" }
+
+// freePort asks the kernel for a free loopback port. Another process may take
+// it before Warren binds it; start then retries with a new one.
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := l.Addr().String()
+	return addr, l.Close()
+}
+
+// start runs the binary and waits until it accepts AMQP connections.
+func (w *warren) start() {
+	w.t.Helper()
+	for attempt := 1; ; attempt++ {
+		err := w.tryStart()
+		if err == nil {
+			return
+		}
+		if attempt < 5 && strings.Contains(w.logText(), "address already in use") {
+			w.t.Logf("port %s was taken, retrying: %v", w.addr, err)
+			continue
+		}
+		w.t.Fatalf("warren run %d did not come up: %v\n%s", w.runs, err, w.logTail(60))
+	}
+}
+
+func (w *warren) tryStart() error {
+	addr, err := freePort()
+	if err != nil {
+		return err
+	}
+	w.runs++
+	w.addr = addr
+	w.log = filepath.Join(w.logDir, fmt.Sprintf("run-%02d.log", w.runs))
+	lf, err := os.Create(w.log)
+	if err != nil {
+		return err
+	}
+	args := append([]string{"--amqp-addr", addr, "--data-dir", w.dir}, w.extra...)
+	cmd := exec.Command(w.bin, args...)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	w.started = time.Now()
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return err
+	}
+	w.cmd, w.done = cmd, make(chan struct{})
+	done := w.done
+	go func() {
+		w.err = cmd.Wait()
+		lf.Close()
+		close(done)
+	}()
+	if err := w.waitReady(60 * time.Second); err != nil {
+		w.terminate()
+		return err
+	}
+	w.ready = time.Since(w.started)
+	return nil
+}
+
+// waitReady polls until an AMQP handshake succeeds, the process exits or the
+// timeout passes. Recovering a big store can take a while, hence the bound.
+func (w *warren) waitReady(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := amqp.DialConfig(w.URL(), amqp.Config{Dial: amqp.DefaultDial(time.Second)})
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-w.done:
+			return fmt.Errorf("exited before accepting connections: %v", w.err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not accepting AMQP connections after %v: %v", timeout, err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+// kill sends SIGKILL and waits until the process is gone. A process that
+// was already gone, or died of something else, crashed on its own: that
+// fails the test.
+func (w *warren) kill() {
+	if w.cmd == nil {
+		return
+	}
+	w.terminate()
+	if !exitedBySignal(w.err) {
+		w.t.Errorf("warren run %d ended by itself before SIGKILL: %v\n%s", w.runs, w.err, w.logTail(60))
+	}
+}
+
+// terminate sends SIGKILL, whatever state the process is in, and waits.
+func (w *warren) terminate() {
+	if w.cmd == nil {
+		return
+	}
+	_ = w.cmd.Process.Signal(syscall.SIGKILL)
+	<-w.done
+	w.cmd = nil
+}
+
+// stop asks for a clean shutdown with SIGTERM and fails the test if the
+// process does not exit with status 0 within the bound.
+func (w *warren) stop() {
+	w.t.Helper()
+	if w.cmd == nil {
+		return
+	}
+	_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-w.done:
+	case <-time.After(30 * time.Second):
+		w.kill()
+		w.t.Fatalf("warren run %d ignored SIGTERM for 30s\n%s", w.runs, w.logTail(60))
+	}
+	w.cmd = nil
+	if w.err != nil {
+		w.t.Errorf("warren run %d exited with %v after SIGTERM\n%s", w.runs, w.err, w.logTail(60))
+	}
+}
+
+func (w *warren) logText() string {
+	b, _ := os.ReadFile(w.log)
+	return string(b)
+}
+
+// logTail returns the last n lines of the current run's log.
+func (w *warren) logTail(n int) string {
+	lines := strings.Split(strings.TrimRight(w.logText(), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// badLogMarkers are what must never appear in a broker log: a runtime panic,
+// a recovered connection panic, a fatal runtime error, a failed store.
+var badLogMarkers = []string{"panic", "fatal error:", "DATA RACE", "store failed until reopened"}
+
+// checkLogs fails t for every run whose log shows a panic or a failed store,
+// and logs the recovery warnings (torn tails cut off) seen in each run.
+func (w *warren) checkLogs() {
+	w.t.Helper()
+	for i := 1; i <= w.runs; i++ {
+		path := filepath.Join(w.logDir, fmt.Sprintf("run-%02d.log", i))
+		b, err := os.ReadFile(path)
+		if err != nil {
+			w.t.Errorf("run %d log: %v", i, err)
+			continue
+		}
+		for _, m := range badLogMarkers {
+			if bytes.Contains(b, []byte(m)) {
+				w.t.Errorf("run %d log contains %q:\n%s", i, m, excerpt(b, m))
+			}
+		}
+		if n := bytes.Count(b, []byte("cutting off invalid tail")); n > 0 {
+			w.t.Logf("run %d: store cut off %d torn tail(s) at recovery", i, n)
+		}
+	}
+}
+
+// excerpt returns the lines around the first occurrence of m in b.
+func excerpt(b []byte, m string) string {
+	i := bytes.Index(b, []byte(m))
+	from := max(0, i-2000)
+	to := min(len(b), i+4000)
+	return string(b[from:to])
+}
+
+// exitedBySignal reports whether err says the process died from SIGKILL,
+// which is what kill expects.
+func exitedBySignal(err error) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
+}
