@@ -214,6 +214,23 @@ except Exception:
 PY
 }
 
+# stall FILE: a note if consumers received nothing for a whole second while
+# producers were still sending, which points at a stuck delivery path.
+stall() {
+	python3 - "$1" <<'PY'
+import json, sys
+try:
+    rows = [d for d in map(json.loads, open(sys.argv[1])) if "time" in d]
+except Exception:
+    rows = []
+idle = [d["time"] for d in rows[1:] if d["received"] == 0 and d["sent"] > 0]
+if idle and any(d["received"] > 0 for d in rows):
+    resumed = any(d["received"] > 0 for d in rows if d["time"] > idle[0])
+    print("deliveries stopped: 0 msg/s received in the second ending at %.0f s while sending went on%s"
+          % (idle[0], "" if resumed else ", and never resumed"))
+PY
+}
+
 # Number formatting for the tables.
 num() { # integer with thousands separators, or the text as is
 	case $1 in
@@ -270,6 +287,10 @@ timed() {
 	local m1 m2
 	m1=$(cat "$WORK/$id.warren.rss") m2=$(cat "$WORK/$id.rabbitmq.rss")
 	row "peak RSS (MiB)" "$(mib "$m1")" "$(mib "$m2")" "$m1" "$m2"
+	v1=$(stall "$w") v2=$(stall "$r")
+	if [ -n "$v1$v2" ]; then
+		echo "| notes | $v1 | $v2 | |" >>"$REPORT"
+	fi
 	v1=$(js "$w" summary.receive_rate) v2=$(js "$r" summary.receive_rate)
 	echo "| $title | $(num "$v1") | $(num "$v2") | $(ratio "$v1" "$v2") | $(num "$(js "$w" summary.consumer_latency_us.p99)") | $(num "$(js "$r" summary.consumer_latency_us.p99)") | $(mib "$m1") | $(mib "$m2") |" >>"$OVERVIEW"
 }
@@ -438,7 +459,15 @@ restart_run() {
 	if [ "$broker" = warren ]; then
 		stop_warren
 	else
+		pid=$(cat "$PRIVATE_RABBIT_DIR/pid" 2>/dev/null || echo)
 		rabbitmqctl -n "$PRIVATE_RABBIT_NODE" stop >/dev/null 2>&1
+		# stop may return before the VM has exited; the restart must not overlap it.
+		for _ in $(seq 600); do
+			if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+				break
+			fi
+			sleep 0.1
+		done
 	fi
 	t1=$(date +%s.%N)
 	STOP_TIME=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b-a}')
