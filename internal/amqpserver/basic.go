@@ -15,8 +15,8 @@ type publishing struct {
 	mandatory  bool
 	exchange   *broker.Exchange
 	routingKey string
-	buf        []byte // properties followed by the body, one allocation per message
-	propsLen   int
+	props      []byte // copied: the frame's buffer is reused
+	body       []byte // separate from props, so a paged-out body can be freed
 	bodySize   uint64
 	overflow   bool // more body arrived than declared: RabbitMQ waits on, so do we
 }
@@ -78,11 +78,10 @@ func (ch *channel) handleContent(f amqp091.Frame) error {
 		}
 		p.haveHeader = true
 		p.bodySize = size
-		p.propsLen = len(props)
+		p.props = append([]byte(nil), props...)
 		// Reserve the whole body up front when it is modest; grow otherwise, so a
 		// header claiming a huge body cannot make Warren allocate it in advance.
-		capacity := uint64(len(props)) + min(size, 1<<20)
-		p.buf = append(make([]byte, 0, capacity), props...)
+		p.body = make([]byte, 0, min(size, 1<<20))
 		if size == 0 {
 			return ch.finishPublish()
 		}
@@ -91,14 +90,14 @@ func (ch *channel) handleContent(f amqp091.Frame) error {
 	if !p.haveHeader {
 		return p.unexpected()
 	}
-	if p.overflow || uint64(len(p.buf)-p.propsLen+len(f.Payload)) > p.bodySize {
+	if p.overflow || uint64(len(p.body)+len(f.Payload)) > p.bodySize {
 		// RabbitMQ does not notice an overlong body: it waits for the body to end
 		// exactly, and fails at the next frame that is not a body. Keep nothing.
 		p.overflow = true
 		return nil
 	}
-	p.buf = append(p.buf, f.Payload...)
-	if uint64(len(p.buf)-p.propsLen) == p.bodySize {
+	p.body = append(p.body, f.Payload...)
+	if uint64(len(p.body)) == p.bodySize {
 		return ch.finishPublish()
 	}
 	return nil
@@ -108,8 +107,7 @@ func (ch *channel) handleContent(f amqp091.Frame) error {
 func (ch *channel) finishPublish() error {
 	p := ch.pub
 	ch.pub = publishing{}
-	props, body := p.buf[:p.propsLen:p.propsLen], p.buf[p.propsLen:]
-	m, err := broker.NewMessage(p.exchange.Name, p.routingKey, props, body)
+	m, err := broker.NewMessage(p.exchange.Name, p.routingKey, p.props, p.body)
 	if err != nil {
 		return err
 	}
@@ -141,9 +139,10 @@ func (ch *channel) route(ex *broker.Exchange, m *broker.Message, mandatory bool,
 	}
 	res := ch.vhost.Publish(&ch.router, ex, m, durable)
 	if mandatory && !res.Routed {
+		body, _ := ch.body(m) // unrouted, so never paged out
 		ch.conn.out.send(func(b []byte) []byte {
 			b = amqp091.AppendMethodFrame(b, ch.id, &amqp091.BasicReturn{ReplyCode: amqp091.NoRoute, ReplyText: "NO_ROUTE", Exchange: m.Exchange, RoutingKey: m.RoutingKey})
-			return ch.appendContent(b, m)
+			return ch.appendContent(b, m, body)
 		})
 	}
 	if pc != nil {
@@ -184,9 +183,21 @@ func (p *pendingConfirm) published() {
 	}
 }
 
-func (ch *channel) appendContent(b []byte, m *broker.Message) []byte {
-	b = amqp091.AppendHeaderFrame(b, ch.id, 60, uint64(len(m.Body)), m.Props)
-	return amqp091.AppendBodyFrames(b, ch.id, m.Body, ch.conn.frameMax)
+// appendContent appends m's content header and body frames.
+func (ch *channel) appendContent(b []byte, m *broker.Message, body []byte) []byte {
+	b = amqp091.AppendHeaderFrame(b, ch.id, 60, uint64(len(body)), m.Props)
+	return amqp091.AppendBodyFrames(b, ch.id, body, ch.conn.frameMax)
+}
+
+// body returns m's body, read back from the store if it was paged out. Only
+// a failing store makes that fail; the message is then not delivered.
+func (ch *channel) body(m *broker.Message) ([]byte, bool) {
+	body, err := m.Body()
+	if err != nil {
+		ch.conn.log.Error("cannot read a paged-out message body", "err", err)
+		return nil, false
+	}
+	return body, true
 }
 
 // Deliver implements broker.ConsumerSink. It runs under the queue's lock.
@@ -203,6 +214,10 @@ func (ch *channel) Deliver(c *broker.Consumer, q *broker.Queue, e *broker.Entry)
 			return false
 		}
 	}
+	body, ok := ch.body(e.Msg)
+	if !ok {
+		return false
+	}
 	o := ch.conn.out
 	o.mu.Lock()
 	if o.closed || o.fullLocked(q) {
@@ -212,7 +227,7 @@ func (ch *channel) Deliver(c *broker.Consumer, q *broker.Queue, e *broker.Entry)
 	ch.nextTag++
 	wasEmpty := len(o.buf) == 0
 	o.buf = amqp091.AppendBasicDeliver(o.buf, ch.id, c.Tag, ch.nextTag, e.Redelivered, e.Msg.Exchange, e.Msg.RoutingKey)
-	o.buf = ch.appendContent(o.buf, e.Msg)
+	o.buf = ch.appendContent(o.buf, e.Msg, body)
 	o.notifyLocked(wasEmpty)
 	o.mu.Unlock()
 	if !c.NoAck {
@@ -244,11 +259,15 @@ func (ch *channel) DeliverReply(m *broker.Message) {
 	if ch.released {
 		return
 	}
+	body, ok := ch.body(m)
+	if !ok {
+		return
+	}
 	ch.nextTag++
 	tag := ch.nextTag
 	ch.conn.out.send(func(b []byte) []byte {
 		b = amqp091.AppendBasicDeliver(b, ch.id, ch.replyTag, tag, false, m.Exchange, m.RoutingKey)
-		return ch.appendContent(b, m)
+		return ch.appendContent(b, m, body)
 	})
 }
 
@@ -445,6 +464,13 @@ func (ch *channel) get(m *amqp091.BasicGet) error {
 		ch.conn.out.sendMethod(ch.id, &amqp091.BasicGetEmpty{})
 		return nil
 	}
+	body, ok := ch.body(e.Msg)
+	if !ok {
+		if !m.NoAck {
+			q.Requeue([]broker.Entry{e})
+		}
+		return amqp091.NewError(amqp091.InternalError, "cannot read message from the store")
+	}
 	ch.mu.Lock()
 	ch.nextTag++
 	tag := ch.nextTag
@@ -453,7 +479,7 @@ func (ch *channel) get(m *amqp091.BasicGet) error {
 	}
 	ch.conn.out.send(func(b []byte) []byte {
 		b = amqp091.AppendMethodFrame(b, ch.id, &amqp091.BasicGetOk{DeliveryTag: tag, Redelivered: e.Redelivered, Exchange: e.Msg.Exchange, RoutingKey: e.Msg.RoutingKey, MessageCount: uint32(remaining)})
-		return ch.appendContent(b, e.Msg)
+		return ch.appendContent(b, e.Msg, body)
 	})
 	ch.mu.Unlock()
 	return nil

@@ -49,8 +49,10 @@ type Broker struct {
 	users  map[string]*User
 
 	mem       atomic.Int64
+	pageSeq   atomic.Uint64 // ids of paged-out bodies in the store
 	alarm     alarm
 	replaying bool // applying the store's metadata log at boot: do not log again
+	canPage   bool // the store is on disk, so paging bodies out saves memory
 	stop      chan struct{}
 	stopOnce  sync.Once
 }
@@ -77,6 +79,8 @@ func New(cfg Config) (*Broker, error) {
 		cfg.LoopbackUsers = []string{"guest"}
 	}
 	b := &Broker{cfg: cfg, log: cfg.Logger, store: cfg.Store, vhosts: map[string]*VHost{}, users: map[string]*User{}}
+	_, inMemory := cfg.Store.(*store.Memory)
+	b.canPage = !inMemory
 	b.alarm.cleared = make(chan struct{})
 	close(b.alarm.cleared) // no alarm yet
 	b.stop = make(chan struct{})
@@ -109,6 +113,9 @@ func (b *Broker) Close() error {
 	b.stopOnce.Do(func() { close(b.stop) })
 	return b.store.Close()
 }
+
+// StoreStats describes the broker's store.
+func (b *Broker) StoreStats() store.Stats { return b.store.Stats() }
 
 // Logger returns the broker's logger.
 func (b *Broker) Logger() *slog.Logger { return b.log }
@@ -287,6 +294,6 @@ func (b *Broker) hold(m *Message) {
 // release drops a queue's reference to m.
 func (b *Broker) release(m *Message) {
 	if m.refs.Add(-1) == 0 {
-		b.addMemory(-int64(m.Size()))
+		b.addMemory(-m.page.released(m))
 	}
 }

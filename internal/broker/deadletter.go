@@ -31,7 +31,13 @@ func (v *VHost) deadLetter(q *Queue, d deadLetter) {
 		key = *q.args.dlrk
 	}
 	deaths, rejectedSeen := updateXDeath(&p, q, d, time.Now())
-	m := &Message{Exchange: ex.Name, RoutingKey: key, Body: d.msg.Body, Persistent: d.msg.Persistent, Priority: d.msg.Priority, TTL: -1}
+	body, err := d.msg.Body()
+	if err != nil {
+		v.broker.log.Error("dead-lettering: cannot read paged-out body", "queue", q.Name, "err", err)
+		return
+	}
+	m := &Message{Exchange: ex.Name, RoutingKey: key, Persistent: d.msg.Persistent, Priority: d.msg.Priority, TTL: -1}
+	m.setBody(body)
 	m.Props = p.Append(nil)
 	var r Router
 	for _, target := range v.route(&r, ex, m) {
@@ -40,6 +46,7 @@ func (v *VHost) deadLetter(q *Queue, d deadLetter) {
 		}
 		target.enqueue(m, nil)
 	}
+	m.rec.Store(nil)
 }
 
 // updateXDeath records this death in the x-death header and the x-first-death-*

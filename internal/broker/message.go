@@ -18,7 +18,8 @@ type Message struct {
 	// Props is the encoded content-header property list (flags + properties),
 	// forwarded to consumers as received unless the broker must rewrite it.
 	Props []byte
-	Body  []byte
+	// BodySize is the body's length, known even while the body is paged out.
+	BodySize int
 
 	Persistent bool
 	Priority   uint8
@@ -28,6 +29,22 @@ type Message struct {
 	refs atomic.Int32           // queues holding the message, for memory accounting
 	cc   []string               // sender-selected extra routing keys (CC and BCC headers)
 	rec  atomic.Pointer[[]byte] // encoded for the store, see record
+	body atomic.Pointer[[]byte] // nil once paged out to the store
+	page pageState
+}
+
+// Body returns the message body, reading it back from the store if it was
+// paged out under memory pressure.
+func (m *Message) Body() ([]byte, error) {
+	if b := m.body.Load(); b != nil {
+		return *b, nil
+	}
+	return m.page.load()
+}
+
+func (m *Message) setBody(b []byte) {
+	m.body.Store(&b)
+	m.BodySize = len(b)
 }
 
 // hasCC reports whether the message carries CC or BCC routing keys, looking at
@@ -47,7 +64,9 @@ func (m *Message) withoutBCC() *Message {
 	if err != nil {
 		return m
 	}
-	c := &Message{Exchange: m.Exchange, RoutingKey: m.RoutingKey, Body: m.Body, Persistent: m.Persistent, Priority: m.Priority, TTL: m.TTL}
+	c := &Message{Exchange: m.Exchange, RoutingKey: m.RoutingKey, Persistent: m.Persistent, Priority: m.Priority, TTL: m.TTL}
+	c.body.Store(m.body.Load()) // not published yet, so not paged out
+	c.BodySize = m.BodySize
 	for _, h := range []string{"CC", "BCC"} {
 		if keys, ok := p.Headers[h].([]any); ok {
 			for _, k := range keys {
@@ -68,7 +87,7 @@ func (m *Message) withoutBCC() *Message {
 
 // Size is what the message counts against the memory limit.
 func (m *Message) Size() int {
-	return len(m.Body) + len(m.Props) + len(m.Exchange) + len(m.RoutingKey) + 64
+	return m.BodySize + len(m.Props) + len(m.Exchange) + len(m.RoutingKey) + 64
 }
 
 // NewMessage builds a message from an encoded property list, checking what the
@@ -78,7 +97,8 @@ func NewMessage(exchange, routingKey string, props, body []byte) (*Message, erro
 	if err := amqp091.SummarizeProperties(props, &s); err != nil {
 		return nil, err
 	}
-	m := &Message{Exchange: exchange, RoutingKey: routingKey, Props: props, Body: body, TTL: -1}
+	m := &Message{Exchange: exchange, RoutingKey: routingKey, Props: props, TTL: -1}
+	m.setBody(body)
 	if s.Flags&amqp091.FlagDeliveryMode != 0 && s.DeliveryMode != 1 && s.DeliveryMode != 2 {
 		return nil, amqp091.NewError(amqp091.PreconditionFailed, "invalid message: {delivery_mode_unknown,%d}", s.DeliveryMode)
 	}

@@ -145,14 +145,15 @@ func (m *Message) record() []byte {
 	if r := m.rec.Load(); r != nil {
 		return *r
 	}
-	b := make([]byte, 0, 16+len(m.Exchange)+len(m.RoutingKey)+len(m.Props)+len(m.Body))
+	body := *m.body.Load() // records are built when a message is enqueued, before any paging
+	b := make([]byte, 0, 16+len(m.Exchange)+len(m.RoutingKey)+len(m.Props)+len(body))
 	for _, s := range []string{m.Exchange, m.RoutingKey} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
 	b = binary.AppendUvarint(b, uint64(len(m.Props)))
 	b = append(b, m.Props...)
-	b = append(b, m.Body...)
+	b = append(b, body...)
 	m.rec.Store(&b)
 	return b
 }

@@ -152,7 +152,7 @@ func (q *Queue) restore(m *Message, id uint64, delivered bool) {
 		e.Expires = nowNano() + max(ttl*int64(time.Millisecond), 1)
 	}
 	q.ready.insert(e)
-	q.readyBytes += int64(len(m.Body))
+	q.readyBytes += int64(m.BodySize)
 	if id >= q.nextSeq {
 		q.nextSeq = id + 1
 	}
@@ -167,7 +167,7 @@ func (q *Queue) enqueue(m *Message, w *durableWait) bool {
 		q.mu.Unlock()
 		return true
 	}
-	if q.overLimit(1, int64(len(m.Body))) {
+	if q.overLimit(1, int64(m.BodySize)) {
 		switch q.args.overflow {
 		case overflowRejectPublish:
 			q.mu.Unlock()
@@ -178,12 +178,12 @@ func (q *Queue) enqueue(m *Message, w *durableWait) bool {
 			return false
 		}
 		// drop-head: make room by dropping the oldest
-		for q.ready.len() > 0 && q.overLimit(1, int64(len(m.Body))) {
+		for q.ready.len() > 0 && q.overLimit(1, int64(m.BodySize)) {
 			e := q.ready.popOldest()
-			q.readyBytes -= int64(len(e.Msg.Body))
+			q.readyBytes -= int64(e.Msg.BodySize)
 			q.dropLocked(e, "maxlen")
 		}
-		if q.overLimit(1, int64(len(m.Body))) {
+		if q.overLimit(1, int64(m.BodySize)) {
 			// Even an empty queue cannot hold it (max-length 0 or a huge body).
 			q.vhost.broker.hold(m)
 			q.dropLocked(Entry{Msg: m, Seq: ^uint64(0)}, "maxlen")
@@ -209,7 +209,7 @@ func (q *Queue) enqueue(m *Message, w *durableWait) bool {
 		e.Expires = now + max(ttl*int64(time.Millisecond), 1)
 	}
 	q.ready.push(e)
-	q.readyBytes += int64(len(m.Body))
+	q.readyBytes += int64(m.BodySize)
 	q.deliverLocked(now)
 	if e.Expires != 0 {
 		q.expireLocked(now)
@@ -267,7 +267,7 @@ func (q *Queue) deliverLocked(now int64) {
 			return
 		}
 		v := q.ready.pop()
-		q.readyBytes -= int64(len(v.Msg.Body))
+		q.readyBytes -= int64(v.Msg.BodySize)
 		q.settleDeliveredLocked(v, c.NoAck)
 	}
 }
@@ -293,7 +293,7 @@ func (q *Queue) expiredAtHead(e *Entry, now int64) bool {
 		return false
 	}
 	v := q.ready.pop()
-	q.readyBytes -= int64(len(v.Msg.Body))
+	q.readyBytes -= int64(v.Msg.BodySize)
 	q.dropLocked(v, "expired")
 	return true
 }
@@ -434,7 +434,7 @@ func (q *Queue) Get(noAck bool) (e Entry, remaining int, ok bool) {
 			continue
 		}
 		e = q.ready.pop()
-		q.readyBytes -= int64(len(e.Msg.Body))
+		q.readyBytes -= int64(e.Msg.BodySize)
 		q.settleDeliveredLocked(e, noAck)
 		q.expireLocked(now)
 		return e, q.ready.len(), true
@@ -468,7 +468,7 @@ func (q *Queue) Requeue(es []Entry) {
 	for _, e := range es {
 		e.Redelivered = true
 		q.ready.insert(e)
-		q.readyBytes += int64(len(e.Msg.Body))
+		q.readyBytes += int64(e.Msg.BodySize)
 	}
 	q.deliverLocked(0)
 	q.expireLocked(nowNano())

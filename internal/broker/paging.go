@@ -1,0 +1,107 @@
+package broker
+
+import (
+	"sync/atomic"
+
+	"github.com/warren-mq/warren/internal/store"
+)
+
+type atomicBits = atomic.Uint32
+
+// Paging: when the messages held in queues pass half the memory limit, the
+// bodies of newly queued messages are written to the store as transient
+// records under a pseudo-queue and dropped from memory; deliveries read them
+// back. The rest of a message (routing data, properties) and each queue's
+// entries stay in memory. Transient records are dropped at recovery.
+
+// pageQueue is the store pseudo-queue that holds paged-out bodies.
+const pageQueue = "\x00paged"
+
+// pageState tracks one message's paging with bits, so that the publisher
+// (who pages out), the store (who reports the write) and the last queue to
+// let go (who releases) need no lock:
+//   - the page record is acked exactly once, by whichever of pageOut and
+//     release sees the other's bit;
+//   - the body is dropped only if the message was not released first, and
+//     release subtracts the body from the memory count only if it was dropped.
+type pageState struct {
+	bits   atomicBits
+	id     uint64
+	vhost  string
+	broker *Broker
+}
+
+const (
+	pageIssued   = 1 << iota // pageOut began
+	pageAppended             // AppendMessages returned
+	pageDropped              // the body left memory
+	pageReleased             // no queue holds the message any more
+)
+
+// pagingNeeded reports whether new messages should be paged out.
+func (b *Broker) pagingNeeded() bool {
+	limit := b.cfg.MemoryLimit
+	return limit > 0 && b.canPage && b.mem.Load() > limit/2
+}
+
+// pageOut writes m's body to the store and drops it from memory once written.
+func (b *Broker) pageOut(vhost string, m *Message) {
+	p := &m.page
+	if !p.bits.CompareAndSwap(0, pageIssued) {
+		return
+	}
+	body := m.body.Load()
+	if body == nil {
+		return
+	}
+	p.id, p.vhost, p.broker = b.pageSeq.Add(1), vhost, b
+	rec := []store.MessageRecord{{VHost: vhost, Queue: pageQueue, ID: p.id, Transient: true, Data: *body}}
+	b.store.AppendMessages(rec, func(err error) {
+		if err != nil {
+			return // keep the body in memory
+		}
+		for {
+			old := p.bits.Load()
+			if old&pageReleased != 0 {
+				return
+			}
+			if p.bits.CompareAndSwap(old, old|pageDropped) {
+				break
+			}
+		}
+		m.body.Store(nil)
+		b.addMemory(-int64(m.BodySize))
+	})
+	if old := p.bits.Or(pageAppended); old&pageReleased != 0 {
+		b.ackPage(p)
+	}
+}
+
+// released is called when the last queue lets go of m; it returns the bytes
+// to take off the memory count.
+func (p *pageState) released(m *Message) int64 {
+	old := p.bits.Or(pageReleased)
+	if old&pageAppended != 0 {
+		p.broker.ackPage(p)
+	}
+	size := int64(m.Size())
+	if old&pageDropped != 0 {
+		size -= int64(m.BodySize)
+	}
+	return size
+}
+
+func (b *Broker) ackPage(p *pageState) {
+	if err := b.store.Ack(p.vhost, pageQueue, []uint64{p.id}); err != nil {
+		b.log.Error("store: ack of a paged-out body failed", "err", err)
+	}
+}
+
+// load reads a paged-out body back.
+func (p *pageState) load() ([]byte, error) {
+	rec, err := p.broker.store.ReadMessage(p.vhost, pageQueue, p.id)
+	if err != nil {
+		return nil, err
+	}
+	return rec.Data, nil
+}
