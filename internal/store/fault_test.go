@@ -363,3 +363,62 @@ func TestStoreFaultRollbackFailureSticks(t *testing.T) {
 type truncateFails struct{ *faultFile }
 
 func (truncateFails) Truncate(int64) error { return syscall.EIO }
+
+// Compaction on a full disk gives up without failing the store, keeps the
+// segment and its records, and tries again once writes succeed.
+func TestStoreFaultCompactionNoSpace(t *testing.T) {
+	dir := t.TempDir()
+	fs := newFaultFS()
+	opts := Options{SegmentSize: 4096, fs: fs}
+	s := openTest(t, dir, opts)
+	var acked []uint64
+	for id := range uint64(300) {
+		mustAppend(t, s, msg("/", "q", id))
+		if id%10 != 0 {
+			acked = append(acked, id)
+		}
+	}
+	fs.set(func(fs *faultFS) { fs.budget = 0 })
+	s.Ack("/", "q", acked)
+	if err := s.settle(); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("settle with unwritable acks: %v", err)
+	}
+	// The acks wait; compaction runs, fails to write its copies, gives up.
+	mustFail := appendWait(t, s, msg("/", "q", 999))
+	if !errors.Is(mustFail, syscall.ENOSPC) {
+		t.Fatalf("append on a full disk: %v", mustFail)
+	}
+	if st := s.Stats(); st.Compactions != 0 || st.LiveMessages != 30 {
+		t.Fatalf("compacted on a full disk? %+v", st)
+	}
+	for id := uint64(0); id < 300; id += 10 {
+		if _, err := s.ReadMessage("/", "q", id); err != nil {
+			t.Fatalf("read #%d after failed compaction: %v", id, err)
+		}
+	}
+	fs.set(func(fs *faultFS) { fs.budget = -1 })
+	mustAppend(t, s, msg("/", "q", 1000))
+	if err := s.settle(); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Compactions == 0 {
+		t.Fatalf("no compaction once space came back: %+v", st)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = reopenClean(t, dir, opts)
+	rs := recoverAll(t, s)
+	if got := ids(rs, "/", "q"); len(got) != 31 || got[30] != 1000 {
+		t.Fatalf("after reopen: %v", got)
+	}
+	checkRecovered(t, rs)
+}
+
+func TestStoreFreeDisk(t *testing.T) {
+	s := openTest(t, t.TempDir(), Options{})
+	free, err := s.FreeDisk()
+	if err != nil || free == 0 {
+		t.Fatalf("free disk %d, %v", free, err)
+	}
+}

@@ -12,7 +12,10 @@ import (
 type compactJob struct {
 	src    *segment
 	pos    int64 // next record to look at
-	failed bool  // a copy could not be written: keep the segment
+	failed bool  // the segment could not be read: keep it, do not retry
+	// writeFailed: a copy could not be written (disk full); keep the
+	// segment and retry after the next successful write.
+	writeFailed bool
 }
 
 // maintain does one piece of housekeeping between batches and reports whether
@@ -76,6 +79,9 @@ func (s *File) removeSegments(segs []*segment) {
 func (s *File) compactStep() bool {
 	job := s.w.job
 	if job == nil {
+		if s.w.compactHold {
+			return false
+		}
 		if job = s.pickCompaction(); job == nil {
 			return false
 		}
@@ -85,7 +91,7 @@ func (s *File) compactStep() bool {
 	if len(s.w.moves) > 0 {
 		return true // the round writes the last step's copies first
 	}
-	if job.failed || job.pos >= job.src.size {
+	if job.failed || job.writeFailed || job.pos >= job.src.size {
 		s.finishCompaction(job)
 		return true // another segment may be due
 	}
@@ -160,6 +166,11 @@ func (s *File) finishCompaction(job *compactJob) {
 	s.mu.Lock()
 	live := job.src.live
 	s.mu.Unlock()
+	if job.writeFailed {
+		// The disk is full: try again once appends get through.
+		s.w.compactHold = true
+		return
+	}
 	if job.failed || live > 0 {
 		if !job.failed {
 			s.log.Warn("store: compaction left live records behind", "segment", job.src.num, "live", live)

@@ -97,10 +97,12 @@ type Store interface {
 	MetaLog() ([]MetaCommand, error)
 
 	// AppendMessages records messages. It never waits for disk I/O. done runs
-	// once they are durable (or failed), on the store's goroutine, or at once on
-	// the caller's for a closed store: the caller must not hold a lock done
-	// takes, and done must not block. recs and their Data must not be modified
-	// until done runs. Appending an ID the queue already has replaces it.
+	// once they are durable (or failed): on the store's goroutine, or before
+	// AppendMessages returns (always for Memory; for File when recs is empty or
+	// invalid, or the store closed or failed). So the caller must not hold a
+	// lock done takes, and done must not block. recs and their Data must not
+	// be modified until done runs. Appending an ID the queue already has
+	// replaces that message.
 	AppendMessages(recs []MessageRecord, done func(error))
 	// ReadMessage returns a message appended earlier, once its done has run.
 	// The returned Data is the caller's.

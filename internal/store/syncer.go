@@ -18,10 +18,16 @@ type syncerState struct {
 	ackSize   int64
 	ackBase   int64 // ack log size after the last rewrite
 	ackDirty  bool
-	dirDirty  bool   // segment files removed since the directory was synced
-	moves     []item // compaction copies for the next round
-	job       *compactJob
-	settlers  []waiter
+	dirDirty  bool // segment files removed since the directory was synced
+	// compactHold stops compaction after copies failed to be written, until
+	// a write succeeds again.
+	compactHold bool
+	moves       []item // compaction copies for the next round
+	// retryAcks and retryDeliv could not be written (disk full); the next
+	// round writes them first.
+	retryAcks, retryDeliv []uint64
+	job                   *compactJob
+	settlers              []waiter
 }
 
 // writeChunk is how many bytes the syncer encodes before it writes them.
@@ -83,6 +89,8 @@ func (s *File) round() bool {
 	}
 	batches, acks, deliv, waiters, moves := s.pend, s.pendAcks, s.pendDeliv, s.waiters, s.w.moves
 	s.pend, s.pendAcks, s.pendDeliv, s.waiters, s.w.moves = nil, nil, nil, nil, nil
+	acks, deliv = append(s.w.retryAcks, acks...), append(s.w.retryDeliv, deliv...)
+	s.w.retryAcks, s.w.retryDeliv = nil, nil
 	s.pendRecs = 0
 	err := s.err
 	var items []item
@@ -169,9 +177,9 @@ func (s *File) writeRound(items []item, acks, deliv []uint64, force bool) (appen
 		s.unindexLocked(items)
 	}
 	if aerr != nil && !sticky(aerr) {
-		// The disk is full: keep them for the next round.
-		s.pendAcks = append(acks, s.pendAcks...)
-		s.pendDeliv = append(deliv, s.pendDeliv...)
+		// The disk is full: keep them for the next round that has other
+		// work, rather than spinning on them.
+		s.w.retryAcks, s.w.retryDeliv = acks, deliv
 	}
 	if err := errors.Join(werr, aerr, serr); sticky(err) {
 		s.failLocked(err)
@@ -243,6 +251,7 @@ func (s *File) writeItems(items []item) error {
 	}
 	w.headSize = at + int64(len(buf))
 	w.headDirty = true
+	w.compactHold = false
 	for i := range items {
 		if items[i].src == nil {
 			w.unsynced++
@@ -424,7 +433,7 @@ func (s *File) unindexLocked(items []item) {
 		}
 	}
 	if s.w.job != nil {
-		s.w.job.failed = true
+		s.w.job.writeFailed = true
 	}
 }
 
@@ -437,6 +446,11 @@ func (s *File) finish() bool {
 	s.mu.Unlock()
 	if !closing {
 		return false
+	}
+	if len(s.w.retryAcks)+len(s.w.retryDeliv) > 0 && !failed {
+		if err := s.writeAcks(s.w.retryAcks, s.w.retryDeliv); err != nil {
+			s.log.Warn("store: acks lost at close, their messages come back after a restart", "acks", len(s.w.retryAcks), "err", err)
+		}
 	}
 	if s.opts.Sync != SyncNever && !failed {
 		err := s.syncDirty()
