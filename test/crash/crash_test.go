@@ -15,7 +15,8 @@
 // every delivery before it on that channel was in the same round or an
 // earlier one (see copyState). The test asserts exactly that and no more.
 //
-// Set WARREN_CRASH_SEED to repeat a run's kill times and ack choices, and
+// Set WARREN_CRASH_SEED to repeat a run's kill times and ack choices,
+// WARREN_CRASH_ROUNDS for more kills than 5 (a longer hunt), and
 // WARREN_CRASH_DIR to keep the data directory for a post-mortem.
 package crash
 
@@ -67,7 +68,10 @@ func TestCrashKill9KeepsConfirmedMessages(t *testing.T) {
 	w := newWarren(t, buildWarren(t), dataDir(t), "--sync", "always")
 	l := newLedger()
 
-	const rounds = 5
+	rounds := 5
+	if v, err := strconv.Atoi(os.Getenv("WARREN_CRASH_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
 	for run := 1; run <= rounds; run++ {
 		w.start()
 		declareTopology(t, w.URL(), run > 1)

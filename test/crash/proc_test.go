@@ -209,6 +209,17 @@ func (w *warren) logTail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// logRecovery copies the broker's own account of its recovery (lines
+// mentioning recover) from the current run's log into the test log.
+func (w *warren) logRecovery() {
+	w.t.Helper()
+	for _, line := range strings.Split(w.logText(), "\n") {
+		if strings.Contains(line, "recover") {
+			w.t.Logf("run %d log: %s", w.runs, line)
+		}
+	}
+}
+
 // badLogMarkers are what must never appear in a broker log: a runtime panic,
 // a recovered connection panic, a fatal runtime error, a failed store.
 var badLogMarkers = []string{"panic", "fatal error:", "DATA RACE", "store failed until reopened"}
