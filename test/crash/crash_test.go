@@ -17,7 +17,8 @@
 //
 // Set WARREN_CRASH_SEED to repeat a run's kill times and ack choices,
 // WARREN_CRASH_ROUNDS for more kills than 5 (a longer hunt), and
-// WARREN_CRASH_DIR to keep the data directory for a post-mortem.
+// WARREN_CRASH_DIR to keep the data directory (and the broker logs in
+// WARREN_CRASH_DIR.logs) for a post-mortem.
 package crash
 
 import (
@@ -65,7 +66,7 @@ func TestCrashKill9KeepsConfirmedMessages(t *testing.T) {
 	s := seed(t)
 	t.Logf("seed %d (WARREN_CRASH_SEED=%d repeats the kill times and ack choices)", s, s)
 	rng := rand.New(rand.NewPCG(s, 0))
-	w := newWarren(t, buildWarren(t), dataDir(t), "--sync", "always")
+	w := newWarren(t, buildWarren(t), dataDir(t), "--sync", "always", "--log-level", "debug")
 	l := newLedger()
 
 	rounds := 5
