@@ -69,27 +69,37 @@
 // # Space reclamation
 //
 // A sealed segment whose records are all dead is deleted. A sealed segment with
-// less than half of its bytes live is compacted: its live records are appended
-// again (same recno, flag bit 2) to the newest segment, and once those copies
-// are synced the old file is deleted. Disk use so follows the live backlog,
-// also when a few old messages stay unacknowledged. The ack log is rewritten
-// (temporary file, fsync, rename, fsync directory) once it has doubled since
-// the last rewrite: the new one holds a checkpoint, the acks of dead records
-// still in some segment and the delivery marks of live ones. The metadata log
-// is rewritten the same way to one command per live object once it holds more
-// than twice as many commands as there are objects.
+// less than half of its bytes live is compacted, a chunk per step between
+// batches: its live records are appended again (same recno, flag bit 2) to
+// the newest segment, and once those copies are synced the old file is
+// deleted. Disk use so follows the live backlog, also when a few old messages
+// stay unacknowledged or one queue among many is slow. While a Recover runs,
+// compaction and deletion wait, so nothing it is reading moves.
+//
+// The ack log is rewritten (temporary file, fsync, rename, fsync directory)
+// once it is past 4 MiB and has doubled since the last rewrite: the new one
+// holds a checkpoint, the acks of dead records still in some segment and the
+// delivery marks of live ones, which is bounded by what is on disk. Segment
+// deletions are made durable (directory fsync) before a rewrite drops their
+// acks. The metadata log is rewritten the same way to one command per live
+// object once it holds at least 256 commands and more than twice as many as
+// there are objects.
 //
 // # Durability and errors
 //
 // Appends are group-committed: a single syncer goroutine takes everything
-// pending, writes it with one write per file, fdatasyncs once and then runs
-// all the done callbacks (see SyncMode). Acks and marks are written by the same
+// pending, writes it (in 1 MiB writes), fdatasyncs once and then runs all the
+// done callbacks (see SyncMode). Acks and marks are written by the same
 // goroutine without a sync of their own; segments are synced before the ack
-// log. A write that fails with ENOSPC or EDQUOT is cut back to the last good
-// offset and its batch's done gets the error; the store stays usable and the
-// next append tries again, so the broker can block publishers (FreeDisk) and
-// carry on once space returns. Any other write error, a failed cut-back or a
-// failed fsync (after which the kernel may have dropped dirty pages) sticks:
-// every later call returns it and the store must be reopened, which recovers
-// from what is on disk.
+// log. An append acknowledged before the syncer reached it is never written.
+//
+// A write that fails with ENOSPC or EDQUOT is cut back to the last good
+// offset (a segment it had started is removed) and its batch's done gets the
+// error; the store stays usable and the next append tries again, so the broker
+// can block publishers (FreeDisk) and carry on once space returns. Acks that
+// met a full disk are kept and written with the next batch; a compaction that
+// did stops until a write succeeds again. Any other write error, a failed
+// cut-back or a failed fsync (after which the kernel may have dropped dirty
+// pages) sticks: every later call returns it and the store must be reopened,
+// which recovers from what is on disk.
 package store

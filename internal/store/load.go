@@ -1,23 +1,25 @@
 package store
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"slices"
+	"sync/atomic"
 	"time"
 )
 
-// recovery is the state of Open while it reads the logs. Records are
-// collected per queue in plain slices and the index maps are built once at
-// the end, presized: a million map lookups and growing inserts during the
-// scan would cost more than reading the gigabyte they describe.
+// recovery is the state of Open while it reads the logs. Segments are
+// scanned in parallel, each into per-queue slices of its own; those are joined
+// in segment order and the index maps built once at the end, presized: a
+// million map lookups and growing inserts during the scan would cost more than
+// reading the gigabyte they describe.
 type recovery struct {
-	acked, delivered map[uint64]struct{}
+	acked, delivered map[uint64]struct{}   // read-only while segments are scanned
 	queues           map[string]*loadQueue // by appendQueueKey
-	key              []byte
-	last             *loadQueue
 	messages         int
 	bytes            int64
 }
@@ -27,19 +29,33 @@ type loadQueue struct {
 	slots []recoverItem
 }
 
+// segLoad is what scanning one segment found.
+type segLoad struct {
+	seg      *segment // nil if the file was removed (torn header)
+	queues   map[string]*loadQueue
+	order    []*loadQueue // queues in first-seen order, for a deterministic join
+	key      []byte
+	last     *loadQueue
+	messages int
+	bytes    int64
+	recno    uint64 // the next recno as far as this segment knows
+	err      error
+}
+
 // queue returns the collector for a record's queue without allocating when
 // the queue is already known.
-func (rc *recovery) queue(vhost, queue []byte) *loadQueue {
-	if q := rc.last; q != nil && string(queue) == q.key.queue && string(vhost) == q.key.vhost {
+func (l *segLoad) queue(vhost, queue []byte) *loadQueue {
+	if q := l.last; q != nil && string(queue) == q.key.queue && string(vhost) == q.key.vhost {
 		return q
 	}
-	rc.key = appendQueueKey(rc.key[:0], vhost, queue)
-	q := rc.queues[string(rc.key)]
+	l.key = appendQueueKey(l.key[:0], vhost, queue)
+	q := l.queues[string(l.key)]
 	if q == nil {
 		q = &loadQueue{key: qkey{string(vhost), string(queue)}}
-		rc.queues[string(rc.key)] = q
+		l.queues[string(l.key)] = q
+		l.order = append(l.order, q)
 	}
-	rc.last = q
+	l.last = q
 	return q
 }
 
@@ -53,16 +69,31 @@ func (s *File) recoverMessages() error {
 	if err != nil {
 		return err
 	}
-	lastLog := start
-	for i, num := range nums {
-		if err := s.loadSegment(num, &rc); err != nil {
-			return err
+	loads := s.scanSegments(nums, &rc, start)
+	var firstErr error
+	for i, l := range loads {
+		if l.err != nil {
+			firstErr = cmp.Or(firstErr, l.err)
 		}
-		s.nextSeg = max(s.nextSeg, num+1)
-		if now := time.Now(); now.Sub(lastLog) > time.Second {
-			lastLog = now
-			s.log.Info("store: recovering messages", "segment", i+1, "segments", len(nums), "records", rc.messages)
+		if l.seg == nil {
+			continue
 		}
+		s.segs[l.seg.num] = l.seg // closed by closeFiles if Open fails
+		s.nextSeg = max(s.nextSeg, nums[i]+1)
+		s.nextRecno = max(s.nextRecno, l.recno)
+		rc.messages += l.messages
+		rc.bytes += l.bytes
+		for _, lq := range l.order {
+			k := string(appendQueueKey(nil, lq.key.vhost, lq.key.queue))
+			if q := rc.queues[k]; q != nil {
+				q.slots = append(q.slots, lq.slots...)
+			} else {
+				rc.queues[k] = lq
+			}
+		}
+	}
+	if firstErr != nil {
+		return firstErr
 	}
 	s.buildIndex(&rc)
 	if len(nums) > 0 {
@@ -131,56 +162,92 @@ func (s *File) applyAckRecord(typ byte, p []byte, rc *recovery) error {
 	return errCorrupt
 }
 
-// loadSegment scans one segment file and collects its live records.
-func (s *File) loadSegment(num uint32, rc *recovery) error {
+// scanSegments scans the segment files on all CPUs, logging progress for
+// long recoveries, and returns what each held, in file order.
+func (s *File) scanSegments(nums []uint32, rc *recovery, start time.Time) []*segLoad {
+	loads := make([]*segLoad, len(nums))
+	var next, done atomic.Int64
+	finished := make(chan struct{}, len(nums))
+	workers := min(runtime.GOMAXPROCS(0), len(nums), 8)
+	for range workers {
+		go func() {
+			buf := make([]byte, 0, 4<<20)
+			for i := next.Add(1) - 1; i < int64(len(nums)); i = next.Add(1) - 1 {
+				loads[i], buf = s.scanSegment(nums[i], rc, buf)
+				done.Add(1)
+				finished <- struct{}{}
+			}
+		}()
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for range nums {
+		select {
+		case <-finished:
+		case <-tick.C:
+			s.log.Info("store: recovering messages", "segments", done.Load(), "of", len(nums), "elapsed", time.Since(start).Round(time.Millisecond))
+			<-finished
+		}
+	}
+	return loads
+}
+
+// scanSegment scans one segment file, cutting off an invalid tail, and
+// collects its live records. It only reads rc.
+func (s *File) scanSegment(num uint32, rc *recovery, buf []byte) (*segLoad, []byte) {
+	l := &segLoad{queues: map[string]*loadQueue{}}
 	path := s.segPath(num)
 	f, err := s.fs.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
-		return err
+		l.err = err
+		return l, buf
 	}
 	size, err := f.Size()
 	if err != nil {
 		f.Close()
-		return err
+		l.err = err
+		return l, buf
 	}
 	if size < segHeaderSize {
 		// Its creation was cut short; no record was ever confirmed in it.
 		s.log.Warn("store: removing segment with a torn header", "file", path, "bytes", size)
 		f.Close()
-		return s.fs.Remove(path)
+		l.err = s.fs.Remove(path)
+		return l, buf
 	}
 	h := make([]byte, segHeaderSize)
-	n, base := uint32(0), uint64(0)
+	n := uint32(0)
 	if _, err = f.ReadAt(h, 0); err == nil {
-		n, base, err = parseSegHeader(h)
+		n, l.recno, err = parseSegHeader(h)
 	}
 	if err == nil && n != num {
 		err = fmt.Errorf("store: header says segment %d", n)
 	}
 	if err != nil {
 		f.Close()
-		return fmt.Errorf("store: %s: %w", path, err)
+		l.err = fmt.Errorf("store: %s: %w", path, err)
+		return l, buf
 	}
-	s.nextRecno = max(s.nextRecno, base)
 	seg := &segment{num: num, path: path, f: f}
-	s.segs[num] = seg
-	sc := newScanner(f, segHeaderSize, size, s.w.scanBuf)
+	l.seg = seg
+	sc := newScanner(f, segHeaderSize, size, buf)
 	for {
 		rec, off, err := sc.next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("store: %s: %w", path, err)
+			l.err = fmt.Errorf("store: %s: %w", path, err)
+			return l, sc.buf
 		}
 		hd, _, err := decodeMessage(rec[recHeader+1:])
 		if err != nil || rec[recHeader] != recMessage {
 			sc.pos = off
 			break
 		}
-		rc.messages++
-		rc.bytes += int64(len(rec))
-		s.nextRecno = max(s.nextRecno, hd.recno+1)
+		l.messages++
+		l.bytes += int64(len(rec))
+		l.recno = max(l.recno, hd.recno+1)
 		if hd.flags&flagTransient != 0 {
 			continue
 		}
@@ -192,12 +259,12 @@ func (s *File) loadSegment(num uint32, rc *recovery) error {
 		if _, ok := rc.delivered[hd.recno]; ok {
 			sl.flags |= flagDelivered
 		}
-		q := rc.queue(hd.vhost, hd.queue)
+		q := l.queue(hd.vhost, hd.queue)
 		q.slots = append(q.slots, recoverItem{hd.id, sl})
 	}
-	s.w.scanBuf = sc.buf
 	seg.size = sc.pos
-	return s.cutTail(f, path, sc.pos, size)
+	l.err = s.cutTail(f, path, sc.pos, size)
+	return l, sc.buf
 }
 
 // buildIndex turns the collected records into the index. Where one queue

@@ -10,9 +10,8 @@ import (
 // syncerState belongs to the syncer goroutine (and to Open before it starts).
 type syncerState struct {
 	buf, abuf []byte // encoding buffers, reused
-	scanBuf   []byte
-	headSize  int64 // bytes written to the head segment
-	headDirty bool  // head written since its last fdatasync
+	headSize  int64  // bytes written to the head segment
+	headDirty bool   // head written since its last fdatasync
 	unsynced  uint64
 	ackF      file
 	ackSize   int64
