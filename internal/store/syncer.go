@@ -196,9 +196,9 @@ func persistentAppend(items []item) bool {
 	return false
 }
 
-// writeItems encodes items into the head segment with one write per segment,
-// starting new segments as they fill. On error it cuts everything it wrote
-// back off; the error is fatal (see sticky) if that failed too.
+// writeItems encodes items into the head segment, writing every writeChunk
+// bytes and starting new segments as they fill. On error it cuts everything
+// it wrote back off; the error is fatal (see sticky) if that failed too.
 func (s *File) writeItems(items []item) error {
 	if len(items) == 0 {
 		return nil
