@@ -74,6 +74,13 @@ func TestCrashKill9KeepsConfirmedMessages(t *testing.T) {
 		rounds = v
 	}
 	for run := 1; run <= rounds; run++ {
+		if run > 1 && rng.IntN(3) == 0 {
+			// Kill while it recovers the previous run's data (or just
+			// after): recovery must be crash-safe too.
+			d := time.Duration(rng.Int64N(int64(w.ready) + int64(20*time.Millisecond)))
+			w.killDuringStartup(d)
+			t.Logf("run %d: killed %v after start, during recovery", run, d.Round(time.Millisecond))
+		}
 		w.start()
 		declareTopology(t, w.URL(), run > 1)
 		before := l.snapshot()
@@ -84,15 +91,25 @@ func TestCrashKill9KeepsConfirmedMessages(t *testing.T) {
 		dur := time.Duration(500+rng.IntN(1500)) * time.Millisecond
 		time.Sleep(dur) // the load runs for a random time; this is the kill moment, not synchronisation
 		ld.killed.Store(true)
-		w.kill()
+		how := "SIGKILL"
+		if rng.IntN(5) == 0 {
+			// Now and then a clean shutdown, cut short by SIGKILL after up
+			// to 50ms (it may finish first).
+			how = "SIGTERM, finished"
+			if w.termThenKill(time.Duration(rng.IntN(50_000)) * time.Microsecond) {
+				how = "SIGTERM, then SIGKILL"
+			}
+		} else {
+			w.kill()
+		}
 		ld.wait(t)
 		for _, e := range ld.errs {
 			t.Errorf("run %d: client error while the broker was up: %s", run, e)
 		}
 		c := l.snapshot()
 		ua, um := l.uncovered(run)
-		t.Logf("run %d: ready after %v, killed after %v of load: published %d, confirmed %d, deliveries %d (%d repeats), acks %d; not proved durable at the kill: %d acks, %d delivery marks",
-			run, w.ready.Round(time.Millisecond), dur, c.published-before.published, c.confirmed-before.confirmed,
+		t.Logf("run %d: ready after %v, %s after %v of load: published %d, confirmed %d, deliveries %d (%d repeats), acks %d; not proved durable at the kill: %d acks, %d delivery marks",
+			run, w.ready.Round(time.Millisecond), how, dur, c.published-before.published, c.confirmed-before.confirmed,
 			c.deliveries-before.deliveries, c.repeats()-before.repeats(), c.acks-before.acks, ua, um)
 		if t.Failed() {
 			break

@@ -106,6 +106,19 @@ func (w *warren) start() {
 }
 
 func (w *warren) tryStart() error {
+	if err := w.launch(); err != nil {
+		return err
+	}
+	if err := w.waitReady(60 * time.Second); err != nil {
+		w.terminate()
+		return err
+	}
+	w.ready = time.Since(w.started)
+	return nil
+}
+
+// launch starts the process on a fresh port with its own log file.
+func (w *warren) launch() error {
 	addr, err := freePort()
 	if err != nil {
 		return err
@@ -132,12 +145,46 @@ func (w *warren) tryStart() error {
 		lf.Close()
 		close(done)
 	}()
-	if err := w.waitReady(60 * time.Second); err != nil {
-		w.terminate()
-		return err
-	}
-	w.ready = time.Since(w.started)
 	return nil
+}
+
+// killDuringStartup starts the process and kills it after delay, ready or
+// not: recovery itself must survive a crash. A process that exits by itself
+// before the kill fails the test.
+func (w *warren) killDuringStartup(delay time.Duration) {
+	w.t.Helper()
+	if err := w.launch(); err != nil {
+		w.t.Fatal(err)
+	}
+	select {
+	case <-w.done:
+	case <-time.After(delay): // a random kill moment, not synchronisation
+	}
+	w.kill()
+}
+
+// termThenKill asks for a clean shutdown and kills the process if it is still
+// running after delay: a shutdown cut short (say by a supervisor's timeout).
+// It reports whether the kill was needed.
+func (w *warren) termThenKill(delay time.Duration) bool {
+	w.t.Helper()
+	_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-w.done:
+		w.cmd = nil
+		if w.err != nil {
+			w.t.Errorf("warren run %d exited with %v after SIGTERM\n%s", w.runs, w.err, w.logTail(60))
+		}
+		return false
+	case <-time.After(delay): // a random kill moment, not synchronisation
+	}
+	_ = w.cmd.Process.Signal(syscall.SIGKILL)
+	<-w.done
+	w.cmd = nil
+	if w.err != nil && !exitedBySignal(w.err) {
+		w.t.Errorf("warren run %d exited with %v during shutdown\n%s", w.runs, w.err, w.logTail(60))
+	}
+	return true
 }
 
 // waitReady polls until an AMQP handshake succeeds, the process exits or the
