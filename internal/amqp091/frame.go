@@ -15,9 +15,13 @@ var ProtocolHeader = []byte("AMQP\x00\x00\x09\x01")
 // frame_max counts it, the payload limit is frame_max minus it.
 const frameOverhead = 8
 
-// initialReadBuffer is big enough for many small frames per read system call;
-// the buffer grows only when a larger frame arrives.
-const initialReadBuffer = 64 << 10
+// initialReadBuffer is what a connection starts with: an idle connection
+// costs little. A reader whose reads fill its buffer is busy and switches to
+// busyReadBuffer, big enough for many small frames per read system call.
+const (
+	initialReadBuffer = 4 << 10
+	busyReadBuffer    = 64 << 10
+)
 
 // Frame is one AMQP frame; Payload aliases the reader's buffer and is valid until the next ReadFrame.
 type Frame struct {
@@ -35,6 +39,7 @@ type FrameReader struct {
 	buf        []byte
 	start, end int // buf[start:end] is read but not yet returned
 	max        uint32
+	busy       bool // a read filled the buffer: use busyReadBuffer
 }
 
 // NewFrameReader returns a FrameReader on r. maxFrameSize counts the whole frame
@@ -149,7 +154,13 @@ func (r *FrameReader) fill(n int) error {
 		if r.end == len(r.buf) {
 			// Full, and (after the compaction above) start is 0 and
 			// fewer than n bytes are buffered, so the buffer must grow.
-			nb := make([]byte, max(min(n, 2*len(r.buf)), initialReadBuffer))
+			nb := make([]byte, max(min(n, 2*len(r.buf)), initialReadBuffer, len(r.buf)))
+			r.end = copy(nb, r.buf[r.start:r.end])
+			r.start = 0
+			r.buf = nb
+		}
+		if r.busy && len(r.buf) < busyReadBuffer {
+			nb := make([]byte, busyReadBuffer)
 			r.end = copy(nb, r.buf[r.start:r.end])
 			r.start = 0
 			r.buf = nb
@@ -157,6 +168,9 @@ func (r *FrameReader) fill(n int) error {
 		m, err := r.r.Read(r.buf[r.end:])
 		if m > len(r.buf)-r.end {
 			return io.ErrShortBuffer
+		}
+		if m == len(r.buf)-r.end {
+			r.busy = true
 		}
 		r.end += m
 		if err != nil {

@@ -210,7 +210,10 @@ func (ch *channel) Deliver(c *broker.Consumer, q *broker.Queue, e *broker.Entry)
 	}
 	if !c.NoAck {
 		if (cs.prefetch != 0 && cs.unacked >= int(cs.prefetch)) || (ch.prefetchChannel != 0 && ch.unackedAll >= int(ch.prefetchChannel)) {
-			cs.starved = true
+			if !cs.starved {
+				cs.starved = true
+				ch.starved++
+			}
 			return false
 		}
 	}
@@ -280,27 +283,62 @@ const (
 )
 
 // settle handles basic.ack, basic.nack and basic.reject.
+// Plain acks are not handed to their queues one by one: they collect in
+// ch.settled and go to each queue in one call when the connection has handled
+// what it read (or before anything whose outcome they could change). Credit is
+// returned at once, so prefetch behaves exactly as if each ack were applied.
 func (ch *channel) settle(tag uint64, multiple bool, op settleOp) error {
+	deferred := op == settleAck && ch.tx == nil
+	if !deferred {
+		ch.flushAcks()
+	}
 	ch.mu.Lock()
-	recs, ok := ch.unacked.take(ch.settled[:0], tag, multiple)
+	n0 := len(ch.settled)
+	recs, ok := ch.unacked.take(ch.settled, tag, multiple)
 	if !ok {
 		ch.mu.Unlock()
 		return amqp091.NewError(amqp091.PreconditionFailed, "unknown delivery tag %d", tag)
 	}
+	taken := recs[n0:]
 	if ch.tx != nil {
 		ch.mu.Unlock()
-		ch.tx.settles = append(ch.tx.settles, txSettle{recs: append([]unackedRec(nil), recs...), op: op})
+		ch.tx.settles = append(ch.tx.settles, txSettle{recs: append([]unackedRec(nil), taken...), op: op})
+		clear(taken)
+		ch.settled = recs[:n0]
 		return nil
 	}
-	kick := ch.creditReturnedLocked(recs)
+	ch.kick = ch.creditReturnedLocked(taken, ch.kick)
 	ch.mu.Unlock()
-	ch.applySettle(recs, op)
-	for _, q := range kick {
+	ch.settled = recs
+	if deferred {
+		if !ch.acksQueued {
+			ch.acksQueued = true
+			ch.conn.ackPending = append(ch.conn.ackPending, ch)
+		}
+		return nil
+	}
+	ch.flushSettled(op)
+	return nil
+}
+
+// flushAcks hands the channel's collected acks to their queues.
+func (ch *channel) flushAcks() {
+	if len(ch.settled) > 0 || len(ch.kick) > 0 {
+		ch.flushSettled(settleAck)
+	}
+}
+
+// flushSettled applies op to ch.settled and kicks the queues whose consumers
+// got credit back.
+func (ch *channel) flushSettled(op settleOp) {
+	ch.applySettle(ch.settled, op)
+	clear(ch.settled)
+	ch.settled = ch.settled[:0]
+	for _, q := range ch.kick {
 		q.Kick()
 	}
-	clear(recs)
-	ch.settled = recs[:0]
-	return nil
+	clear(ch.kick)
+	ch.kick = ch.kick[:0]
 }
 
 // applySettle hands settled records to their queues, batching runs of one queue.
@@ -325,15 +363,18 @@ func (ch *channel) applySettle(recs []unackedRec, op settleOp) {
 }
 
 // creditReturnedLocked updates prefetch accounting for settled records and
-// returns the queues whose consumers were starved of credit.
-func (ch *channel) creditReturnedLocked(recs []unackedRec) []*broker.Queue {
-	var kick []*broker.Queue
+// appends to kick the queues whose consumers were starved of credit.
+func (ch *channel) creditReturnedLocked(recs []unackedRec, kick []*broker.Queue) []*broker.Queue {
 	for _, r := range recs {
 		if r.cs != nil {
 			r.cs.unacked--
 			ch.unackedAll--
 		}
 	}
+	if ch.starved == 0 {
+		return kick
+	}
+	ch.starved = 0
 	for _, cs := range ch.consumers {
 		if cs.starved {
 			cs.starved = false

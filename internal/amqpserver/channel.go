@@ -14,15 +14,17 @@ type channel struct {
 	conn  *connection
 	vhost *broker.VHost
 
-	closing   bool // channel.close sent, awaiting close-ok
-	pub       publishing
-	publishM  amqp091.BasicPublish
-	ackM      amqp091.BasicAck
-	router    broker.Router
-	exchange  *broker.Exchange // last exchange published to
-	lastQueue string           // last queue declared, for "" queue names
-	settled   []unackedRec
-	entries   []broker.Entry
+	closing    bool // channel.close sent, awaiting close-ok
+	pub        publishing
+	publishM   amqp091.BasicPublish
+	ackM       amqp091.BasicAck
+	router     broker.Router
+	exchange   *broker.Exchange // last exchange published to
+	lastQueue  string           // last queue declared, for "" queue names
+	settled    []unackedRec     // acks taken from unacked, not yet given to their queues
+	kick       []*broker.Queue  // queues to kick once settled is flushed
+	acksQueued bool             // in conn.ackPending
+	entries    []broker.Entry
 
 	confirms   *confirmTracker // set by confirm.select
 	confirmDue bool            // in conn.confirmDirty; guarded by conn.confirmMu
@@ -39,6 +41,7 @@ type channel struct {
 	prefetchConsumer uint16 // basic.qos global=false: for consumers started later
 	prefetchChannel  uint16 // basic.qos global=true: shared by the channel
 	unackedAll       int    // unacked deliveries to consumers (for prefetchChannel)
+	starved          int    // consumers refused for want of credit since credit last returned
 	flowActive       bool
 }
 
@@ -61,7 +64,7 @@ func (ch *channel) handleMethod(payload []byte) error {
 		cls, mth, _ := amqp091.MethodIDs(payload)
 		switch {
 		case cls == 20 && mth == 41: // channel.close-ok
-			delete(ch.conn.channels, ch.id)
+			ch.conn.dropChannel(ch.id)
 		case cls == 20 && mth == 40: // channel.close crossing ours
 			ch.conn.out.sendMethod(ch.id, &amqp091.ChannelCloseOk{})
 		}
@@ -82,6 +85,7 @@ func (ch *channel) handleMethod(payload []byte) error {
 			err = ch.settle(ch.ackM.DeliveryTag, ch.ackM.Multiple, settleAck)
 		}
 	default:
+		ch.flushAcks() // whatever comes next sees the acks before it applied
 		var m amqp091.Method
 		if m, err = amqp091.DecodeMethod(payload); err == nil {
 			if h := ch.conn.srv.methodHook; h != nil {
@@ -101,7 +105,7 @@ func (ch *channel) dispatch(m amqp091.Method) error {
 	case *amqp091.ChannelClose:
 		ch.release()
 		ch.conn.out.sendMethod(ch.id, &amqp091.ChannelCloseOk{})
-		delete(ch.conn.channels, ch.id)
+		ch.conn.dropChannel(ch.id)
 		return nil
 	case *amqp091.ChannelOpen:
 		return amqp091.NewError(amqp091.ChannelError, "second 'channel.open' seen")
@@ -205,6 +209,7 @@ func (ch *channel) fail(err *amqp091.Error) {
 // release ends the channel's work: consumers cancelled, unacknowledged and
 // uncommitted-settled messages requeued in their original order.
 func (ch *channel) release() {
+	ch.flushAcks()
 	ch.mu.Lock()
 	if ch.released {
 		ch.mu.Unlock()
@@ -248,7 +253,7 @@ func requeueAll(recs []unackedRec) {
 func (ch *channel) recover() {
 	ch.mu.Lock()
 	recs := ch.unacked.takeAll(nil)
-	kick := ch.creditReturnedLocked(recs)
+	kick := ch.creditReturnedLocked(recs, nil)
 	ch.mu.Unlock()
 	requeueAll(recs)
 	for _, q := range kick {

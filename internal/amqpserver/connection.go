@@ -38,6 +38,8 @@ type connection struct {
 	clientCaps amqp091.Table
 
 	channels     map[uint16]*channel
+	ackPending   []*channel // channels with collected acks, flushed by the reader
+	lastCh       *channel   // the channel of the previous frame: most frames repeat it
 	confirmMu    sync.Mutex
 	confirmDirty []*channel // channels with confirms due, flushed by reader or writer
 	closing      bool       // connection.close sent, awaiting close-ok
@@ -135,6 +137,7 @@ func (c *connection) loop() {
 	for {
 		c.out.waitRoom()
 		if c.fr.Buffered() == 0 {
+			c.flushAcks()
 			c.flushConfirms()
 		}
 		f, err := c.fr.ReadFrame()
@@ -196,13 +199,13 @@ func (c *connection) handleFrame(f amqp091.Frame) (done bool, err error) {
 		if f.Channel == 0 {
 			return c.handleConnectionMethod(f.Payload)
 		}
-		ch := c.channels[f.Channel]
+		ch := c.channel(f.Channel)
 		if ch == nil {
 			return false, c.openChannel(f.Channel, f.Payload)
 		}
 		return false, c.channelResult(ch, ch.handleMethod(f.Payload))
 	case amqp091.FrameHeader, amqp091.FrameBody:
-		ch := c.channels[f.Channel]
+		ch := c.channel(f.Channel)
 		if ch == nil {
 			if f.Channel == 0 {
 				return false, unexpectedFrame(f)
@@ -300,7 +303,7 @@ func (c *connection) forceClose(reason string) {
 func (c *connection) closeChannels() {
 	for id, ch := range c.channels {
 		ch.release()
-		delete(c.channels, id)
+		c.dropChannel(id)
 	}
 }
 
@@ -323,6 +326,36 @@ func (c *connection) teardown() {
 		_, _ = io.Copy(io.Discard, c.nc)
 	}
 	c.nc.Close()
+}
+
+// flushAcks hands every channel's collected acks to their queues.
+func (c *connection) flushAcks() {
+	for _, ch := range c.ackPending {
+		ch.acksQueued = false
+		ch.flushAcks()
+	}
+	clear(c.ackPending)
+	c.ackPending = c.ackPending[:0]
+}
+
+// channel returns the open channel id, or nil.
+func (c *connection) channel(id uint16) *channel {
+	if ch := c.lastCh; ch != nil && ch.id == id {
+		return ch
+	}
+	ch := c.channels[id]
+	if ch != nil {
+		c.lastCh = ch
+	}
+	return ch
+}
+
+// dropChannel forgets a closed channel.
+func (c *connection) dropChannel(id uint16) {
+	delete(c.channels, id)
+	if c.lastCh != nil && c.lastCh.id == id {
+		c.lastCh = nil
+	}
 }
 
 // confirmsDue notes that ch has confirms to send. The reader flushes them when

@@ -151,7 +151,7 @@ func (o *outbox) run(nc net.Conn, heartbeat func() time.Duration, stop <-chan st
 			}
 		}
 		o.mu.Lock()
-		if cap(b) <= 1<<20 {
+		if cap(b) <= 4*o.limit { // keep the buffer: regrowing it for every write costs
 			o.spare = b[:0]
 		}
 		var kick []*broker.Queue

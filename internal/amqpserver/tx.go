@@ -63,7 +63,7 @@ func (ch *channel) txCommit() error {
 	durable.Wait() // commit-ok only once the committed persistent messages are on disk
 	for _, s := range t.settles {
 		ch.mu.Lock()
-		kick := ch.creditReturnedLocked(s.recs)
+		kick := ch.creditReturnedLocked(s.recs, nil)
 		ch.mu.Unlock()
 		ch.applySettle(s.recs, s.op)
 		for _, q := range kick {
