@@ -2,7 +2,10 @@ package durability
 
 import (
 	"encoding/binary"
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,7 +39,7 @@ func TestDurablePagingQueueLongerThanMemory(t *testing.T) {
 		durable bool
 		mode    uint8
 	}{{"paged-persistent", true, amqp.Persistent}, {"paged-transient", false, amqp.Transient}}
-	peak := uint64(0)
+	peak, peakRSS := uint64(0), uint64(0)
 	heap := func() uint64 {
 		runtime.GC()
 		var ms runtime.MemStats
@@ -63,6 +66,9 @@ func TestDurablePagingQueueLongerThanMemory(t *testing.T) {
 				if h := heap(); h > peak {
 					peak = h
 				}
+				if r := rss(); r > peakRSS {
+					peakRSS = r
+				}
 			}
 		}
 	}
@@ -74,7 +80,10 @@ func TestDurablePagingQueueLongerThanMemory(t *testing.T) {
 	if peak > 64<<20 {
 		t.Fatalf("heap peaked at %d MiB with 160 MiB queued", peak>>20)
 	}
-	t.Logf("heap peak while filling: %d MiB for %d MiB queued", peak>>20, 2*n*size>>20)
+	t.Logf("heap peak while filling: %d MiB, process RSS peak %d MiB, for %d MiB queued", peak>>20, peakRSS>>20, 2*n*size>>20)
+	if peakRSS > 128<<20 {
+		t.Fatalf("process RSS peaked at %d MiB with 160 MiB queued", peakRSS>>20)
+	}
 
 	cch, err := conn.Channel()
 	must(t, err)
@@ -90,14 +99,38 @@ func TestDurablePagingQueueLongerThanMemory(t *testing.T) {
 					t.Fatalf("%s: message %d: got %d bytes starting %d", q.name, i, len(d.Body), binary.BigEndian.Uint64(d.Body))
 				}
 				must(t, d.Ack(false))
+				if i%2000 == 0 {
+					if r := rss(); r > peakRSS {
+						peakRSS = r
+					}
+				}
 			case <-time.After(10 * time.Second):
 				t.Fatalf("%s: only %d of %d messages came back", q.name, i, n)
 			}
 		}
+	}
+	t.Logf("process RSS peak through the drain: %d MiB", peakRSS>>20)
+	if peakRSS > 128<<20 {
+		t.Fatalf("process RSS peaked at %d MiB while draining", peakRSS>>20)
 	}
 	testbroker.CheckFor(t, 10*time.Second, func() bool { return inst.Broker.MemoryUsed() == 0 })
 	testbroker.CheckFor(t, 10*time.Second, func() bool {
 		st := inst.Broker.StoreStats()
 		return st.LiveMessages == 0
 	})
+}
+
+// rss returns this process's resident set size (Linux), 0 if unknown.
+func rss() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseUint(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
