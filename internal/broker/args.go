@@ -145,27 +145,6 @@ func parseQueueArgs(queue, vhost string, args amqp091.Table) (queueArgs, error) 
 	return a, nil
 }
 
-// checkXMatch validates a headers binding's x-match argument.
-func checkXMatch(args amqp091.Table) error {
-	v, ok := args["x-match"]
-	if !ok {
-		return nil
-	}
-	switch v {
-	case "all", "any", "all-with-x", "any-with-x":
-		return nil
-	}
-	return amqp091.NewError(amqp091.PreconditionFailed, "Invalid x-match field value %s; expected all, any, all-with-x, or any-with-x", erlangTerm(v))
-}
-
-// erlangTerm prints a field value the way RabbitMQ's error texts do.
-func erlangTerm(v any) string {
-	if s, ok := v.(string); ok {
-		return fmt.Sprintf("<<%q>>", s)
-	}
-	return fmt.Sprintf("%v", v)
-}
-
 func checkExchangeArgs(name, vhost string, args amqp091.Table) error {
 	if v, ok := args["alternate-exchange"]; ok {
 		if _, isStr := v.(string); !isStr {

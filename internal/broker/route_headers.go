@@ -227,7 +227,7 @@ func headersBindingError(args amqp091.Table) string {
 	s, ok := v.(string)
 	if !ok {
 		return fmt.Sprintf("Invalid x-match field type %s (value %s); expected longstr",
-			routeTypeName(v), routeErlangTerm(v))
+			typeName(v), routeErlangTerm(v))
 	}
 	switch s {
 	case "all", "any", "all-with-x", "any-with-x":

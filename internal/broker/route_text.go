@@ -9,48 +9,6 @@ import (
 	"github.com/warren-mq/warren/internal/amqp091"
 )
 
-// routeTypeName is RabbitMQ's name for a field value's AMQP type, as it appears in binding
-// error texts.
-func routeTypeName(v any) string {
-	switch v.(type) {
-	case nil:
-		return "void"
-	case bool:
-		return "bool"
-	case int8:
-		return "byte"
-	case uint8:
-		return "unsignedbyte"
-	case int16:
-		return "short"
-	case uint16:
-		return "unsignedshort"
-	case int32:
-		return "signedint"
-	case uint32:
-		return "unsignedint"
-	case int64:
-		return "long"
-	case float32:
-		return "float"
-	case float64:
-		return "double"
-	case amqp091.Decimal:
-		return "decimal"
-	case string:
-		return "longstr"
-	case []byte:
-		return "binary"
-	case time.Time:
-		return "timestamp"
-	case amqp091.Table:
-		return "table"
-	case []any:
-		return "array"
-	}
-	return "unknown"
-}
-
 // routeErlangTerm renders a field value the way RabbitMQ's error texts print it (Erlang's ~p
 // of the decoded value), so reply texts read the same as RabbitMQ's. Erlang breaks terms
 // longer than a line over several lines; this keeps them on one. Nested tables come out sorted
@@ -96,7 +54,7 @@ func routeWriteTerm(sb *strings.Builder, v any) {
 			}
 			sb.WriteByte('{')
 			routeWriteBinary(sb, k)
-			sb.WriteString("," + routeTypeName(x[k]) + ",")
+			sb.WriteString("," + typeName(x[k]) + ",")
 			routeWriteTerm(sb, x[k])
 			sb.WriteByte('}')
 		}
@@ -107,7 +65,7 @@ func routeWriteTerm(sb *strings.Builder, v any) {
 			if i > 0 {
 				sb.WriteByte(',')
 			}
-			sb.WriteString("{" + routeTypeName(e) + ",")
+			sb.WriteString("{" + typeName(e) + ",")
 			routeWriteTerm(sb, e)
 			sb.WriteByte('}')
 		}

@@ -211,8 +211,8 @@ func (v *VHost) Bind(d BindingDecl, owner any) error {
 		return err
 	}
 	if src.Kind == "headers" {
-		if err := checkXMatch(d.Args); err != nil {
-			return err
+		if reason := headersBindingError(d.Args); reason != "" {
+			return amqp091.NewError(amqp091.PreconditionFailed, "%s", reason)
 		}
 	}
 	if src.bind(&Binding{Destination: d.Destination, ToExchange: d.ToExchange, Key: d.Key, Args: d.Args}) && v.durableEnds(src, d) {
