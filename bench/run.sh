@@ -593,8 +593,8 @@ EOF
 
 ## Notes
 
-- Warren has no disk store yet: \`-f persistent\` messages are kept in memory only, so (b), (c)
-  and the publish phase of (h) measure Warren without fsync while RabbitMQ writes to disk.
+- Both brokers write persistent messages to disk. Warren runs with its default \`--sync always\`:
+  a publisher confirm is sent only after the fdatasync covering the message (group commit).
 - RabbitMQ's per-connection limit of sockets comes from the file descriptor limit of the running
   service; where it is below the scenario's target the table says so.
 - For the latency of (a)–(d), producers are unthrottled: latency then mostly measures how far the
