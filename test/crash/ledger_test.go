@@ -121,6 +121,7 @@ type copyState struct {
 	markDurable bool
 	deliveries  int
 	lastRun     int // run of the last delivery; 0 if none
+	sentRun     int // run it was published in
 }
 
 // ledger is the clients' record of every copy, shared by all goroutines of
@@ -174,13 +175,13 @@ func (l *ledger) violate(kind, format string, args ...any) {
 	l.mu.Unlock()
 }
 
-// sent records a publish about to be sent.
-func (l *ledger) sent(id uint64) {
+// sent records a publish about to be sent in run.
+func (l *ledger) sent(run int, id uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.counts.published++
 	for _, q := range routeOf(id).queues {
-		l.copies[copyKey{q, id}] = &copyState{}
+		l.copies[copyKey{q, id}] = &copyState{sentRun: run}
 	}
 }
 
@@ -209,8 +210,8 @@ func (l *ledger) delivered(run, q int, id uint64, redelivered bool) {
 		l.violateLocked("delivered a message never published to that queue", "run %d %s: %s", run, queueNames[q], fmtID(id))
 		return
 	}
-	where := fmt.Sprintf("run %d %s: %s (delivered before in run %d, %d times; confirmed=%v acked=%v)",
-		run, queueNames[q], fmtID(id), c.lastRun, c.deliveries, c.confirmed, c.acked)
+	where := fmt.Sprintf("run %d %s: %s redelivered=%v (published in run %d; delivered %d times before, last in run %d; confirmed=%v acked=%v)",
+		run, queueNames[q], fmtID(id), redelivered, c.sentRun, c.deliveries, c.lastRun, c.confirmed, c.acked)
 	switch {
 	case c.lastRun == run:
 		// No consumer of the load rejects, nacks or closes its channel
@@ -220,6 +221,9 @@ func (l *ledger) delivered(run, q int, id uint64, redelivered bool) {
 		l.violateLocked("delivered again after an ack a confirmed fence covered", "%s", where)
 	case c.markDurable && !redelivered:
 		l.violateLocked("redelivered=false after a durable delivery mark", "%s", where)
+	case redelivered && c.sentRun == run:
+		// Within a run only a requeue sets the flag, and nothing is requeued.
+		l.violateLocked("redelivered=true for a message of this run never requeued", "%s", where)
 	}
 	if c.deliveries == 0 {
 		if redelivered {

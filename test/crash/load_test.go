@@ -179,7 +179,7 @@ func (ld *load) publish(pub uint32) {
 	for seq := uint32(1); ; seq++ {
 		id := msgID(pub, seq)
 		r := routeOf(id)
-		ld.l.sent(id)
+		ld.l.sent(ld.run, id)
 		dc, err := ch.PublishWithDeferredConfirm(r.exchange, r.key, false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: messageBody(id)})
 		if err != nil {
 			ld.l.settled(id, false)
