@@ -500,17 +500,14 @@ func (ch *channel) get(m *amqp091.BasicGet) error {
 	if err != nil {
 		return err
 	}
-	e, remaining, ok := q.Get(m.NoAck)
+	e, body, remaining, ok, err := q.Get(m.NoAck)
+	if err != nil {
+		ch.conn.log.Error("basic.get: cannot read the message back from the store", "queue", q.Name, "err", err)
+		return amqp091.NewError(amqp091.InternalError, "cannot read message from the store")
+	}
 	if !ok {
 		ch.conn.out.sendMethod(ch.id, &amqp091.BasicGetEmpty{})
 		return nil
-	}
-	body, ok := ch.body(e.Msg)
-	if !ok {
-		if !m.NoAck {
-			q.Requeue([]broker.Entry{e})
-		}
-		return amqp091.NewError(amqp091.InternalError, "cannot read message from the store")
 	}
 	ch.mu.Lock()
 	ch.nextTag++

@@ -287,7 +287,11 @@ func (b *Broker) watchDisk(limit uint64, interval time.Duration, free func() (ui
 // hold accounts for a queue taking a reference to m.
 func (b *Broker) hold(m *Message) {
 	if m.refs.Add(1) == 1 {
-		b.addMemory(int64(m.Size()))
+		size := int64(m.Size())
+		if m.page.bits.Load()&pageDropped != 0 {
+			size -= int64(m.BodySize) // recovered with its body left on disk
+		}
+		b.addMemory(size)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 type deadLetter struct {
 	msg    *Message
 	reason string // rejected, expired, maxlen
+	body   []byte // read while the queue still held the message
 }
 
 // deadLetter republishes d.msg from q to q's dead-letter exchange with
@@ -31,13 +32,8 @@ func (v *VHost) deadLetter(q *Queue, d deadLetter) {
 		key = *q.args.dlrk
 	}
 	deaths, rejectedSeen := updateXDeath(&p, q, d, time.Now())
-	body, err := d.msg.Body()
-	if err != nil {
-		v.broker.log.Error("dead-lettering: cannot read paged-out body", "queue", q.Name, "err", err)
-		return
-	}
 	m := &Message{Exchange: ex.Name, RoutingKey: key, Persistent: d.msg.Persistent, Priority: d.msg.Priority, TTL: -1}
-	m.setBody(body)
+	m.setBody(d.body)
 	m.Props = p.Append(nil)
 	var r Router
 	for _, target := range v.route(&r, ex, m) {

@@ -29,6 +29,9 @@ type pageState struct {
 	id     uint64
 	vhost  string
 	broker *Broker
+	// queue is set for a message recovered at boot: its body is in that
+	// queue's own persistent record (which the queue acks), not a page record.
+	queue string
 }
 
 const (
@@ -81,7 +84,7 @@ func (b *Broker) pageOut(vhost string, m *Message) {
 // to take off the memory count.
 func (p *pageState) released(m *Message) int64 {
 	old := p.bits.Or(pageReleased)
-	if old&pageAppended != 0 {
+	if old&pageAppended != 0 && p.queue == "" {
 		p.broker.ackPage(p)
 	}
 	size := int64(m.Size())
@@ -99,6 +102,14 @@ func (b *Broker) ackPage(p *pageState) {
 
 // load reads a paged-out body back.
 func (p *pageState) load() ([]byte, error) {
+	if p.queue != "" {
+		rec, err := p.broker.store.ReadMessage(p.vhost, p.queue, p.id)
+		if err != nil {
+			return nil, err
+		}
+		_, body, err := splitRecord(rec.Data)
+		return body, err
+	}
 	rec, err := p.broker.store.ReadMessage(p.vhost, pageQueue, p.id)
 	if err != nil {
 		return nil, err

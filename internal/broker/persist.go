@@ -119,7 +119,7 @@ func (b *Broker) recoverMessages() error {
 		if !ok {
 			return nil
 		}
-		m, err := decodeMessage(rec.Data)
+		m, err := b.recoveredMessage(rec)
 		if err != nil {
 			return fmt.Errorf("message %d of queue %q: %w", rec.ID, rec.Queue, err)
 		}
@@ -158,19 +158,37 @@ func (m *Message) record() []byte {
 	return b
 }
 
-func decodeMessage(b []byte) (*Message, error) {
-	var parts [3][]byte
+// splitRecord splits an encoded message record into exchange, routing key,
+// properties and body, aliasing b.
+func splitRecord(b []byte) (parts [3][]byte, body []byte, err error) {
 	for i := range parts {
 		n, k := binary.Uvarint(b)
 		if k <= 0 || uint64(len(b)-k) < n {
-			return nil, errors.New("corrupt message record")
+			return parts, nil, errors.New("corrupt message record")
 		}
 		parts[i] = b[k : k+int(n)]
 		b = b[k+int(n):]
 	}
-	props := append([]byte(nil), parts[2]...)
-	body := append([]byte(nil), b...)
-	return NewMessage(string(parts[0]), string(parts[1]), props, body)
+	return parts, b, nil
+}
+
+// recoveredMessage rebuilds a message from its record at boot. The body stays
+// on disk, in the queue's own record, and is read back on delivery: a restart
+// with a long backlog costs neither the time to copy every body nor the memory.
+func (b *Broker) recoveredMessage(rec store.MessageRecord) (*Message, error) {
+	parts, body, err := splitRecord(rec.Data)
+	if err != nil {
+		return nil, err
+	}
+	m, err := NewMessage(string(parts[0]), string(parts[1]), append([]byte(nil), parts[2]...), nil)
+	if err != nil {
+		return nil, err
+	}
+	m.BodySize = len(body)
+	m.body.Store(nil)
+	m.page = pageState{id: rec.ID, vhost: rec.VHost, queue: rec.Queue, broker: b}
+	m.page.bits.Store(pageIssued | pageAppended | pageDropped)
+	return m, nil
 }
 
 // durableWait collects the store appends one publish caused and reports once

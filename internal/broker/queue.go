@@ -173,7 +173,8 @@ func (q *Queue) enqueue(m *Message, w *durableWait) bool {
 			q.mu.Unlock()
 			return false
 		case overflowRejectPublishDLX:
-			q.deadLetters = append(q.deadLetters, deadLetter{msg: m, reason: "maxlen"})
+			body, _ := m.Body() // just published: in memory
+			q.deadLetters = append(q.deadLetters, deadLetter{msg: m, reason: "maxlen", body: body})
 			q.unlock()
 			return false
 		}
@@ -237,11 +238,17 @@ func (q *Queue) entryTTL(m *Message) int64 {
 // dropLocked removes an entry for good: dead-lettered when the queue has a
 // dead-letter exchange, else discarded.
 func (q *Queue) dropLocked(e Entry, reason string) {
+	if q.args.dlx != nil {
+		// Read the body now: once acked and released it may be gone from the store.
+		body, err := e.Msg.Body()
+		if err != nil {
+			q.vhost.broker.log.Error("dead-lettering: cannot read the body back", "queue", q.Name, "err", err)
+		} else {
+			q.deadLetters = append(q.deadLetters, deadLetter{msg: e.Msg, reason: reason, body: body})
+		}
+	}
 	if e.Seq != ^uint64(0) {
 		q.storeAck([]Entry{e})
-	}
-	if q.args.dlx != nil {
-		q.deadLetters = append(q.deadLetters, deadLetter{msg: e.Msg, reason: reason})
 	}
 	q.vhost.broker.release(e.Msg)
 }
@@ -421,9 +428,10 @@ func (q *Queue) Cancel(c *Consumer) {
 	}
 }
 
-// Get takes one message for basic.get. ok is false when the queue is empty;
-// remaining is the ready count after the take.
-func (q *Queue) Get(noAck bool) (e Entry, remaining int, ok bool) {
+// Get takes one message for basic.get, with its body (read back from the
+// store if it was paged out: before a no-ack get lets go of it). ok is false
+// when the queue is empty; remaining is the ready count after the take.
+func (q *Queue) Get(noAck bool) (e Entry, body []byte, remaining int, ok bool, err error) {
 	q.mu.Lock()
 	defer q.unlock()
 	q.touchLocked()
@@ -433,13 +441,16 @@ func (q *Queue) Get(noAck bool) (e Entry, remaining int, ok bool) {
 		if h.Expires != 0 && q.expiredAtHead(h, now) {
 			continue
 		}
+		if body, err = h.Msg.Body(); err != nil {
+			return Entry{}, nil, q.ready.len(), false, err
+		}
 		e = q.ready.pop()
 		q.readyBytes -= int64(e.Msg.BodySize)
 		q.settleDeliveredLocked(e, noAck)
 		q.expireLocked(now)
-		return e, q.ready.len(), true
+		return e, body, q.ready.len(), true, nil
 	}
-	return Entry{}, 0, false
+	return Entry{}, nil, 0, false, nil
 }
 
 // Ack settles delivered entries for good.

@@ -77,7 +77,7 @@ func BenchmarkQueueEnqueueThenDequeue(b *testing.B) {
 		v.Publish(&r, ex, m, nil)
 	}
 	for i := 0; i < b.N; i++ {
-		if _, _, ok := q.Get(true); !ok {
+		if _, _, _, ok, _ := q.Get(true); !ok {
 			b.Fatalf("queue empty after %d gets", i)
 		}
 	}
