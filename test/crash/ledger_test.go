@@ -107,11 +107,16 @@ type copyKey struct {
 type copyState struct {
 	confirmed bool // the publisher got basic.ack for it
 	acked     bool // a consumer sent (or tried to send) basic.ack for a delivery of it
-	// ackDurable: an ack for it was sent before a fence publish on the same
-	// channel whose confirm arrived. The ack was handled before the fence's
-	// append (one reader per connection, inline), the store writes acks in
-	// the same group-commit round as earlier or the same appends, and the
-	// confirm is sent after that round's write: the ack survives a kill.
+	// ackDurable: an ack for it was sent, then a basic.qos round trip
+	// completed, then a fence publish on the same channel was confirmed.
+	// Warren's reader defers acks, but hands them to the queues (and the
+	// queues to the store) before it handles another method or reads
+	// again, so they reached the store before qos-ok was sent and before
+	// the fence was appended; the store writes acks in the group-commit
+	// round of the appends after them or an earlier one, and sends the
+	// confirm after that round's write: the ack survives a kill. Without
+	// the round trip an ack and the publish after it can be read together
+	// and the publish appended first (AMQP promises no order here either).
 	ackDurable bool
 	// markDurable: a delivery of it reached the client before a confirmed
 	// fence to the same queue from the same channel (the delivery mark is

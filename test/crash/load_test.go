@@ -221,9 +221,9 @@ type fence struct {
 // connection dies. It acks ackRatio of them at once and holds the rest,
 // acking the oldest half whenever heldMax are held (so prefetch credit never
 // runs out and some deliveries are always unacked at the kill). Every
-// fenceEvery deliveries it publishes a persistent fence message to q on the
-// same channel; a confirmed fence proves the acks and delivery marks before
-// it durable (see copyState).
+// fenceEvery deliveries it does a basic.qos round trip and then publishes a
+// persistent fence message to q on the same channel; a confirmed fence proves
+// the acks and delivery marks before it durable (see copyState).
 func (ld *load) consume(conn *amqp.Connection, q int, rng *rand.Rand) {
 	ch, err := conn.Channel()
 	if err == nil {
@@ -281,6 +281,16 @@ func (ld *load) consume(conn *amqp.Connection, q int, rng *rand.Rand) {
 		}
 		if since++; since >= fenceEvery {
 			since = 0
+			// A synchronous round trip first: Warren defers acks until
+			// its reader has handled what it read (or meets a method other
+			// than publish and ack), so an ack followed by a publish in the
+			// same read may reach the store after that publish. Once
+			// qos-ok is back, the acks before it have reached the store
+			// and the fence can only come later.
+			if err := ch.Qos(prefetch, 0, false); err != nil {
+				ld.fail("consumer of %s: qos before fence: %v", queueNames[q], err)
+				continue
+			}
 			dc, err := ch.PublishWithDeferredConfirm("", queueNames[q], false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: fenceBody})
 			if err != nil {
 				ld.fail("consumer of %s: fence: %v", queueNames[q], err)

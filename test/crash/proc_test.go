@@ -266,6 +266,19 @@ func (w *warren) logTail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// snapshot copies the data directory, as the last kill left it, to
+// <data dir>.<name> for a post-mortem.
+func (w *warren) snapshot(name string) {
+	w.t.Helper()
+	dst := filepath.Clean(w.dir) + "." + name
+	if err := os.RemoveAll(dst); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := os.CopyFS(dst, os.DirFS(w.dir)); err != nil {
+		w.t.Fatalf("snapshot: %v", err)
+	}
+}
+
 // logRecovery copies the broker's own account of its recovery (lines
 // mentioning recover) from the current run's log into the test log.
 func (w *warren) logRecovery() {
