@@ -97,7 +97,6 @@ func TestCrashKill9KeepsConfirmedMessages(t *testing.T) {
 // first, then load for a random time and a kill (now and then a clean
 // shutdown cut short).
 func crashRound(t *testing.T, w *warren, l *ledger, run int, rng *rand.Rand) {
-	t.Helper()
 	if run > 1 && rng.IntN(3) == 0 {
 		// Kill while it recovers the previous run's data (or just after):
 		// recovery must be crash-safe too.
@@ -140,7 +139,6 @@ func crashRound(t *testing.T, w *warren, l *ledger, run int, rng *rand.Rand) {
 // finalCheck restarts the broker, drains every queue as run final and
 // checks the promise over all runs; then the logs.
 func finalCheck(t *testing.T, w *warren, l *ledger, final int, seed uint64) {
-	t.Helper()
 	w.start()
 	t.Logf("final restart: ready after %v, queue depths %v", w.ready.Round(time.Millisecond), queueDepths(t, w.URL()))
 	drained := drain(t, w.URL(), l, final)

@@ -20,6 +20,9 @@ const (
 	ackRatio     = 0.7 // share of deliveries acked at once; the rest are held
 	heldMax      = 30  // held deliveries per channel before the oldest half is acked
 	fenceEvery   = 40  // deliveries between fences
+	// perRound caps what one publisher sends in a run, so that the backlog
+	// (and the final drain) stays bounded however fast the broker gets.
+	perRound = 20_000
 )
 
 func dial(url string) (*amqp.Connection, error) {
@@ -176,7 +179,17 @@ func (ld *load) publish(pub uint32) {
 		acked := p.dc.Acked()
 		ld.l.settled(p.id, acked)
 	}
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	for seq := uint32(1); ; seq++ {
+		if seq > perRound {
+			// Enough for this run: settle the rest and idle until the kill.
+			for _, p := range inflight {
+				settle(p)
+			}
+			inflight = nil
+			<-closed
+			return
+		}
 		id := msgID(pub, seq)
 		r := routeOf(id)
 		ld.l.sent(ld.run, id)

@@ -316,8 +316,10 @@ func (w *warren) checkLogs() {
 			}
 		}
 		compactions += bytes.Count(b, []byte("compacting segment"))
-		if n := bytes.Count(b, []byte("level=WARN")); n > 0 {
-			w.t.Logf("run %d: %d warning(s):\n%s", i, n, excerpt(b, "level=WARN"))
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "level=WARN") {
+				w.t.Logf("run %d: %s", i, line)
+			}
 		}
 	}
 }
