@@ -50,9 +50,40 @@ func MethodIDs(payload []byte) (classID, methodID uint16, ok bool) {
 	return binary.BigEndian.Uint16(payload), binary.BigEndian.Uint16(payload[2:]), true
 }
 
-// DecodeBasicPublish decodes basic.publish arguments into a reused struct. It
-// allocates only the exchange and routing key strings (none when empty).
-func DecodeBasicPublish(args []byte, m *BasicPublish) error { return m.Decode(args) }
+// DecodeBasicPublish decodes basic.publish arguments into m. It keeps m's
+// Exchange and RoutingKey strings when the new ones are equal, so a publisher
+// that sends to the same exchange and key again allocates nothing; reuse one
+// BasicPublish per channel. Malformed input is reported exactly as Decode does.
+func DecodeBasicPublish(args []byte, m *BasicPublish) error {
+	i := 2
+	if len(args) < i+1 {
+		return m.Decode(args)
+	}
+	n := int(args[i])
+	i++
+	if len(args) < i+n+1 {
+		return m.Decode(args)
+	}
+	exchange := args[i : i+n]
+	i += n
+	k := int(args[i])
+	i++
+	if len(args) != i+k+1 {
+		return m.Decode(args) // short, or trailing bytes
+	}
+	key := args[i : i+k]
+	bits := args[i+k]
+	if string(exchange) != m.Exchange {
+		m.Exchange = string(exchange)
+	}
+	if string(key) != m.RoutingKey {
+		m.RoutingKey = string(key)
+	}
+	m.Reserved1 = binary.BigEndian.Uint16(args)
+	m.Mandatory = bits&1 != 0
+	m.Immediate = bits&2 != 0
+	return nil
+}
 
 // DecodeBasicAck decodes basic.ack arguments into a reused struct without allocating.
 func DecodeBasicAck(args []byte, m *BasicAck) error { return m.Decode(args) }

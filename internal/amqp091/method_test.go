@@ -116,3 +116,31 @@ func TestCodecMethodBitPacking(t *testing.T) {
 		t.Fatalf("got % x, want % x", got, want)
 	}
 }
+
+func TestCodecDecodeBasicPublishReuse(t *testing.T) {
+	var m BasicPublish
+	for _, want := range []BasicPublish{
+		{Exchange: "orders", RoutingKey: "eu.created", Mandatory: true},
+		{Exchange: "orders", RoutingKey: "eu.created"},
+		{Exchange: "", RoutingKey: "q", Immediate: true},
+		{Exchange: "x", RoutingKey: ""},
+	} {
+		b := want.Append(nil)[4:]
+		if err := DecodeBasicPublish(b, &m); err != nil || m != want {
+			t.Fatalf("decoded %+v (%v), want %+v", m, err, want)
+		}
+	}
+	good := (&BasicPublish{Exchange: "e", RoutingKey: "k"}).Append(nil)[4:]
+	for n := 0; n < len(good); n++ {
+		var a, b BasicPublish
+		errA, errB := DecodeBasicPublish(good[:n], &a), b.Decode(good[:n])
+		if errA == nil || errB == nil || errA.Error() != errB.Error() {
+			t.Fatalf("prefix %d: DecodeBasicPublish %v, Decode %v", n, errA, errB)
+		}
+	}
+	long := append(append([]byte(nil), good...), 0)
+	var a, b BasicPublish
+	if errA, errB := DecodeBasicPublish(long, &a), b.Decode(long); errA == nil || errB == nil || errA.Error() != errB.Error() {
+		t.Fatalf("trailing byte: DecodeBasicPublish %v, Decode %v", errA, errB)
+	}
+}

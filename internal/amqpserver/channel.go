@@ -77,7 +77,7 @@ func (ch *channel) handleMethod(payload []byte) error {
 	var err error
 	switch {
 	case cls == 60 && mth == 40: // basic.publish, the hot path: no allocation of the struct
-		if err = ch.publishM.Decode(payload[4:]); err == nil {
+		if err = amqp091.DecodeBasicPublish(payload[4:], &ch.publishM); err == nil {
 			err = ch.startPublish(&ch.publishM)
 		}
 	case cls == 60 && mth == 80: // basic.ack
