@@ -85,49 +85,69 @@ func TestFlowSlowConsumerBoundsOutbox(t *testing.T) {
 	t.Logf("%d of %d messages still queued", ready, n)
 }
 
-// rawConsumer opens a connection with a tiny receive buffer, starts a no-ack
-// consumer on queue and returns the socket, which the caller never reads.
-func rawConsumer(t *testing.T, addr, queue string) net.Conn {
+// rawConn is a minimal AMQP client over the codec, for tests and benchmarks
+// that must control the socket (not read it, or not allocate).
+type rawConn struct {
+	t  testing.TB
+	nc net.Conn
+	fr *amqp091.FrameReader
+}
+
+func (c *rawConn) send(ch uint16, m amqp091.Method) {
+	if _, err := c.nc.Write(amqp091.AppendMethodFrame(nil, ch, m)); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *rawConn) expect(name string) {
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			c.t.Fatalf("waiting for %s: %v", name, err)
+		}
+		if f.Type != amqp091.FrameMethod {
+			continue
+		}
+		m, err := amqp091.DecodeMethod(f.Payload)
+		if err != nil || m.Name() != name {
+			c.t.Fatalf("got %v (%v), want %s", m, err, name)
+		}
+		return
+	}
+}
+
+// dialRaw opens a connection and channel 1; readBuf, if not 0, shrinks the
+// socket's receive buffer.
+func dialRaw(t testing.TB, addr string, readBuf int) *rawConn {
 	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = nc.(*net.TCPConn).SetReadBuffer(4096)
-	fr := amqp091.NewFrameReader(nc, 0)
-	send := func(ch uint16, m amqp091.Method) {
-		if _, err := nc.Write(amqp091.AppendMethodFrame(nil, ch, m)); err != nil {
-			t.Fatal(err)
-		}
+	if readBuf > 0 {
+		_ = nc.(*net.TCPConn).SetReadBuffer(readBuf)
 	}
-	expect := func(name string) {
-		for {
-			f, err := fr.ReadFrame()
-			if err != nil {
-				t.Fatalf("waiting for %s: %v", name, err)
-			}
-			if f.Type != amqp091.FrameMethod {
-				continue
-			}
-			m, err := amqp091.DecodeMethod(f.Payload)
-			if err != nil || m.Name() != name {
-				t.Fatalf("got %v (%v), want %s", m, err, name)
-			}
-			return
-		}
-	}
+	c := &rawConn{t: t, nc: nc, fr: amqp091.NewFrameReader(nc, 0)}
 	if _, err := nc.Write(amqp091.ProtocolHeader); err != nil {
 		t.Fatal(err)
 	}
-	expect("connection.start")
-	send(0, &amqp091.ConnectionStartOk{Mechanism: "PLAIN", Response: "\x00guest\x00guest", Locale: "en_US"})
-	expect("connection.tune")
-	send(0, &amqp091.ConnectionTuneOk{ChannelMax: 2047, FrameMax: 131072})
-	send(0, &amqp091.ConnectionOpen{VirtualHost: "/"})
-	expect("connection.open-ok")
-	send(1, &amqp091.ChannelOpen{})
-	expect("channel.open-ok")
-	send(1, &amqp091.BasicConsume{Queue: queue, NoAck: true})
-	expect("basic.consume-ok")
-	return nc
+	c.expect("connection.start")
+	c.send(0, &amqp091.ConnectionStartOk{Mechanism: "PLAIN", Response: "\x00guest\x00guest", Locale: "en_US"})
+	c.expect("connection.tune")
+	c.send(0, &amqp091.ConnectionTuneOk{ChannelMax: 2047, FrameMax: 131072})
+	c.send(0, &amqp091.ConnectionOpen{VirtualHost: "/"})
+	c.expect("connection.open-ok")
+	c.send(1, &amqp091.ChannelOpen{})
+	c.expect("channel.open-ok")
+	return c
+}
+
+// rawConsumer opens a connection with a tiny receive buffer, starts a no-ack
+// consumer on queue and returns the socket, which the caller never reads.
+func rawConsumer(t *testing.T, addr, queue string) net.Conn {
+	t.Helper()
+	c := dialRaw(t, addr, 4096)
+	c.send(1, &amqp091.BasicConsume{Queue: queue, NoAck: true})
+	c.expect("basic.consume-ok")
+	return c.nc
 }

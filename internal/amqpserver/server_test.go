@@ -15,7 +15,7 @@ import (
 )
 
 // startServer runs a server on 127.0.0.1:0 (or addr) for t and returns it with its address.
-func startServer(t *testing.T, bcfg broker.Config, addr string) (*Server, *broker.Broker, string) {
+func startServer(t testing.TB, bcfg broker.Config, addr string) (*Server, *broker.Broker, string) {
 	t.Helper()
 	b, err := broker.New(bcfg)
 	if err != nil {
@@ -40,7 +40,7 @@ func startServer(t *testing.T, bcfg broker.Config, addr string) (*Server, *broke
 	return s, b, l.Addr().String()
 }
 
-func dial(t *testing.T, addr string) *amqp.Connection {
+func dial(t testing.TB, addr string) *amqp.Connection {
 	t.Helper()
 	c, err := amqp.Dial("amqp://guest:guest@" + addr + "/")
 	if err != nil {
