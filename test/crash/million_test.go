@@ -35,7 +35,7 @@ func TestCrashRestartOneMillion(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipped with -short")
 	}
-	w := newWarren(t, buildWarren(t), dataDir(t), "--sync", "always")
+	w := newWarren(t, buildWarren(t), dataDir(t), "--sync", "always", "--log-level", "debug")
 	w.start()
 	publishMillion(t, w.URL())
 
