@@ -409,11 +409,7 @@ func (ch *channel) consume(m *amqp091.BasicConsume) error {
 	if m.Queue == broker.DirectReplyTo {
 		return ch.consumeReplyTo(m)
 	}
-	name, err := ch.queueName(m.Queue)
-	if err != nil {
-		return err
-	}
-	q, err := ch.vhost.QueueFor(name, ch.conn)
+	q, err := ch.queue(m.Queue)
 	if err != nil {
 		return err
 	}
@@ -492,11 +488,7 @@ func (ch *channel) cancel(m *amqp091.BasicCancel) error {
 }
 
 func (ch *channel) get(m *amqp091.BasicGet) error {
-	name, err := ch.queueName(m.Queue)
-	if err != nil {
-		return err
-	}
-	q, err := ch.vhost.QueueFor(name, ch.conn)
+	q, err := ch.queue(m.Queue)
 	if err != nil {
 		return err
 	}

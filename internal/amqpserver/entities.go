@@ -64,6 +64,16 @@ func (ch *channel) queueName(name string) (string, error) {
 	return ch.lastQueue, nil
 }
 
+// queue finds the queue a method names ("" for the last declared one) on
+// behalf of this channel's connection.
+func (ch *channel) queue(name string) (*broker.Queue, error) {
+	name, err := ch.queueName(name)
+	if err != nil {
+		return nil, err
+	}
+	return ch.vhost.QueueFor(name, ch.conn)
+}
+
 func (ch *channel) queueDeclare(m *amqp091.QueueDeclare) error {
 	if m.Passive && strings.HasPrefix(m.Queue, broker.DirectReplyTo+".") {
 		// A direct reply-to name is a pseudo-queue: it exists while its consumer does.
@@ -121,11 +131,7 @@ func (ch *channel) queueUnbind(m *amqp091.QueueUnbind) error {
 }
 
 func (ch *channel) queuePurge(m *amqp091.QueuePurge) error {
-	name, err := ch.queueName(m.Queue)
-	if err != nil {
-		return err
-	}
-	q, err := ch.vhost.QueueFor(name, ch.conn)
+	q, err := ch.queue(m.Queue)
 	if err != nil {
 		return err
 	}
