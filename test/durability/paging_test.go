@@ -81,7 +81,7 @@ func TestDurablePagingQueueLongerThanMemory(t *testing.T) {
 		t.Fatalf("heap peaked at %d MiB with 160 MiB queued", peak>>20)
 	}
 	t.Logf("heap peak while filling: %d MiB, process RSS peak %d MiB, for %d MiB queued", peak>>20, peakRSS>>20, 2*n*size>>20)
-	if peakRSS > 128<<20 {
+	if peakRSS > 128<<20 && !raceEnabled {
 		t.Fatalf("process RSS peaked at %d MiB with 160 MiB queued", peakRSS>>20)
 	}
 
@@ -110,7 +110,7 @@ func TestDurablePagingQueueLongerThanMemory(t *testing.T) {
 		}
 	}
 	t.Logf("process RSS peak through the drain: %d MiB", peakRSS>>20)
-	if peakRSS > 128<<20 {
+	if peakRSS > 128<<20 && !raceEnabled {
 		t.Fatalf("process RSS peaked at %d MiB while draining", peakRSS>>20)
 	}
 	testbroker.CheckFor(t, 10*time.Second, func() bool { return inst.Broker.MemoryUsed() == 0 })
