@@ -19,6 +19,7 @@ type publishing struct {
 	body       []byte // separate from props, so a paged-out body can be freed
 	bodySize   uint64
 	overflow   bool // more body arrived than declared: RabbitMQ waits on, so do we
+	summary    amqp091.PropertySummary // of props, read once at the header
 }
 
 // unexpected is the 505 for a frame that interrupts content, naming basic.publish.
@@ -70,7 +71,8 @@ func (ch *channel) handleContent(f amqp091.Frame) error {
 			e.ClassID, e.MethodID = 60, 40
 			return e
 		}
-		if amqp091.SummarizeProperties(props, &amqp091.PropertySummary{}) != nil {
+		p.props = append([]byte(nil), props...)
+		if amqp091.SummarizeProperties(p.props, &p.summary) != nil {
 			return &amqp091.Error{Code: amqp091.InternalError, Text: "INTERNAL_ERROR"} // RabbitMQ's bare reply
 		}
 		if max := ch.conn.srv.cfg.MaxMessageSize; size > max {
@@ -78,7 +80,6 @@ func (ch *channel) handleContent(f amqp091.Frame) error {
 		}
 		p.haveHeader = true
 		p.bodySize = size
-		p.props = append([]byte(nil), props...)
 		// Reserve the whole body up front when it is modest; grow otherwise, so a
 		// header claiming a huge body cannot make Warren allocate it in advance.
 		p.body = make([]byte, 0, min(size, 1<<20))
@@ -107,11 +108,11 @@ func (ch *channel) handleContent(f amqp091.Frame) error {
 func (ch *channel) finishPublish() error {
 	p := ch.pub
 	ch.pub = publishing{}
-	m, err := broker.NewMessage(p.exchange.Name, p.routingKey, p.props, p.body)
+	m, err := broker.NewMessageFromSummary(p.exchange.Name, p.routingKey, p.props, p.body, &p.summary)
 	if err != nil {
 		return err
 	}
-	if err := ch.checkProperties(m); err != nil {
+	if err := ch.checkProperties(m, &p.summary); err != nil {
 		return err
 	}
 	if ch.tx != nil {

@@ -28,6 +28,8 @@ type Message struct {
 
 	refs atomic.Int32           // queues holding the message, for memory accounting
 	cc   []string               // sender-selected extra routing keys (CC and BCC headers)
+	// mayHaveCC: the headers contain a CC or BCC key (set at publish).
+	mayHaveCC bool
 	rec  atomic.Pointer[[]byte] // encoded for the store, see record
 	body atomic.Pointer[[]byte] // nil once paged out to the store
 	page pageState
@@ -49,12 +51,11 @@ func (m *Message) setBody(b []byte) {
 
 // hasCC reports whether the message carries CC or BCC routing keys, looking at
 // the encoded headers first so that most messages are not decoded.
-func (m *Message) hasCC() bool {
-	var s amqp091.PropertySummary
-	if amqp091.SummarizeProperties(m.Props, &s) != nil || s.Headers == nil {
-		return false
-	}
-	return bytes.Contains(s.Headers, []byte("\x02CCA")) || bytes.Contains(s.Headers, []byte("\x03BCCA"))
+func (m *Message) hasCC() bool { return m.mayHaveCC }
+
+// headersMayHaveCC looks for a CC or BCC array key in an encoded headers table.
+func headersMayHaveCC(h []byte) bool {
+	return h != nil && (bytes.Contains(h, []byte("\x02CCA")) || bytes.Contains(h, []byte("\x03BCCA")))
 }
 
 // withoutBCC returns a copy of m with its CC and BCC keys collected and the
@@ -97,7 +98,13 @@ func NewMessage(exchange, routingKey string, props, body []byte) (*Message, erro
 	if err := amqp091.SummarizeProperties(props, &s); err != nil {
 		return nil, err
 	}
-	m := &Message{Exchange: exchange, RoutingKey: routingKey, Props: props, TTL: -1}
+	return NewMessageFromSummary(exchange, routingKey, props, body, &s)
+}
+
+// NewMessageFromSummary is NewMessage for a caller that has already
+// summarised (and so validated) props into s, so the hot path scans them once.
+func NewMessageFromSummary(exchange, routingKey string, props, body []byte, s *amqp091.PropertySummary) (*Message, error) {
+	m := &Message{Exchange: exchange, RoutingKey: routingKey, Props: props, TTL: -1, mayHaveCC: headersMayHaveCC(s.Headers)}
 	m.setBody(body)
 	if s.Flags&amqp091.FlagDeliveryMode != 0 && s.DeliveryMode != 1 && s.DeliveryMode != 2 {
 		return nil, amqp091.NewError(amqp091.PreconditionFailed, "invalid message: {delivery_mode_unknown,%d}", s.DeliveryMode)
