@@ -18,7 +18,7 @@ type publishing struct {
 	props      []byte // copied: the frame's buffer is reused
 	body       []byte // separate from props, so a paged-out body can be freed
 	bodySize   uint64
-	overflow   bool // more body arrived than declared: RabbitMQ waits on, so do we
+	overflow   bool                    // more body arrived than declared: RabbitMQ waits on, so do we
 	summary    amqp091.PropertySummary // of props, read once at the header
 }
 

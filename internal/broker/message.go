@@ -26,13 +26,13 @@ type Message struct {
 	// TTL is the per-message expiration in milliseconds, -1 when absent.
 	TTL int64
 
-	refs atomic.Int32           // queues holding the message, for memory accounting
-	cc   []string               // sender-selected extra routing keys (CC and BCC headers)
+	refs atomic.Int32 // queues holding the message, for memory accounting
+	cc   []string     // sender-selected extra routing keys (CC and BCC headers)
 	// mayHaveCC: the headers contain a CC or BCC key (set at publish).
 	mayHaveCC bool
-	rec  atomic.Pointer[[]byte] // encoded for the store, see record
-	body atomic.Pointer[[]byte] // nil once paged out to the store
-	page pageState
+	rec       atomic.Pointer[[]byte] // encoded for the store, see record
+	body      atomic.Pointer[[]byte] // nil once paged out to the store
+	page      pageState
 }
 
 // Body returns the message body, reading it back from the store if it was
