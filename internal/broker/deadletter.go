@@ -53,12 +53,10 @@ func updateXDeath(p *amqp091.Properties, q *Queue, d deadLetter, now time.Time) 
 	}
 	old, _ := p.Headers["x-death"].([]any)
 	keys := []any{d.msg.RoutingKey}
-	for _, h := range []string{"CC", "BCC"} {
-		if extra, ok := p.Headers[h].([]any); ok {
-			keys = append(keys, extra...)
-		}
+	// BCC never reaches a queue: Publish removed it (withoutBCC).
+	if extra, ok := p.Headers["CC"].([]any); ok {
+		keys = append(keys, extra...)
 	}
-	delete(p.Headers, "BCC")
 	var deaths []any
 	var count int64 = 1
 	for _, x := range old {

@@ -117,13 +117,6 @@ func (q *Queue) Counts() (messages, consumers int) {
 	return q.ready.len(), len(q.consumers)
 }
 
-// Unacked returns the number of delivered, unacknowledged messages.
-func (q *Queue) Unacked() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.unacked
-}
-
 // persists reports whether m lives in the store while in this queue.
 func (q *Queue) persists(m *Message) bool { return q.Durable && m.Persistent }
 
@@ -550,13 +543,6 @@ func (q *Queue) Delete(ifUnused, ifEmpty bool) (int, error) {
 		c.Sink.Cancelled(c)
 	}
 	return n, nil
-}
-
-// Deleted reports whether the queue was deleted.
-func (q *Queue) Deleted() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.deleted
 }
 
 // touch records use of the queue (declare, get), restarting its x-expires clock.
