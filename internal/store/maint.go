@@ -167,8 +167,8 @@ func (s *File) finishCompaction(job *compactJob) {
 	live := job.src.live
 	s.mu.Unlock()
 	if job.writeFailed {
-		// The disk is full: try again once appends get through.
-		s.w.compactHold = true
+		// The disk is full: unindexLocked set compactHold when the copies
+		// failed, and a write that succeeded since has cleared it again.
 		return
 	}
 	if job.failed || live > 0 {

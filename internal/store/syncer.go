@@ -433,6 +433,11 @@ func (s *File) unindexLocked(items []item) {
 	}
 	if s.w.job != nil {
 		s.w.job.writeFailed = true
+		// Hold compaction from this failure on, not from when the job
+		// notices it: a write that succeeds in between (space came back)
+		// must be able to lift the hold, or compaction waits for yet
+		// another write that may never come.
+		s.w.compactHold = true
 	}
 }
 
