@@ -37,6 +37,7 @@ func run(args []string) error {
 	diskLimit := fs.String("disk-free-limit", "50MB", "free disk space on the data directory's file system below which publishers are blocked")
 	syncMode := fs.String("sync", "always", "when persistent messages reach the disk: always (a confirm means fdatasync'ed, group commit), interval (fdatasync every --sync-interval: faster, a machine crash loses up to one interval), never (tests only)")
 	syncInterval := fs.Duration("sync-interval", 100*time.Millisecond, "fdatasync period with --sync interval")
+	conns := addConnFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -81,7 +82,9 @@ func run(args []string) error {
 	}
 	defer b.Close()
 	log.Info("data recovered", "data_dir", *dataDir, "took", time.Since(started).Round(time.Millisecond))
-	srv := amqpserver.New(b, amqpserver.Config{Logger: log})
+	scfg := amqpserver.Config{Logger: log}
+	conns.apply(&scfg, log)
+	srv := amqpserver.New(b, scfg)
 	l, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err

@@ -49,6 +49,12 @@ func (ch *channel) startPublish(m *amqp091.BasicPublish) error {
 	return nil
 }
 
+// contentWithoutMethod is RabbitMQ's 505 for a content header or body that no
+// content-carrying method announced, on an open channel or an unopened one.
+func contentWithoutMethod() error {
+	return amqp091.NewError(amqp091.UnexpectedFrame, "expected method frame, got non method frame instead")
+}
+
 // handleContent takes a content header or body frame.
 func (ch *channel) handleContent(f amqp091.Frame) error {
 	if ch.closing {
@@ -56,7 +62,7 @@ func (ch *channel) handleContent(f amqp091.Frame) error {
 	}
 	p := &ch.pub
 	if !p.active {
-		return amqp091.NewError(amqp091.UnexpectedFrame, "expected method frame, got non method frame instead")
+		return contentWithoutMethod()
 	}
 	if f.Type == amqp091.FrameHeader {
 		if p.haveHeader {
@@ -119,7 +125,9 @@ func (ch *channel) finishPublish() error {
 		ch.tx.ops = append(ch.tx.ops, txOp{msg: m, exchange: p.exchange, mandatory: p.mandatory})
 		return nil
 	}
-	ch.conn.waitAlarm()
+	if !ch.conn.waitAlarm() {
+		return nil
+	}
 	ch.route(p.exchange, m, p.mandatory, nil)
 	return nil
 }

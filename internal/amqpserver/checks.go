@@ -31,11 +31,13 @@ func (ch *channel) checkProperties(m *broker.Message, s *amqp091.PropertySummary
 
 // waitAlarm blocks a publishing connection while a broker resource alarm
 // (memory, disk) is set, telling clients that support it with
-// connection.blocked and connection.unblocked.
-func (c *connection) waitAlarm() {
+// connection.blocked and connection.unblocked. It reports false if the
+// connection ended meanwhile (the peer went away, the writer failed, the
+// server shut down): the message that waited is then dropped, unconfirmed.
+func (c *connection) waitAlarm() bool {
 	reason, cleared := c.srv.broker.Alarm()
 	if reason == "" {
-		return
+		return true
 	}
 	notify := c.clientCap("connection.blocked")
 	c.flushConfirms()
@@ -43,19 +45,26 @@ func (c *connection) waitAlarm() {
 		c.out.sendMethod(0, &amqp091.ConnectionBlocked{Reason: reason})
 	}
 	c.log.Info("publisher blocked", "reason", reason)
+	// Nobody reads the socket while the reader waits here; the watch does, so
+	// a client that goes away ends this connection now, not when the alarm clears.
+	w := c.rd.watch()
+	defer w.stop()
 	for reason != "" {
 		select {
 		case <-cleared:
+		case <-w.gone:
+			return false
 		case <-c.writerDone:
-			return
+			return false
 		case <-c.forcedCh:
-			return
+			return false
 		}
 		reason, cleared = c.srv.broker.Alarm()
 	}
 	if notify {
 		c.out.sendMethod(0, &amqp091.ConnectionUnblocked{})
 	}
+	return true
 }
 
 // generateTag makes a server-generated consumer tag.

@@ -49,22 +49,111 @@ type connection struct {
 	stopWriter   chan struct{}
 	tuned        bool // connection.tune-ok accepted
 	peerCloses   bool // the client asked to close: let it close the socket first
+	// handshakeDeadline is accept time plus the handshake timeout: the one
+	// read deadline until connection.open, however slowly bytes trickle in.
+	handshakeDeadline time.Time
 }
 
 // deadlineReader sets a read deadline before every read, so a silent peer is
-// dropped after the timeout (two heartbeat intervals, or the handshake timeout).
+// dropped after the timeout (two heartbeat intervals). While the connection's
+// reader is parked (a publisher blocked by an alarm) a watch reads for it, to
+// see the peer go away; what the watch read is served first.
 type deadlineReader struct {
 	nc      net.Conn
 	timeout atomic.Int64 // time.Duration; 0 = none
+
+	// Owned by the reader goroutine, or by a watch while one runs.
+	pending []byte // read by a watch, not yet consumed
+	err     error  // the error a watch ended on, returned once pending is consumed
 }
 
+// recheckWindow is how long a read whose deadline passed looks once more
+// for bytes already in the socket.
+const recheckWindow = 5 * time.Millisecond
+
 func (d *deadlineReader) Read(p []byte) (int, error) {
-	if t := time.Duration(d.timeout.Load()); t > 0 {
+	if len(d.pending) > 0 {
+		n := copy(p, d.pending)
+		if d.pending = d.pending[n:]; len(d.pending) == 0 {
+			d.pending = nil
+		}
+		return n, nil
+	}
+	if d.err != nil {
+		return 0, d.err
+	}
+	t := time.Duration(d.timeout.Load())
+	if t > 0 {
 		if err := d.nc.SetReadDeadline(time.Now().Add(t)); err != nil {
 			return 0, err
 		}
 	}
-	return d.nc.Read(p)
+	n, err := d.nc.Read(p)
+	if n == 0 && t > 0 && isTimeout(err) {
+		// The deadline also passes while the whole process is stopped (SIGSTOP,
+		// a paused VM), with the peer's heartbeats already waiting in the
+		// socket; a read whose deadline passed returns without looking at them.
+		// Look once more with a fresh deadline before calling the peer dead.
+		if d.nc.SetReadDeadline(time.Now().Add(recheckWindow)) == nil {
+			n, err = d.nc.Read(p)
+		}
+	}
+	return n, err
+}
+
+// watchLimit bounds what a watch reads ahead for a parked reader; past it
+// the watch stops and TCP holds the client back, as it does when nobody reads.
+const watchLimit = 128 << 10
+
+// readWatch reads the socket while the connection's reader is parked.
+type readWatch struct {
+	d       *deadlineReader
+	gone    chan struct{} // closed when the socket failed or the peer closed it
+	done    chan struct{} // closed when the watch goroutine has ended
+	stopped atomic.Bool
+}
+
+// watch starts a readWatch; only the reader goroutine calls it, and it must
+// call stop before reading again.
+func (d *deadlineReader) watch() *readWatch {
+	w := &readWatch{d: d, gone: make(chan struct{}), done: make(chan struct{})}
+	if d.err != nil {
+		close(w.gone)
+		close(w.done)
+		return w
+	}
+	_ = d.nc.SetReadDeadline(time.Time{})
+	go func() {
+		defer close(w.done)
+		var buf [4096]byte
+		for len(d.pending) < watchLimit {
+			n, err := d.nc.Read(buf[:min(len(buf), watchLimit-len(d.pending))])
+			d.pending = append(d.pending, buf[:n]...)
+			if err != nil {
+				if !w.stopped.Load() || !isTimeout(err) {
+					d.err = err
+					close(w.gone)
+				}
+				return
+			}
+		}
+	}()
+	return w
+}
+
+// stop ends the watch and hands the socket back to the reader.
+func (w *readWatch) stop() {
+	w.stopped.Store(true)
+	_ = w.d.nc.SetReadDeadline(time.Now()) // wakes the watch's read
+	<-w.done
+	if w.d.timeout.Load() == 0 {
+		_ = w.d.nc.SetReadDeadline(time.Time{})
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func newConnection(s *Server, nc net.Conn) *connection {
@@ -78,6 +167,8 @@ func newConnection(s *Server, nc net.Conn) *connection {
 		writerDone: make(chan struct{}),
 		forcedCh:   make(chan struct{}),
 		stopWriter: make(chan struct{}),
+
+		handshakeDeadline: time.Now().Add(s.cfg.HandshakeTimeout),
 	}
 	c.log = s.log.With("connection", c.name)
 	c.out.beforeWrite = c.flushConfirms
@@ -96,9 +187,11 @@ func (c *connection) serve() {
 			c.closing = true
 		}
 	}()
-	c.rd.timeout.Store(int64(c.srv.cfg.HandshakeTimeout))
+	_ = c.nc.SetReadDeadline(c.handshakeDeadline)
 	if err := c.fr.ReadProtocolHeader(); err != nil {
+		close(c.writerDone) // no writer was started: teardown need not wait for one
 		if errors.Is(err, amqp091.ErrBadProtocolHeader) {
+			_ = c.nc.SetWriteDeadline(c.handshakeDeadline)
 			_, _ = c.nc.Write(amqp091.ProtocolHeader)
 		}
 		return
@@ -146,8 +239,7 @@ func (c *connection) loop() {
 			if errors.As(err, &ae) && !c.closing {
 				c.sendClose(ae) // framing is lost: close without waiting for close-ok
 			} else if !isClosedErr(err) && !c.closing {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
+				if isTimeout(err) {
 					c.log.Warn("missed heartbeats from client, closing connection")
 				}
 			}
@@ -210,7 +302,7 @@ func (c *connection) handleFrame(f amqp091.Frame) (done bool, err error) {
 			if f.Channel == 0 {
 				return false, unexpectedFrame(f)
 			}
-			return false, amqp091.NewError(amqp091.ChannelError, "expected 'channel.open'")
+			return false, contentWithoutMethod()
 		}
 		return false, c.channelResult(ch, ch.handleContent(f))
 	}

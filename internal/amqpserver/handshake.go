@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/warren-mq/warren/internal/amqp091"
+	"github.com/warren-mq/warren/internal/broker"
 )
 
 // nextHandshakeMethod reads frames until a method frame on channel 0.
@@ -82,6 +83,7 @@ func (c *connection) handshake() error {
 	c.vhost = v
 	c.log = c.log.With("vhost", v.Name, "user", c.user.Name)
 	c.out.sendMethod(0, &amqp091.ConnectionOpenOk{})
+	// From now on the deadline is per read: two heartbeat intervals of silence.
 	hb := time.Duration(c.heartbeat.Load())
 	c.rd.timeout.Store(int64(2 * hb)) // 0 when heartbeats are off
 	if hb == 0 {
@@ -119,6 +121,13 @@ func (c *connection) authenticate(s *amqp091.ConnectionStartOk) error {
 		if len(parts) != 3 {
 			return errors.New("malformed PLAIN response")
 		}
+		if len(parts[0]) != 0 {
+			// An authorization identity asks to act as another user. RabbitMQ
+			// 3.10 takes the response as invalid, even when it names the user
+			// itself, and so does Warren: nobody logs in as guest to be admin.
+			c.log.Warn("login refused", "user", string(parts[1]), "mechanism", s.Mechanism, "reason", "PLAIN authorization identity given", "authzid", string(parts[0]))
+			return errors.New("PLAIN response with an authorization identity")
+		}
 		user, pass = string(parts[1]), string(parts[2])
 	case "AMQPLAIN":
 		// The response is a field table without its length prefix.
@@ -132,13 +141,34 @@ func (c *connection) authenticate(s *amqp091.ConnectionStartOk) error {
 	default:
 		return amqp091.NewError(amqp091.CommandInvalid, "unknown authentication mechanism '%s'", s.Mechanism)
 	}
-	u, ok := c.srv.broker.Authenticate(user, pass, isLoopback(c.nc.RemoteAddr()))
-	if !ok {
-		c.log.Warn("login refused", "user", user, "mechanism", s.Mechanism)
+	u, err := c.srv.broker.Authenticate(user, pass, isLoopback(c.nc.RemoteAddr()))
+	if err != nil {
+		reason := err.Error()
+		var ae *broker.AuthError
+		if errors.As(err, &ae) {
+			reason = ae.Reason
+		}
+		wait := c.srv.auth.refused(c.nc.RemoteAddr())
+		c.log.Warn("login refused", "user", user, "mechanism", s.Mechanism, "reason", reason, "delay", wait.Round(time.Millisecond))
+		c.pause(wait)
 		return c.refuse(s.Mechanism)
 	}
 	c.user = u
 	return nil
+}
+
+// pause waits d, but no longer than the handshake may last, and not through
+// a shutdown.
+func (c *connection) pause(d time.Duration) {
+	if d = min(d, time.Until(c.handshakeDeadline)); d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.forcedCh:
+	}
 }
 
 // refuse answers a failed login as RabbitMQ does: connection.close 403 to

@@ -25,8 +25,13 @@ type Config struct {
 	Heartbeat uint16
 	// MaxMessageSize is the largest message body accepted (128 MiB).
 	MaxMessageSize uint64
-	// HandshakeTimeout bounds the time from accept to connection.open (10 s).
+	// HandshakeTimeout bounds the time from accept to connection.open (10 s):
+	// one deadline for the whole handshake, however the client trickles bytes.
 	HandshakeTimeout time.Duration
+	// MaxConnections is how many client connections may be open at once; a
+	// socket accepted beyond it is closed at once. It keeps the process under
+	// its file descriptor limit. 0 means no limit.
+	MaxConnections int
 	// OutboxLimit is the outbound bytes buffered per connection before
 	// deliveries to it pause (1 MiB).
 	OutboxLimit int
@@ -67,8 +72,48 @@ type Server struct {
 	shutdown  bool
 	wg        sync.WaitGroup
 
+	acceptLog logEvery // accept errors
+	limitLog  logEvery // sockets refused at MaxConnections
+	auth      authThrottle
+
 	// methodHook, when set (by tests), runs before each channel method is handled.
 	methodHook func(name string)
+}
+
+// full reports whether MaxConnections connections are open.
+func (s *Server) full() bool {
+	if s.cfg.MaxConnections <= 0 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns) >= s.cfg.MaxConnections
+}
+
+// logInterval is how often a repeated operational warning (accept failing,
+// the connection limit reached) is logged at most.
+const logInterval = 5 * time.Second
+
+// logEvery rate-limits one kind of log line: a flood of failures logs once
+// per interval with the count of those not logged.
+type logEvery struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// allow reports whether to log now, and how many events were suppressed since
+// the last line.
+func (l *logEvery) allow() (int, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now := time.Now(); l.last.IsZero() || now.Sub(l.last) >= logInterval {
+		n := l.suppressed
+		l.last, l.suppressed = now, 0
+		return n, true
+	}
+	l.suppressed++
+	return 0, false
 }
 
 // New returns a server for b.
@@ -78,7 +123,7 @@ func New(b *broker.Broker, cfg Config) *Server {
 	if log == nil {
 		log = b.Logger()
 	}
-	return &Server{cfg: cfg, broker: b, log: log, listeners: map[net.Listener]struct{}{}, conns: map[*connection]struct{}{}}
+	return &Server{cfg: cfg, broker: b, log: log, listeners: map[net.Listener]struct{}{}, conns: map[*connection]struct{}{}, auth: newAuthThrottle()}
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -104,13 +149,26 @@ func (s *Server) Serve(l net.Listener) error {
 			if done {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay) // back off on accept errors (e.g. EMFILE)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return err
 			}
-			return err
+			// Anything else (EMFILE, ENFILE, ECONNABORTED, ENOBUFS, ENOMEM...)
+			// passes: back off, so a process out of descriptors does not spin,
+			// and keep serving the connections it has.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			if n, ok := s.acceptLog.allow(); ok {
+				s.log.Warn("accepting connections failed, retrying", "err", err, "backoff", delay, "failures_since_last_log", n)
+			}
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		if s.full() {
+			nc.Close()
+			if n, ok := s.limitLog.allow(); ok {
+				s.log.Warn("connection limit reached, refusing new connections", "max_connections", s.cfg.MaxConnections, "refused_since_last_log", n)
+			}
+			continue
 		}
 		delay = 0
 		c := newConnection(s, nc)

@@ -17,11 +17,17 @@ import (
 // startServer runs a server on 127.0.0.1:0 (or addr) for t and returns it with its address.
 func startServer(t testing.TB, bcfg broker.Config, addr string) (*Server, *broker.Broker, string) {
 	t.Helper()
+	return startServerWith(t, bcfg, Config{}, addr)
+}
+
+// startServerWith is startServer with a server configuration.
+func startServerWith(t testing.TB, bcfg broker.Config, cfg Config, addr string) (*Server, *broker.Broker, string) {
+	t.Helper()
 	b, err := broker.New(bcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(b, Config{})
+	s := New(b, cfg)
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
@@ -191,14 +197,23 @@ func nonLoopbackIP() string {
 	return ""
 }
 
-func TestServerDiskAlarmBlocksPublishers(t *testing.T) {
-	var free atomic.Uint64
+// startLowDiskServer runs a server whose disk alarm is set until the test
+// stores more free space in the returned counter.
+func startLowDiskServer(t *testing.T) (*Server, string, *atomic.Uint64) {
+	t.Helper()
+	free := new(atomic.Uint64)
 	free.Store(10 << 20)
-	_, _, addr := startServer(t, broker.Config{
+	s, _, addr := startServer(t, broker.Config{
 		DiskFreeLimit: 50 << 20, DiskCheckInterval: 5 * time.Millisecond,
 		FreeDisk: func() (uint64, error) { return free.Load(), nil },
 	}, "")
-	pub := dial(t, addr)
+	return s, addr, free
+}
+
+// publishBlocked publishes on pub while the disk alarm is set and waits for
+// connection.blocked; the channel returned gets the later notifications.
+func publishBlocked(t *testing.T, pub *amqp.Connection) <-chan amqp.Blocking {
+	t.Helper()
 	blocked := pub.NotifyBlocked(make(chan amqp.Blocking, 4))
 	ch, err := pub.Channel()
 	if err != nil {
@@ -215,6 +230,13 @@ func TestServerDiskAlarmBlocksPublishers(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no connection.blocked while disk is low")
 	}
+	return blocked
+}
+
+func TestServerDiskAlarmBlocksPublishers(t *testing.T) {
+	_, addr, free := startLowDiskServer(t)
+	pub := dial(t, addr)
+	blocked := publishBlocked(t, pub)
 	free.Store(1 << 30)
 	select {
 	case bl := <-blocked:

@@ -52,7 +52,9 @@ func (ch *channel) txCommit() error {
 	}
 	t := ch.tx
 	ch.tx = &txState{}
-	ch.conn.waitAlarm()
+	if !ch.conn.waitAlarm() {
+		return nil // the connection ended: nothing is committed
+	}
 	var durable sync.WaitGroup
 	for _, op := range t.ops {
 		if op.exchange.Deleted() {

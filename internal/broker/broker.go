@@ -165,27 +165,37 @@ func hashPassword(salt [4]byte, password string) [32]byte {
 	return out
 }
 
+// AuthError says why Authenticate refused a login. The reason is for the
+// broker's log only: clients are told just that the login was refused, as
+// RabbitMQ does, so a guesser cannot tell unknown users from bad passwords.
+type AuthError struct {
+	// Reason is a short phrase such as "unknown user" or "bad password".
+	Reason string
+}
+
+func (e *AuthError) Error() string { return "login refused: " + e.Reason }
+
 // Authenticate checks a username and password; fromLoopback says whether the
-// client connected over a loopback address.
-func (b *Broker) Authenticate(name, password string, fromLoopback bool) (*User, bool) {
+// client connected over a loopback address. A refusal is an *AuthError.
+func (b *Broker) Authenticate(name, password string, fromLoopback bool) (*User, error) {
 	b.mu.RLock()
 	u, ok := b.users[name]
 	b.mu.RUnlock()
 	if !ok {
-		return nil, false
+		return nil, &AuthError{Reason: "unknown user"}
 	}
 	h := hashPassword(u.salt, password)
 	if subtle.ConstantTimeCompare(h[:], u.hash[:]) != 1 {
-		return nil, false
+		return nil, &AuthError{Reason: "bad password"}
 	}
 	if !fromLoopback {
 		for _, lu := range b.cfg.LoopbackUsers {
 			if lu == name {
-				return nil, false
+				return nil, &AuthError{Reason: "user may only connect via localhost (loopback_users)"}
 			}
 		}
 	}
-	return u, true
+	return u, nil
 }
 
 // CanAccess reports whether u may open vhost.

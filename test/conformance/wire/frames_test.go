@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"fmt"
 	"testing"
 )
 
@@ -111,22 +112,25 @@ func TestWireFrameMethodTooShort(t *testing.T) {
 }
 
 // TestWireFrameContentWithoutMethod: a content header or body where a method
-// is expected.
+// is expected, on an open channel or an unopened one.
 func TestWireFrameContentWithoutMethod(t *testing.T) {
 	t.Parallel()
 	const text = "UNEXPECTED_FRAME - expected method frame, got non method frame instead"
-	t.Run("header", func(t *testing.T) {
-		t.Parallel()
-		c := ready(t)
-		c.writeFrame(frameHeader, 1, contentHeader(60, 0, 0, nil))
-		c.expectConnectionClose(closeReason{505, text, 0, 0})
-	})
-	t.Run("body", func(t *testing.T) {
-		t.Parallel()
-		c := ready(t)
-		c.writeFrame(frameBody, 1, []byte("x"))
-		c.expectConnectionClose(closeReason{505, text, 0, 0})
-	})
+	// On a channel that was never opened (7) too: not 504 as for a method there.
+	for _, ch := range []uint16{1, 7} {
+		t.Run(fmt.Sprintf("header on channel %d", ch), func(t *testing.T) {
+			t.Parallel()
+			c := ready(t)
+			c.writeFrame(frameHeader, ch, contentHeader(60, 0, 0, nil))
+			c.expectConnectionClose(closeReason{505, text, 0, 0})
+		})
+		t.Run(fmt.Sprintf("body on channel %d", ch), func(t *testing.T) {
+			t.Parallel()
+			c := ready(t)
+			c.writeFrame(frameBody, ch, []byte("x"))
+			c.expectConnectionClose(closeReason{505, text, 0, 0})
+		})
+	}
 	t.Run("body after empty content", func(t *testing.T) {
 		t.Parallel()
 		c := ready(t)
@@ -239,3 +243,4 @@ func TestWireFrameIgnoredAfterServerClose(t *testing.T) {
 	c.writeMethod(0, methodBytes(10, 51))
 	c.expectEOF()
 }
+

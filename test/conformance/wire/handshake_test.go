@@ -372,3 +372,23 @@ func TestWireClientClose(t *testing.T) {
 	c := ready(t)
 	c.closeCleanly()
 }
+
+// TestWireAuthPlainAuthzid: SASL PLAIN's first field is an authorization
+// identity. RabbitMQ 3.10 accepts only an empty one: any other, a different
+// user (log in as guest to act as admin) or even the same user, makes the
+// response invalid, refused silently like a PLAIN response without NULs.
+func TestWireAuthPlainAuthzid(t *testing.T) {
+	t.Parallel()
+	for name, authzid := range map[string]string{"other user": "admin", "same user": ""} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			c := dialRaw(t)
+			if authzid == "" {
+				authzid = c.user
+			}
+			c.start()
+			c.writeMethod(0, startOk("PLAIN", authzid+"\x00"+c.user+"\x00"+c.pass, true))
+			c.expectEOF()
+		})
+	}
+}
