@@ -2,13 +2,14 @@
 //
 //	go run ./cmd/warren                       # AMQP on :5672, data in ./data
 //	go run ./cmd/warren --amqp-addr 127.0.0.1:5673 --data-dir /tmp/w
+//	go run ./cmd/warren --help                # every setting, the config file, signals, recovery
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -22,85 +23,126 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "warren:", err)
-		os.Exit(1)
-	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr, sig))
 }
 
-func run(args []string) error {
-	fs := flag.NewFlagSet("warren", flag.ContinueOnError)
-	addr := fs.String("amqp-addr", ":5672", "AMQP listen address (host:port)")
-	dataDir := fs.String("data-dir", "./data", "data directory")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	memLimit := fs.String("memory-limit", "", "bytes of messages held before publishers are blocked, e.g. 2GiB or 40% of RAM (default 40% of RAM)")
-	diskLimit := fs.String("disk-free-limit", "50MB", "free disk space on the data directory's file system below which publishers are blocked")
-	syncMode := fs.String("sync", "always", "when persistent messages reach the disk: always (a confirm means fdatasync'ed, group commit), interval (fdatasync every --sync-interval: faster, a machine crash loses up to one interval), never (tests only)")
-	syncInterval := fs.Duration("sync-interval", 100*time.Millisecond, "fdatasync period with --sync interval")
-	conns := addConnFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
+// run is warren's main with its surroundings passed in, so tests can call
+// it: it returns the exit status (0 stopped cleanly or printed help or the
+// version, 1 failed, 2 bad configuration) and stops on SIGINT or SIGTERM
+// from sig.
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer, sig <-chan os.Signal) int {
+	cfg, reg, from, err := loadConfig(args, getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "warren: %v\n", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintln(stderr, "Run 'warren --help' for usage.")
+		}
+		return 2
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+	if cfg.Help {
+		writeHelp(stdout, reg)
+		return 0
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if cfg.Version {
+		fmt.Fprintf(stdout, "warren %s\n", amqpserver.Version)
+		return 0
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	slog.SetDefault(log)
+	logEffective(log, reg, from)
+	if err := serve(cfg, log, sig); err != nil {
+		fmt.Fprintf(stderr, "warren: %v\n", err)
+		return 1
+	}
+	return 0
+}
 
-	limit, err := parseMemoryLimit(*memLimit)
-	if err != nil {
-		return fmt.Errorf("--memory-limit: %w", err)
-	}
-	diskFree, err := parseSize(*diskLimit)
-	if err != nil {
-		return fmt.Errorf("--disk-free-limit: %w", err)
-	}
-	opts := store.Options{Interval: *syncInterval, Logger: log}
-	switch *syncMode {
+// serve opens the data directory, starts the listeners and runs until a stop signal.
+func serve(cfg *config, log *slog.Logger, sig <-chan os.Signal) error {
+	opts := store.Options{Interval: cfg.SyncInterval, Logger: log}
+	switch cfg.Sync {
 	case "always":
 		opts.Sync = store.SyncAlways
 	case "interval":
 		opts.Sync = store.SyncInterval
 	case "never":
 		opts.Sync = store.SyncNever
-	default:
-		return fmt.Errorf("--sync: want always, interval or never, got %q", *syncMode)
 	}
-	if err := os.MkdirAll(*dataDir, 0o750); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+	var tlsCfg *amqpserver.TLS
+	if cfg.TLSCert != "" {
+		var err error
+		if tlsCfg, err = amqpserver.NewTLS(cfg.tlsConfig()); err != nil {
+			return err
+		}
 	}
 	started := time.Now()
-	st, err := store.Open(*dataDir, opts)
+	st, err := openDataDir(cfg.DataDir, opts)
 	if err != nil {
 		return err
 	}
-	b, err := broker.New(broker.Config{Store: st, MemoryLimit: limit, DiskFreeLimit: diskFree, Logger: log})
+	b, err := broker.New(broker.Config{Store: st, MemoryLimit: cfg.MemoryLimit, DiskFreeLimit: cfg.DiskFreeLimit, Logger: log})
 	if err != nil {
 		st.Close()
-		return err
+		return dataDirError(cfg.DataDir, err)
 	}
 	defer b.Close()
-	log.Info("data recovered", "data_dir", *dataDir, "took", time.Since(started).Round(time.Millisecond))
+	log.Info("data recovered", "data_dir", cfg.DataDir, "took", time.Since(started).Round(time.Millisecond))
 	scfg := amqpserver.Config{Logger: log}
-	conns.apply(&scfg, log)
+	cfg.Conns.apply(&scfg, log)
 	srv := amqpserver.New(b, scfg)
-	l, err := net.Listen("tcp", *addr)
+	l, err := net.Listen("tcp", cfg.AMQPAddr)
 	if err != nil {
 		return err
 	}
-	log.Info("Warren started", "amqp", l.Addr().String(), "data_dir", *dataDir, "memory_limit", limit, "version", amqpserver.Version)
-
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(l) }()
-	select {
-	case s := <-sig:
-		log.Info("shutting down", "signal", s.String())
-	case err := <-errc:
-		return err
+	attrs := []any{"amqp", l.Addr().String()}
+	if tlsCfg != nil {
+		tl, err := net.Listen("tcp", cfg.AMQPSAddr)
+		if err != nil {
+			shutdown(srv, log)
+			return fmt.Errorf("--amqps-addr: %w", err)
+		}
+		go func() { errc <- srv.ServeTLS(tl, tlsCfg) }()
+		attrs = append(attrs, "amqps", tl.Addr().String(), "tls_verify", cfg.TLSVerify)
 	}
+	attrs = append(attrs, "data_dir", cfg.DataDir, "memory_limit", cfg.MemoryLimit, "version", amqpserver.Version)
+	log.Info("Warren started", attrs...)
+
+	for {
+		select {
+		case s := <-sig:
+			if s == syscall.SIGHUP {
+				reload(tlsCfg, log)
+				continue
+			}
+			log.Info("shutting down", "signal", s.String())
+			return shutdown(srv, log)
+		case err := <-errc:
+			shutdown(srv, log)
+			return err
+		}
+	}
+}
+
+// reload re-reads the TLS files on SIGHUP; on error the old ones stay in use.
+func reload(t *amqpserver.TLS, log *slog.Logger) {
+	if t == nil {
+		log.Info("SIGHUP: nothing to reload (no TLS listener)")
+		return
+	}
+	if err := t.Reload(); err != nil {
+		log.Error("SIGHUP: TLS files not reloaded, the previous certificate stays in use", "err", err)
+		return
+	}
+	log.Info("SIGHUP: TLS certificate, key and CA bundle reloaded")
+}
+
+// shutdown closes every connection (320) and waits up to 10 s for them.
+func shutdown(srv *amqpserver.Server, log *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {

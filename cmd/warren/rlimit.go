@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"log/slog"
 	"syscall"
 	"time"
@@ -16,11 +15,11 @@ type connFlags struct {
 	handshake *time.Duration
 }
 
-func addConnFlags(fs *flag.FlagSet) *connFlags {
-	return &connFlags{
-		maxConns:  fs.Int("max-connections", -1, "most AMQP client connections open at once; more are closed on accept (default: the open-file limit less a reserve for the store's files; 0 = no limit)"),
-		handshake: fs.Duration("handshake-timeout", 10*time.Second, "time from accept to connection.open before an unauthenticated client is dropped"),
-	}
+func addConnFlags(r *registry) *connFlags {
+	f := &connFlags{maxConns: new(int), handshake: new(time.Duration)}
+	r.Int(f.maxConns, "max-connections", -1, "most AMQP client connections open at once; more are closed on accept (default -1: the open-file limit less a reserve for the store's files; 0 = no limit)")
+	r.Duration(f.handshake, "handshake-timeout", 10*time.Second, "time from accept to connection.open before an unauthenticated client is dropped")
+	return f
 }
 
 // apply raises the open-file limit and sets the connection limits in cfg.

@@ -34,7 +34,7 @@ func (c *connection) handshake() error {
 	c.out.sendMethod(0, &amqp091.ConnectionStart{
 		VersionMajor: 0, VersionMinor: 9,
 		ServerProperties: c.serverProperties(),
-		Mechanisms:       "AMQPLAIN PLAIN",
+		Mechanisms:       c.mechanisms(),
 		Locales:          "en_US",
 	})
 	m, err := c.nextHandshakeMethod()
@@ -138,6 +138,11 @@ func (c *connection) authenticate(s *amqp091.ConnectionStartOk) error {
 		}
 		user, _ = t["LOGIN"].(string)
 		pass, _ = t["PASSWORD"].(string)
+	case "EXTERNAL":
+		if c.offersExternal() {
+			return c.authenticateExternal()
+		}
+		fallthrough
 	default:
 		return amqp091.NewError(amqp091.CommandInvalid, "unknown authentication mechanism '%s'", s.Mechanism)
 	}
