@@ -243,4 +243,3 @@ func TestWireFrameIgnoredAfterServerClose(t *testing.T) {
 	c.writeMethod(0, methodBytes(10, 51))
 	c.expectEOF()
 }
-
