@@ -48,13 +48,14 @@ type Broker struct {
 	vhosts map[string]*VHost
 	users  map[string]*User
 
-	mem       atomic.Int64
-	pageSeq   atomic.Uint64 // ids of paged-out bodies in the store
-	alarm     alarm
-	replaying bool // applying the store's metadata log at boot: do not log again
-	canPage   bool // the store is on disk, so paging bodies out saves memory
-	stop      chan struct{}
-	stopOnce  sync.Once
+	mem            atomic.Int64
+	pageSeq        atomic.Uint64 // ids of paged-out bodies in the store
+	alarm          alarm
+	hookMu         sync.Mutex
+	onVHostDeleted []func(vhost string)
+	canPage        bool // the store is on disk, so paging bodies out saves memory
+	stop           chan struct{}
+	stopOnce       sync.Once
 }
 
 // User is a broker user. Passwords are kept only as salted SHA-256 hashes.

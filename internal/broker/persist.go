@@ -10,38 +10,72 @@ import (
 	"github.com/warren-mq/warren/internal/store"
 )
 
-// Metadata command flags.
+// Flags of format 1 metadata commands (store.MetaCommand.Flags).
 const (
 	flagDurable    = 1 << 0
 	flagAutoDelete = 1 << 1
 	flagInternal   = 1 << 2
 )
 
-// logMeta records a metadata change in the store, unless the broker is
-// replaying the store's own log at boot.
-func (b *Broker) logMeta(cmd store.MetaCommand) error {
-	if b.replaying {
-		return nil
+// replay rebuilds durable metadata from the store's log, applying each
+// command as it was applied when it was committed. An apply's error is part
+// of that history (a binding whose queue had gone) and replays the same; a
+// record that does not decode stops start-up, naming where it is.
+func (b *Broker) replay() error {
+	recs, err := b.store.MetaLog()
+	if err != nil {
+		return fmt.Errorf("broker: reading metadata: %w", err)
 	}
-	if err := b.store.AppendMeta(cmd); err != nil {
-		b.log.Error("cannot record metadata", "op", cmd.Op, "name", cmd.Name, "err", err)
-		return amqp091.NewError(amqp091.InternalError, "cannot record metadata: %v", err)
+	a := &applier{b: b, boot: true}
+	for _, r := range recs {
+		var c command
+		if r.Legacy != nil {
+			c, err = legacyCommand(*r.Legacy)
+		} else {
+			c, err = decodeCommand(r.Data)
+		}
+		if err != nil {
+			return fmt.Errorf("broker: metadata %s does not decode: %w; the data directory was written by a newer Warren or is damaged (see warren --help)", r.Where, err)
+		}
+		if c == nil {
+			continue
+		}
+		if _, err := c.apply(a); err != nil {
+			b.log.Debug("replayed metadata command failed as it did when committed", "where", r.Where, "err", err)
+		}
 	}
+	b.store.SetMetaSnapshot(b.snapshot)
 	return nil
 }
 
-func boolFlag(b bool, f uint8) uint8 {
-	if b {
-		return f
+// legacyCommand converts a format 1 command; nil for one with no effect.
+func legacyCommand(c store.MetaCommand) (command, error) {
+	args, err := decodeArgs(c.Args)
+	if err != nil {
+		return nil, err
 	}
-	return 0
-}
-
-func encodeArgs(t amqp091.Table) []byte {
-	if len(t) == 0 {
-		return nil
+	bd := BindingDecl{Source: c.Name, Destination: c.Destination, ToExchange: c.ToExchange, Key: c.Key, Args: args}
+	switch c.Op {
+	case store.MetaDeclareVHost:
+		return &putVHostCmd{Name: c.VHost}, nil
+	case store.MetaDeleteVHost:
+		return &deleteVHostCmd{Name: c.VHost}, nil
+	case store.MetaDeclareExchange:
+		return &declareExchangeCmd{VHost: c.VHost, Name: c.Name, Kind: c.Kind, Durable: c.Flags&flagDurable != 0, AutoDelete: c.Flags&flagAutoDelete != 0, Internal: c.Flags&flagInternal != 0, Args: args}, nil
+	case store.MetaDeleteExchange:
+		return &deleteExchangeCmd{VHost: c.VHost, Name: c.Name}, nil
+	case store.MetaDeclareQueue:
+		return &declareQueueCmd{VHost: c.VHost, Name: c.Name, Durable: c.Flags&flagDurable != 0, AutoDelete: c.Flags&flagAutoDelete != 0, Args: args}, nil
+	case store.MetaDeleteQueue:
+		return &deleteQueueCmd{VHost: c.VHost, Name: c.Name}, nil
+	case store.MetaBind:
+		return &bindCmd{VHost: c.VHost, BindingDecl: bd}, nil
+	case store.MetaUnbind:
+		return &unbindCmd{VHost: c.VHost, BindingDecl: bd}, nil
+	case store.MetaPutUser, store.MetaDeleteUser:
+		return nil, nil // format 1 never held users
 	}
-	return amqp091.AppendTable(nil, t)
+	return nil, fmt.Errorf("unknown format 1 operation %d", c.Op)
 }
 
 func decodeArgs(b []byte) (amqp091.Table, error) {
@@ -52,71 +86,79 @@ func decodeArgs(b []byte) (amqp091.Table, error) {
 	return t, err
 }
 
-// bindingCommand is the metadata command for a binding between durable ends.
-func bindingCommand(op store.MetaOp, vhost string, d BindingDecl) store.MetaCommand {
-	return store.MetaCommand{Op: op, VHost: vhost, Name: d.Source, Destination: d.Destination, ToExchange: d.ToExchange, Key: d.Key, Args: encodeArgs(d.Args)}
+// snapshot returns the durable metadata as commands that replay to it: the
+// store compacts its log to this. Vhosts come first, then per vhost its
+// exchanges, queues and bindings, each sorted by name so that equal states
+// give equal logs.
+func (b *Broker) snapshot() [][]byte {
+	var out [][]byte
+	add := func(c command) { out = append(out, encodeCommand(c)) }
+	vhosts := b.VHosts()
+	for _, v := range vhosts {
+		add(v.putCommand())
+	}
+	for _, v := range vhosts {
+		v.snapshot(add)
+	}
+	return out
 }
 
-// replay rebuilds durable metadata from the store's log.
-func (b *Broker) replay() error {
-	cmds, err := b.store.MetaLog()
-	if err != nil {
-		return fmt.Errorf("broker: reading metadata: %w", err)
-	}
-	b.replaying = true
-	defer func() { b.replaying = false }()
-	for _, c := range cmds {
-		if err := b.apply(c); err != nil {
-			return fmt.Errorf("broker: replaying %v %q: %w", c.Op, c.Name, err)
+// snapshot adds the vhost's durable exchanges, queues and bindings.
+func (v *VHost) snapshot(add func(command)) {
+	exchanges, queues := v.Exchanges(), v.Queues()
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	for _, e := range exchanges {
+		if e.Durable && !predeclared(e.Name) {
+			add(&declareExchangeCmd{VHost: v.Name, Name: e.Name, Kind: e.Kind, Durable: true, AutoDelete: e.AutoDelete, Internal: e.Internal, Args: e.Args})
 		}
 	}
-	return nil
+	for _, q := range queues {
+		if q.Durable && !q.Exclusive {
+			add(&declareQueueCmd{VHost: v.Name, Name: q.Name, Durable: true, AutoDelete: q.AutoDelete, Args: q.Args})
+		}
+	}
+	for _, e := range exchanges {
+		if !e.Durable {
+			continue
+		}
+		for _, bd := range e.Bindings() {
+			d := BindingDecl{Source: e.Name, Destination: bd.Destination, ToExchange: bd.ToExchange, Key: bd.Key, Args: bd.Args}
+			if _, durable := v.durableEndsLocked(d); durable {
+				add(&bindCmd{VHost: v.Name, BindingDecl: d})
+			}
+		}
+	}
 }
 
-func (b *Broker) apply(c store.MetaCommand) error {
-	if c.Op == store.MetaDeclareVHost {
-		b.AddVHost(c.VHost)
-		return nil
-	}
-	v, ok := b.VHost(c.VHost)
+// durableEndsLocked reports whether both ends of d exist and are durable.
+func (v *VHost) durableEndsLocked(d BindingDecl) (exists, durable bool) {
+	src, ok := v.exchanges[d.Source]
 	if !ok {
-		return nil // commands of a vhost that is gone
+		return false, false
 	}
-	args, err := decodeArgs(c.Args)
-	if err != nil {
-		return err
+	if d.ToExchange {
+		dst, ok := v.exchanges[d.Destination]
+		return ok, ok && src.Durable && dst.Durable
 	}
-	switch c.Op {
-	case store.MetaDeclareExchange:
-		_, err = v.DeclareExchange(ExchangeDecl{Name: c.Name, Kind: c.Kind, Durable: c.Flags&flagDurable != 0, AutoDelete: c.Flags&flagAutoDelete != 0, Internal: c.Flags&flagInternal != 0, Args: args})
-	case store.MetaDeleteExchange:
-		err = v.DeleteExchange(c.Name, false)
-	case store.MetaDeclareQueue:
-		_, _, _, err = v.DeclareQueue(QueueDecl{Name: c.Name, Durable: c.Flags&flagDurable != 0, AutoDelete: c.Flags&flagAutoDelete != 0, Args: args})
-	case store.MetaDeleteQueue:
-		_, err = v.DeleteQueue(c.Name, false, false, nil)
-	case store.MetaBind:
-		err = v.Bind(BindingDecl{Source: c.Name, Destination: c.Destination, ToExchange: c.ToExchange, Key: c.Key, Args: args}, nil)
-	case store.MetaUnbind:
-		err = v.Unbind(BindingDecl{Source: c.Name, Destination: c.Destination, ToExchange: c.ToExchange, Key: c.Key, Args: args}, nil)
-	}
-	var ae *amqp091.Error
-	if errors.As(err, &ae) && ae.Code == amqp091.NotFound {
-		return nil // e.g. a binding whose end was deleted
-	}
-	return err
+	q, ok := v.queues[d.Destination]
+	return ok, ok && src.Durable && q.Durable && !q.Exclusive
 }
 
 // recoverMessages puts the store's live persistent messages back in their queues.
+// Messages of a queue that no longer exists (deleted, and the crash came
+// before the store had recorded their removal) are removed now, so a queue
+// declared again under that name never sees them.
 func (b *Broker) recoverMessages() error {
 	n := 0
+	orphans := map[[2]string]bool{}
 	err := b.store.Recover(func(rec store.MessageRecord, delivered bool) error {
-		v, ok := b.VHost(rec.VHost)
-		if !ok {
-			return nil
+		var q *Queue
+		if v, ok := b.VHost(rec.VHost); ok {
+			q, _ = v.Queue(rec.Queue)
 		}
-		q, ok := v.Queue(rec.Queue)
-		if !ok {
+		if q == nil || !q.Durable {
+			orphans[[2]string{rec.VHost, rec.Queue}] = true
 			return nil
 		}
 		m, err := b.recoveredMessage(rec)
@@ -132,6 +174,14 @@ func (b *Broker) recoverMessages() error {
 	})
 	if err != nil {
 		return fmt.Errorf("broker: recovering messages: %w", err)
+	}
+	for k := range orphans {
+		if err := b.store.DeleteQueue(k[0], k[1]); err != nil {
+			return fmt.Errorf("broker: dropping messages of deleted queue %q: %w", k[1], err)
+		}
+	}
+	if len(orphans) > 0 {
+		b.log.Info("dropped messages of queues deleted before the restart", "queues", len(orphans))
 	}
 	if n > 0 {
 		b.log.Info("recovered persistent messages", "messages", n)

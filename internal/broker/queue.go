@@ -59,17 +59,22 @@ type Consumer struct {
 	Data any
 }
 
-func newQueue(v *VHost, d QueueDecl) (*Queue, error) {
+// newQueue makes a queue for a command being applied. Its arguments were
+// checked when the command was made; should a newer rule refuse them (a log
+// written by an older Warren), the queue is kept with the arguments it can
+// use rather than lost.
+func newQueue(v *VHost, d QueueDecl) *Queue {
 	a, err := parseQueueArgs(d.Name, v.Name, d.Args)
 	if err != nil {
-		return nil, err
+		v.broker.log.Warn("queue arguments no longer valid; ignoring them", "vhost", v.Name, "queue", d.Name, "err", err)
+		a, _ = parseQueueArgs(d.Name, v.Name, nil)
 	}
 	q := &Queue{Name: d.Name, Durable: d.Durable, Exclusive: d.Exclusive, AutoDelete: d.AutoDelete, Args: d.Args, vhost: v, args: a}
 	if d.Exclusive {
 		q.owner = d.Owner
 	}
 	q.ready = newReadyList(a.maxPriority)
-	return q, nil
+	return q
 }
 
 func (q *Queue) checkOwner(owner any) error {
@@ -508,19 +513,36 @@ func (q *Queue) Purge() int {
 }
 
 // Delete removes the queue: consumers are cancelled, ready messages dropped.
+// It returns how many ready messages the queue held.
 func (q *Queue) Delete(ifUnused, ifEmpty bool) (int, error) {
+	v := q.vhost
+	res, err := v.run([]string{queueKey(q.Name)}, func() (command, bool, any, error) {
+		if cur, ok := v.Queue(q.Name); !ok || cur != q {
+			return nil, false, 0, nil // deleted already
+		}
+		q.mu.Lock()
+		inUse, ready := len(q.consumers) > 0, q.ready.len()
+		q.mu.Unlock()
+		if ifUnused && inUse {
+			return nil, false, 0, amqp091.NewError(amqp091.PreconditionFailed, "queue '%s' in vhost '%s' in use", q.Name, v.Name)
+		}
+		if ifEmpty && ready > 0 {
+			return nil, false, 0, amqp091.NewError(amqp091.PreconditionFailed, "queue '%s' in vhost '%s' not empty", q.Name, v.Name)
+		}
+		return &deleteQueueCmd{VHost: v.Name, Name: q.Name}, q.Durable && !q.Exclusive, nil, nil
+	})
+	n, _ := res.(int)
+	return n, err
+}
+
+// destroy applies a queue's deletion: consumers are cancelled, messages
+// dropped (from the store too), the queue unlinked. It returns how many
+// ready messages it held.
+func (q *Queue) destroy(a *applier) int {
 	q.mu.Lock()
 	if q.deleted {
 		q.mu.Unlock()
-		return 0, nil
-	}
-	if ifUnused && len(q.consumers) > 0 {
-		q.mu.Unlock()
-		return 0, amqp091.NewError(amqp091.PreconditionFailed, "queue '%s' in vhost '%s' in use", q.Name, q.vhost.Name)
-	}
-	if ifEmpty && q.ready.len() > 0 {
-		q.mu.Unlock()
-		return 0, amqp091.NewError(amqp091.PreconditionFailed, "queue '%s' in vhost '%s' not empty", q.Name, q.vhost.Name)
+		return 0
 	}
 	q.deleted = true
 	n := q.ready.len()
@@ -533,16 +555,16 @@ func (q *Queue) Delete(ifUnused, ifEmpty bool) (int, error) {
 	}
 	q.stopExpiresLocked()
 	q.mu.Unlock()
-	if q.Durable && !q.vhost.broker.replaying {
+	if q.Durable && !a.boot {
 		if err := q.vhost.broker.store.DeleteQueue(q.vhost.Name, q.Name); err != nil {
 			q.vhost.broker.log.Error("store: delete queue failed", "queue", q.Name, "err", err)
 		}
 	}
-	q.vhost.removeQueue(q)
+	q.vhost.removeQueue(a, q)
 	for _, c := range consumers {
 		c.Sink.Cancelled(c)
 	}
-	return n, nil
+	return n
 }
 
 // touch records use of the queue (declare, get), restarting its x-expires clock.

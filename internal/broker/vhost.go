@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/warren-mq/warren/internal/amqp091"
-	"github.com/warren-mq/warren/internal/store"
 )
 
 // VHost is a virtual host: its own exchanges, queues and bindings.
@@ -18,6 +17,15 @@ type VHost struct {
 	mu        sync.RWMutex
 	exchanges map[string]*Exchange
 	queues    map[string]*Queue
+
+	// inflight names the exchanges and queues a metadata change is being
+	// validated, committed and applied for; a change to the same names waits
+	// (see run). Routing never looks at it.
+	resMu    sync.Mutex
+	inflight map[string]chan struct{}
+
+	infoMu sync.Mutex
+	info   VHostInfo
 
 	replyMu sync.RWMutex
 	replyTo map[string]ReplySink // direct reply-to consumers by their reply-to key
@@ -33,12 +41,72 @@ type ReplySink interface {
 const DirectReplyTo = "amq.rabbitmq.reply-to"
 
 func newVHost(b *Broker, name string) *VHost {
-	v := &VHost{Name: name, broker: b, exchanges: map[string]*Exchange{}, queues: map[string]*Queue{}, replyTo: map[string]ReplySink{}}
+	v := &VHost{Name: name, broker: b, exchanges: map[string]*Exchange{}, queues: map[string]*Queue{}, replyTo: map[string]ReplySink{}, inflight: map[string]chan struct{}{}}
 	v.exchanges[""], _ = newExchange("", "direct", true, false, false, nil)
 	for _, p := range [][2]string{{"amq.direct", "direct"}, {"amq.fanout", "fanout"}, {"amq.topic", "topic"}, {"amq.headers", "headers"}, {"amq.match", "headers"}} {
 		v.exchanges[p[0]], _ = newExchange(p[0], p[1], true, false, false, nil)
 	}
 	return v
+}
+
+func exchangeKey(name string) string { return "e\x00" + name }
+func queueKey(name string) string    { return "q\x00" + name }
+
+// reserve waits until no metadata change is in flight for any of keys, then
+// marks them all (at once, so two reservers never wait on each other) until
+// the returned release runs.
+func (v *VHost) reserve(keys ...string) (release func()) {
+	v.resMu.Lock()
+	for {
+		var busy chan struct{}
+		for _, k := range keys {
+			if ch, ok := v.inflight[k]; ok {
+				busy = ch
+				break
+			}
+		}
+		if busy == nil {
+			break
+		}
+		v.resMu.Unlock()
+		<-busy
+		v.resMu.Lock()
+	}
+	ch := make(chan struct{})
+	for _, k := range keys {
+		v.inflight[k] = ch
+	}
+	v.resMu.Unlock()
+	return func() {
+		v.resMu.Lock()
+		for _, k := range keys {
+			delete(v.inflight, k)
+		}
+		v.resMu.Unlock()
+		close(ch)
+	}
+}
+
+// run performs one metadata change on the named entities: prepare validates
+// the request against the current state (nothing else changes those
+// entities meanwhile) and returns the command to commit and whether it must
+// be logged, or a result without a command. Durable exchanges that a local
+// command's apply left to auto-delete are then deleted by logged commands.
+func (v *VHost) run(keys []string, prepare func() (c command, durable bool, res any, err error)) (any, error) {
+	release := v.reserve(keys...)
+	c, durable, res, err := prepare()
+	var cascaded []deleteExchangeCmd
+	if err == nil && c != nil {
+		res, cascaded, err = v.broker.commit(c, durable)
+	}
+	release()
+	for i := range cascaded {
+		x := &cascaded[i]
+		_, _ = v.run([]string{exchangeKey(x.Name)}, func() (command, bool, any, error) {
+			return x, true, nil, nil
+		})
+	}
+	return res, err
 }
 
 // Broker returns the broker the vhost belongs to.
@@ -61,41 +129,32 @@ type ExchangeDecl struct {
 
 // DeclareExchange declares (or, passively, checks) an exchange.
 func (v *VHost) DeclareExchange(d ExchangeDecl) (*Exchange, error) {
+	if d.Name == "" {
+		return nil, amqp091.NewError(amqp091.AccessRefused, "operation not permitted on the default exchange")
+	}
 	if d.Passive {
-		if d.Name == "" {
-			return nil, amqp091.NewError(amqp091.AccessRefused, "operation not permitted on the default exchange")
-		}
 		if e, ok := v.Exchange(d.Name); ok {
 			return e, nil
 		}
 		return nil, v.errNoExchange(d.Name)
 	}
-	if d.Name == "" {
-		return nil, amqp091.NewError(amqp091.AccessRefused, "operation not permitted on the default exchange")
-	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if e, ok := v.exchanges[d.Name]; ok {
-		return e, v.exchangeEquivalent(e, d)
-	}
-	if strings.HasPrefix(d.Name, "amq.") {
-		return nil, amqp091.NewError(amqp091.AccessRefused, "exchange name '%s' contains reserved prefix 'amq.*'", d.Name)
-	}
-	if err := checkExchangeArgs(d.Name, v.Name, d.Args); err != nil {
-		return nil, err
-	}
-	e, ok := newExchange(d.Name, d.Kind, d.Durable, d.AutoDelete, d.Internal, d.Args)
-	if !ok {
-		return nil, amqp091.NewError(amqp091.CommandInvalid, "invalid exchange type '%s'", d.Kind)
-	}
-	if d.Durable {
-		flags := flagDurable | boolFlag(d.AutoDelete, flagAutoDelete) | boolFlag(d.Internal, flagInternal)
-		if err := v.broker.logMeta(store.MetaCommand{Op: store.MetaDeclareExchange, VHost: v.Name, Name: d.Name, Kind: d.Kind, Flags: flags, Args: encodeArgs(d.Args)}); err != nil {
-			return nil, err
+	res, err := v.run([]string{exchangeKey(d.Name)}, func() (command, bool, any, error) {
+		if e, ok := v.Exchange(d.Name); ok {
+			return nil, false, e, v.exchangeEquivalent(e, d)
 		}
-	}
-	v.exchanges[d.Name] = e
-	return e, nil
+		if strings.HasPrefix(d.Name, "amq.") {
+			return nil, false, nil, amqp091.NewError(amqp091.AccessRefused, "exchange name '%s' contains reserved prefix 'amq.*'", d.Name)
+		}
+		if err := checkExchangeArgs(d.Name, v.Name, d.Args); err != nil {
+			return nil, false, nil, err
+		}
+		if !validExchangeKind(d.Kind) {
+			return nil, false, nil, amqp091.NewError(amqp091.CommandInvalid, "invalid exchange type '%s'", d.Kind)
+		}
+		return &declareExchangeCmd{VHost: v.Name, Name: d.Name, Kind: d.Kind, Durable: d.Durable, AutoDelete: d.AutoDelete, Internal: d.Internal, Args: d.Args}, d.Durable, nil, nil
+	})
+	e, _ := res.(*Exchange)
+	return e, err
 }
 
 func (v *VHost) exchangeEquivalent(e *Exchange, d ExchangeDecl) error {
@@ -142,33 +201,17 @@ func (v *VHost) DeleteExchange(name string, ifUnused bool) error {
 	if strings.HasPrefix(name, "amq.") {
 		return amqp091.NewError(amqp091.AccessRefused, "deletion of system exchange '%s' in vhost '%s' not allowed", name, v.Name)
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	e, ok := v.exchanges[name]
-	if !ok {
-		return nil // RabbitMQ 3.x deletes idempotently
-	}
-	if ifUnused && e.routes().len() > 0 {
-		return amqp091.NewError(amqp091.PreconditionFailed, "exchange '%s' in vhost '%s' in use", name, v.Name)
-	}
-	v.deleteExchangeLocked(e)
-	return nil
-}
-
-func (v *VHost) deleteExchangeLocked(e *Exchange) {
-	if e.Durable {
-		// A failure is logged by logMeta; the exchange goes from memory anyway
-		// and, at worst, comes back at the next restart.
-		_ = v.broker.logMeta(store.MetaCommand{Op: store.MetaDeleteExchange, VHost: v.Name, Name: e.Name})
-	}
-	e.deleted.Store(true)
-	delete(v.exchanges, e.Name)
-	// Bindings from other exchanges to this one go too.
-	for _, src := range v.exchanges {
-		if removed, remaining := src.unbindDestination(e.Name, true); removed && remaining == 0 && src.AutoDelete {
-			v.deleteExchangeLocked(src)
+	_, err := v.run([]string{exchangeKey(name)}, func() (command, bool, any, error) {
+		e, ok := v.Exchange(name)
+		if !ok {
+			return nil, false, nil, nil // RabbitMQ 3.x deletes idempotently
 		}
-	}
+		if ifUnused && e.routes().len() > 0 {
+			return nil, false, nil, amqp091.NewError(amqp091.PreconditionFailed, "exchange '%s' in vhost '%s' in use", name, v.Name)
+		}
+		return &deleteExchangeCmd{VHost: v.Name, Name: name}, e.Durable, nil, nil
+	})
+	return err
 }
 
 // BindingDecl is a queue.bind or exchange.bind request.
@@ -180,87 +223,83 @@ type BindingDecl struct {
 	Args        amqp091.Table
 }
 
-func (v *VHost) bindingEnds(d BindingDecl, owner any) (*Exchange, error) {
-	if d.Source == "" || (d.ToExchange && d.Destination == "") {
-		return nil, amqp091.NewError(amqp091.AccessRefused, "operation not permitted on the default exchange")
+func (d BindingDecl) binding() *Binding {
+	return &Binding{Destination: d.Destination, ToExchange: d.ToExchange, Key: d.Key, Args: d.Args}
+}
+
+func (d BindingDecl) keys() []string {
+	if d.ToExchange {
+		return []string{exchangeKey(d.Source), exchangeKey(d.Destination)}
 	}
+	return []string{exchangeKey(d.Source), queueKey(d.Destination)}
+}
+
+// bindingEnds checks that both ends of a binding exist and that owner may use
+// the queue; it returns the source and whether the binding outlives a restart
+// (both ends durable).
+func (v *VHost) bindingEnds(d BindingDecl, owner any) (*Exchange, bool, error) {
+	if d.Source == "" || (d.ToExchange && d.Destination == "") {
+		return nil, false, amqp091.NewError(amqp091.AccessRefused, "operation not permitted on the default exchange")
+	}
+	v.mu.RLock()
+	defer v.mu.RUnlock()
 	src, ok := v.exchanges[d.Source]
 	if !ok {
-		return nil, v.errNoExchange(d.Source)
+		return nil, false, v.errNoExchange(d.Source)
 	}
 	if d.ToExchange {
-		if _, ok := v.exchanges[d.Destination]; !ok {
-			return nil, v.errNoExchange(d.Destination)
+		dst, ok := v.exchanges[d.Destination]
+		if !ok {
+			return nil, false, v.errNoExchange(d.Destination)
 		}
-		return src, nil
+		return src, src.Durable && dst.Durable, nil
 	}
 	q, ok := v.queues[d.Destination]
 	if !ok {
-		return nil, v.errNoQueue(d.Destination)
+		return nil, false, v.errNoQueue(d.Destination)
 	}
-	return src, q.checkOwner(owner)
+	return src, src.Durable && q.Durable && !q.Exclusive, q.checkOwner(owner)
 }
 
 // Bind adds a binding (queue.bind / exchange.bind). owner is the calling
 // connection, checked against exclusive queues.
 func (v *VHost) Bind(d BindingDecl, owner any) error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	src, err := v.bindingEnds(d, owner)
-	if err != nil {
-		return err
-	}
-	if src.Kind == "headers" {
-		if reason := headersBindingError(d.Args); reason != "" {
-			return amqp091.NewError(amqp091.PreconditionFailed, "%s", reason)
+	_, err := v.run(d.keys(), func() (command, bool, any, error) {
+		src, durable, err := v.bindingEnds(d, owner)
+		if err != nil {
+			return nil, false, nil, err
 		}
-	}
-	if src.bind(&Binding{Destination: d.Destination, ToExchange: d.ToExchange, Key: d.Key, Args: d.Args}) && v.durableEnds(src, d) {
-		if err := v.broker.logMeta(bindingCommand(store.MetaBind, v.Name, d)); err != nil {
-			src.unbind(&Binding{Destination: d.Destination, ToExchange: d.ToExchange, Key: d.Key, Args: d.Args})
-			return err
+		if src.Kind == "headers" {
+			if reason := headersBindingError(d.Args); reason != "" {
+				return nil, false, nil, amqp091.NewError(amqp091.PreconditionFailed, "%s", reason)
+			}
 		}
-	}
-	return nil
-}
-
-// durableEnds reports whether a binding survives restarts: both ends durable.
-func (v *VHost) durableEnds(src *Exchange, d BindingDecl) bool {
-	if !src.Durable {
-		return false
-	}
-	if d.ToExchange {
-		dst, ok := v.exchanges[d.Destination]
-		return ok && dst.Durable
-	}
-	q, ok := v.queues[d.Destination]
-	return ok && q.Durable && !q.Exclusive
+		if src.hasBinding(d.binding()) {
+			return nil, false, nil, nil
+		}
+		return &bindCmd{VHost: v.Name, BindingDecl: d}, durable, nil, nil
+	})
+	return err
 }
 
 // Unbind removes a binding. As in RabbitMQ 3.x, removing a binding that does
 // not exist (or whose ends do not) is not an error.
 func (v *VHost) Unbind(d BindingDecl, owner any) error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	b := &Binding{Destination: d.Destination, ToExchange: d.ToExchange, Key: d.Key, Args: d.Args}
 	if d.Source == "" || (d.ToExchange && d.Destination == "") {
 		return amqp091.NewError(amqp091.AccessRefused, "operation not permitted on the default exchange")
 	}
-	src, ok := v.exchanges[d.Source]
-	if !ok || !src.hasBinding(b) {
-		return nil
-	}
-	if _, err := v.bindingEnds(d, owner); err != nil {
-		return err
-	}
-	removed, remaining := src.unbind(b)
-	if removed && v.durableEnds(src, d) {
-		_ = v.broker.logMeta(bindingCommand(store.MetaUnbind, v.Name, d))
-	}
-	if removed && remaining == 0 && src.AutoDelete {
-		v.deleteExchangeLocked(src)
-	}
-	return nil
+	_, err := v.run(d.keys(), func() (command, bool, any, error) {
+		src, ok := v.Exchange(d.Source)
+		if !ok || !src.hasBinding(d.binding()) {
+			return nil, false, nil, nil
+		}
+		_, durable, err := v.bindingEnds(d, owner)
+		if err != nil {
+			return nil, false, nil, err
+		}
+		return &unbindCmd{VHost: v.Name, BindingDecl: d}, durable, nil, nil
+	})
+	return err
 }
 
 // QueueDecl is a queue.declare request.
@@ -276,9 +315,7 @@ type QueueDecl struct {
 // ready message count and consumer count.
 func (v *VHost) DeclareQueue(d QueueDecl) (*Queue, int, int, error) {
 	if d.Passive {
-		v.mu.RLock()
-		q, ok := v.queues[d.Name]
-		v.mu.RUnlock()
+		q, ok := v.Queue(d.Name)
 		if !ok {
 			return nil, 0, 0, v.errNoQueue(d.Name)
 		}
@@ -290,40 +327,36 @@ func (v *VHost) DeclareQueue(d QueueDecl) (*Queue, int, int, error) {
 		return q, n, c, nil
 	}
 	if d.Name == "" {
+		// The name is chosen here, before the command exists: replay
+		// recreates this queue, it does not invent another.
 		d.Name = generateName("amq.gen-")
 	} else if strings.HasPrefix(d.Name, "amq.") {
 		return nil, 0, 0, amqp091.NewError(amqp091.AccessRefused, "queue name '%s' contains reserved prefix 'amq.*'", d.Name)
 	}
-	v.mu.Lock()
-	if q, ok := v.queues[d.Name]; ok {
-		v.mu.Unlock()
-		if err := q.checkOwner(d.Owner); err != nil {
-			return nil, 0, 0, err
+	res, err := v.run([]string{queueKey(d.Name)}, func() (command, bool, any, error) {
+		if q, ok := v.Queue(d.Name); ok {
+			if err := q.checkOwner(d.Owner); err != nil {
+				return nil, false, nil, err
+			}
+			return nil, false, q, q.equivalent(d)
 		}
-		if err := q.equivalent(d); err != nil {
-			return nil, 0, 0, err
+		if _, err := parseQueueArgs(d.Name, v.Name, d.Args); err != nil {
+			return nil, false, nil, err
 		}
-		q.touch()
-		n, c := q.Counts()
-		return q, n, c, nil
-	}
-	q, err := newQueue(v, d)
+		c := &declareQueueCmd{VHost: v.Name, Name: d.Name, Durable: d.Durable, AutoDelete: d.AutoDelete, Args: d.Args}
+		if d.Exclusive {
+			c.Exclusive, c.owner = true, d.Owner
+		}
+		// Exclusive queues die with their connection, so never outlive a restart.
+		return c, d.Durable && !d.Exclusive, nil, nil
+	})
 	if err != nil {
-		v.mu.Unlock()
 		return nil, 0, 0, err
 	}
-	if d.Durable && !d.Exclusive {
-		// Exclusive queues die with their connection, so never outlive a restart.
-		flags := flagDurable | boolFlag(d.AutoDelete, flagAutoDelete)
-		if err := v.broker.logMeta(store.MetaCommand{Op: store.MetaDeclareQueue, VHost: v.Name, Name: d.Name, Flags: flags, Args: encodeArgs(d.Args)}); err != nil {
-			v.mu.Unlock()
-			return nil, 0, 0, err
-		}
-	}
-	v.queues[d.Name] = q
-	v.mu.Unlock()
+	q := res.(*Queue)
 	q.touch()
-	return q, 0, 0, nil
+	n, c := q.Counts()
+	return q, n, c, nil
 }
 
 // Queue returns a queue by name.
@@ -354,24 +387,6 @@ func (v *VHost) DeleteQueue(name string, ifUnused, ifEmpty bool, owner any) (int
 		return 0, err
 	}
 	return q.Delete(ifUnused, ifEmpty)
-}
-
-// removeQueue unlinks a deleted queue from the vhost and its bindings.
-func (v *VHost) removeQueue(q *Queue) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.queues[q.Name] != q {
-		return
-	}
-	if q.Durable && !q.Exclusive {
-		_ = v.broker.logMeta(store.MetaCommand{Op: store.MetaDeleteQueue, VHost: v.Name, Name: q.Name})
-	}
-	delete(v.queues, q.Name)
-	for _, e := range v.exchanges {
-		if removed, remaining := e.unbindDestination(q.Name, false); removed && remaining == 0 && e.AutoDelete {
-			v.deleteExchangeLocked(e)
-		}
-	}
 }
 
 // OwnerClosed deletes the exclusive queues of a closed connection.

@@ -170,6 +170,7 @@ func (s *File) Ack(vhost, queue string, ids []uint64) error {
 	}
 	if len(q.slots) == 0 {
 		delete(s.queues, k)
+		s.meta.queueDrops.Store(true)
 	}
 	s.mu.Unlock()
 	s.kick()
@@ -221,6 +222,7 @@ func (s *File) DeleteQueue(vhost, queue string) error {
 			s.dropLocked(sl)
 		}
 		delete(s.queues, k)
+		s.meta.queueDrops.Store(true)
 	}
 	s.mu.Unlock()
 	s.kick()
@@ -273,16 +275,20 @@ func (s *File) FreeDisk() (uint64, error) { return freeDisk(s.dir) }
 // sticky error if the store had failed.
 func (s *File) Close() error {
 	s.mu.Lock()
-	if s.closing {
+	if s.closeCalled {
 		s.mu.Unlock()
 		return nil
 	}
+	s.closeCalled = true
+	s.mu.Unlock()
+	s.closeMeta() // first: a metadata write may wait for the syncer
+	s.mu.Lock()
 	s.closing = true
 	s.mu.Unlock()
 	s.kick()
 	<-s.stopped
-	s.meta.mu.Lock()
-	defer s.meta.mu.Unlock()
+	s.meta.fileMu.Lock()
+	defer s.meta.fileMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closeFiles()

@@ -18,7 +18,7 @@
 // # Directory
 //
 //	LOCK            flock(2)-ed while open, so two processes never share a store
-//	meta.log        metadata commands, fsynced per append, compacted by rewrite
+//	meta.log        the broker's metadata commands, group-committed, compacted by rewrite
 //	acks.log        acks and delivery marks by recno, rewritten when it grows
 //	00000001.seg …  message segments, numbered upwards, numbers never reused
 //	*.tmp           a rewrite in progress; removed at Open
@@ -63,8 +63,37 @@
 // # Metadata log (meta.log)
 //
 //	header  = "WMET" | version u32 (1)
-//	type 5  command: op u8 | flags u8 | to-exchange u8 | vhost, name, kind,
-//	        destination, key, tags, args, secret, each as uvarint length | bytes
+//	type 6  command: the broker's encoding, opaque here (see below)
+//	type 5  format 1 command, read only: op u8 | flags u8 | to-exchange u8 |
+//	        vhost, name, kind, destination, key, tags, args, secret, each as
+//	        uvarint length | bytes
+//
+// Commits queue and one goroutine writes all pending records in one write and
+// one fdatasync, then runs their callbacks in log order; the broker applies
+// each command in its callback, so the order it applies in is the order a
+// replay sees. Before writing, the goroutine makes the acks of queues deleted
+// since its last write durable (a queue deleted and declared again must never
+// get its old messages back). A torn tail (bad length or CRC) is cut off at
+// Open; a record with a valid CRC that is not a metadata record, or a type 5
+// record that does not decode, stops Open with an error naming the offset:
+// cutting it would silently lose every later change.
+//
+// The broker's command encoding (internal/broker/command.go) is a type byte
+// and tagged fields, each tag uvarint | length uvarint | value; a missing
+// field is its zero value.
+//
+// # Format changes
+//
+// A new field of an existing command gets a new tag, never a reused one. An
+// odd tag is optional: a Warren that does not know it skips it, so older
+// binaries can still read the directory (downgrade). An even tag is required:
+// a Warren that does not know it refuses to start, with the record's offset,
+// rather than misread the command. A new command gets a new type byte, which
+// older binaries refuse the same way. A change to the framing or to the store's
+// own record types bumps the header version; older versions are read by
+// keeping their decoders (as type 5 is kept: its commands are handed to the
+// broker as MetaRecord.Legacy and converted) and rewritten in the current
+// format by the next compaction.
 //
 // # Space reclamation
 //
@@ -81,9 +110,10 @@
 // holds a checkpoint, the acks of dead records still in some segment and the
 // delivery marks of live ones, which is bounded by what is on disk. Segment
 // deletions are made durable (directory fsync) before a rewrite drops their
-// acks. The metadata log is rewritten the same way to one command per live
-// object once it holds at least 256 commands and more than twice as many as
-// there are objects.
+// acks. The metadata log is rewritten the same way to the broker's snapshot
+// (its live metadata as commands, asked for between callbacks so it matches
+// the log exactly) once it holds at least 256 records and more than twice as
+// many as the last snapshot had.
 //
 // # Durability and errors
 //

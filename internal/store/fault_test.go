@@ -249,31 +249,23 @@ func TestStoreFaultMetaNoSpace(t *testing.T) {
 	fs := newFaultFS()
 	opts := Options{fs: fs}
 	s := openTest(t, dir, opts)
-	cmds := sampleMeta()
-	if err := s.AppendMeta(cmds[0]); err != nil {
-		t.Fatal(err)
-	}
+	recs := sampleMeta()
+	mustCommit(t, s, recs[0])
 	fs.set(func(fs *faultFS) { fs.budget = 3 })
-	if err := s.AppendMeta(cmds[1]); !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("meta append on a full disk: %v", err)
+	if err := commitMeta(s, recs[1]); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("meta commit on a full disk: %v", err)
 	}
 	fs.set(func(fs *faultFS) { fs.budget = -1 })
-	if err := s.AppendMeta(cmds[2]); err != nil {
-		t.Fatal(err)
-	}
-	want := []MetaCommand{cmds[0], cmds[2]}
-	if got, _ := s.MetaLog(); !slices.EqualFunc(got, want, metaEqual) {
-		t.Fatalf("meta log %+v", got)
+	mustCommit(t, s, recs[2])
+	want := [][]byte{recs[0], recs[2]}
+	if got := metaData(t, s); !equalRecs(got, want) {
+		t.Fatalf("meta log %q", got)
 	}
 	s.Close()
 	s = reopenClean(t, dir, opts)
-	if got, _ := s.MetaLog(); !slices.EqualFunc(got, want, metaEqual) {
-		t.Fatalf("meta log after reopen %+v", got)
+	if got := metaData(t, s); !equalRecs(got, want) {
+		t.Fatalf("meta log after reopen %q", got)
 	}
-}
-
-func metaEqual(a, b MetaCommand) bool {
-	return string(appendMetaPayload(nil, a)) == string(appendMetaPayload(nil, b))
 }
 
 // checkSticky asserts that every call now fails with err.
@@ -287,7 +279,7 @@ func checkSticky(t *testing.T, s *File, want error) {
 		"delivered": s.MarkDelivered("/", "q", []uint64{1}),
 		"delete":    s.DeleteQueue("/", "x"),
 		"sync":      s.Sync(),
-		"meta":      s.AppendMeta(MetaCommand{Op: MetaDeclareVHost, VHost: "v"}),
+		"meta":      commitMeta(s, []byte("v")),
 		"recover":   s.Recover(func(MessageRecord, bool) error { return nil }),
 	}
 	_, calls["read"] = s.ReadMessage("/", "q", 1)

@@ -18,8 +18,8 @@ import (
 // File is a Store kept in a directory: messages in segment files, acks and
 // delivery marks in an ack log, metadata in a command log. doc.go describes
 // the format. One goroutine (the syncer) does all writing; callers only queue
-// work under a mutex, so no call waits for a disk write except AppendMeta and
-// Sync, which promise durability on return.
+// work under a mutex, so no call waits for a disk write except Sync, which
+// promises durability on return; metadata commits have a writer of their own.
 type File struct {
 	dir  string
 	opts Options
@@ -32,20 +32,21 @@ type File struct {
 
 	meta metaFile
 
-	mu        sync.Mutex
-	err       error // sticky: the first I/O error that left the store in doubt
-	closing   bool
-	queues    map[qkey]*qindex
-	segs      map[uint32]*segment
-	head      *segment // the segment being written; changed by the syncer only
-	nextSeg   uint32
-	nextRecno uint64
-	pend      []appendBatch // appends waiting for the syncer
-	pendRecs  int
-	pendAcks  []uint64 // recnos to write to the ack log
-	pendDeliv []uint64 // recnos to mark delivered in the ack log
-	waiters   []waiter
-	live      int // slots in queues
+	mu          sync.Mutex
+	err         error // sticky: the first I/O error that left the store in doubt
+	closing     bool
+	closeCalled bool
+	queues      map[qkey]*qindex
+	segs        map[uint32]*segment
+	head        *segment // the segment being written; changed by the syncer only
+	nextSeg     uint32
+	nextRecno   uint64
+	pend        []appendBatch // appends waiting for the syncer
+	pendRecs    int
+	pendAcks    []uint64 // recnos to write to the ack log
+	pendDeliv   []uint64 // recnos to mark delivered in the ack log
+	waiters     []waiter
+	live        int // slots in queues
 	// recovering counts Recover calls in progress: compaction and segment
 	// deletion wait, so that nothing a Recover snapshot points to moves.
 	recovering int
@@ -147,6 +148,7 @@ func Open(dir string, opts Options) (*File, error) {
 		return nil, err
 	}
 	go s.run()
+	go s.metaLoop()
 	s.kick()
 	return s, nil
 }

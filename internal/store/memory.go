@@ -3,6 +3,7 @@ package store
 import (
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -11,9 +12,13 @@ import (
 // restart. Within one instance it behaves like File, so tests and brokers
 // without a data directory see the same semantics.
 type Memory struct {
+	// metaMu orders commits: held across the append and its done callback.
+	metaMu   sync.Mutex
+	snapshot func() [][]byte
+	lastLive int
+
 	mu     sync.Mutex
-	meta   []MetaCommand
-	state  metaState
+	meta   []MetaRecord
 	queues map[qkey]map[uint64]*memMessage
 	live   int
 	bytes  int64
@@ -29,23 +34,45 @@ type memMessage struct {
 // NewMemory returns an empty in-memory store.
 func NewMemory() *Memory { return &Memory{queues: map[qkey]map[uint64]*memMessage{}} }
 
-// AppendMeta implements Store.
-func (m *Memory) AppendMeta(cmd MetaCommand) error {
+// CommitMeta implements Store: done runs before it returns.
+func (m *Memory) CommitMeta(rec []byte, done func(error)) {
+	if len(rec) == 0 {
+		done(ErrInvalid)
+		return
+	}
+	m.metaMu.Lock()
+	defer m.metaMu.Unlock()
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.closed {
-		return ErrClosed
+		m.mu.Unlock()
+		done(ErrClosed)
+		return
 	}
-	m.meta = append(m.meta, cloneMeta(cmd))
-	m.state.apply(cmd)
-	if m.state.compactDue(len(m.meta)) {
-		m.meta = m.state.commands()
+	m.meta = append(m.meta, MetaRecord{Data: slices.Clone(rec), Where: "memory record " + strconv.Itoa(len(m.meta))})
+	m.mu.Unlock()
+	done(nil)
+	if m.snapshot == nil || len(m.meta) < metaCompactMin || len(m.meta) <= 2*m.lastLive {
+		return
 	}
-	return nil
+	snap := m.snapshot()
+	recs := make([]MetaRecord, len(snap))
+	for i, r := range snap {
+		recs[i] = MetaRecord{Data: slices.Clone(r), Where: "memory record " + strconv.Itoa(i)}
+	}
+	m.mu.Lock()
+	m.meta, m.lastLive = recs, len(recs)
+	m.mu.Unlock()
+}
+
+// SetMetaSnapshot implements Store.
+func (m *Memory) SetMetaSnapshot(fn func() [][]byte) {
+	m.metaMu.Lock()
+	m.snapshot = fn
+	m.metaMu.Unlock()
 }
 
 // MetaLog implements Store.
-func (m *Memory) MetaLog() ([]MetaCommand, error) {
+func (m *Memory) MetaLog() ([]MetaRecord, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {

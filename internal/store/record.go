@@ -23,7 +23,8 @@ const (
 	recCheckpoint byte = 2
 	recAcked      byte = 3
 	recDelivered  byte = 4
-	recMeta       byte = 5
+	recMeta       byte = 5 // format 1 metadata command, read only
+	recCommand    byte = 6 // the broker's encoded command, opaque to the store
 )
 
 // Message record flags.

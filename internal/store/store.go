@@ -21,10 +21,10 @@ var ErrInvalid = errors.New("store: invalid record")
 // max_message_size cap is 512 MiB; one record must fit one length field).
 const MaxData = 1<<30 - 1024
 
-// MetaOp names a metadata command.
+// MetaOp names a format 1 metadata command (see MetaCommand).
 type MetaOp uint8
 
-// Metadata commands. Values are part of the on-disk format: never renumber.
+// Format 1 metadata commands. Values are part of the on-disk format: never renumber.
 const (
 	MetaDeclareVHost MetaOp = iota + 1
 	MetaDeleteVHost
@@ -38,13 +38,9 @@ const (
 	MetaUnbind
 )
 
-// MetaCommand is one metadata change. Fields not used by an op stay zero.
-//
-// Compaction keeps the last command per object and drops deleted objects, so
-// the broker must record what it replays accordingly: PutUser carries the whole
-// user (it replaces the previous one), DeleteVHost removes the vhost's
-// exchanges, queues and bindings, DeleteExchange the bindings it is source or
-// destination of, DeleteQueue the bindings to it.
+// MetaCommand is a metadata command as format 1 of the metadata log held it,
+// before the broker encoded its own commands. It is only read, from data
+// directories written by older Warrens. Fields not used by an op stay zero.
 type MetaCommand struct {
 	Op          MetaOp
 	VHost       string
@@ -57,6 +53,16 @@ type MetaCommand struct {
 	Args        []byte // encoded AMQP field table
 	Secret      []byte // user password hash
 	Tags        string // user tags
+}
+
+// MetaRecord is one record of the metadata log, as MetaLog returns it.
+type MetaRecord struct {
+	// Data is the broker's encoded command (nil for a Legacy record).
+	Data []byte
+	// Legacy is a format 1 command, for the broker to convert.
+	Legacy *MetaCommand
+	// Where names the record for error messages ("meta.log at offset 120").
+	Where string
 }
 
 // MessageRecord is a message written for one queue. A queue identifies its
@@ -90,11 +96,22 @@ type Stats struct {
 // concurrent use. After the first I/O error that could have left the store in
 // doubt, every call returns that error until the store is reopened.
 type Store interface {
-	// AppendMeta records a metadata command; it is durable when AppendMeta returns.
-	AppendMeta(cmd MetaCommand) error
-	// MetaLog returns the commands to replay at boot, oldest first. It may be a
-	// compacted equivalent of what was appended.
-	MetaLog() ([]MetaCommand, error)
+	// CommitMeta appends one encoded metadata command (opaque to the store)
+	// and never waits for the disk. done runs once the record is durable (nil)
+	// or failed, one call at a time and in log order, so the broker applies
+	// commands in exactly the order a replay will: on the store's metadata
+	// goroutine (File) or before CommitMeta returns (Memory). done must not
+	// call CommitMeta or Close. Concurrent commits share one write and sync.
+	// rec must not be modified afterwards.
+	CommitMeta(rec []byte, done func(error))
+	// MetaLog returns the metadata log's records, oldest first: what was
+	// committed, or a compacted equivalent from the snapshot function.
+	MetaLog() ([]MetaRecord, error)
+	// SetMetaSnapshot gives the store the function that returns the broker's
+	// live metadata as records that replay to it. The store calls it between
+	// done callbacks (so it sees exactly what the log holds) to compact the
+	// log once it holds more than twice as many records as the last snapshot.
+	SetMetaSnapshot(fn func() [][]byte)
 
 	// AppendMessages records messages. It never waits for disk I/O. done runs
 	// once they are durable (or failed): on the store's goroutine, or before
