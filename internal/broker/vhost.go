@@ -46,6 +46,8 @@ func newVHost(b *Broker, name string) *VHost {
 	for _, p := range [][2]string{{"amq.direct", "direct"}, {"amq.fanout", "fanout"}, {"amq.topic", "topic"}, {"amq.headers", "headers"}, {"amq.match", "headers"}} {
 		v.exchanges[p[0]], _ = newExchange(p[0], p[1], true, false, false, nil)
 	}
+	// RabbitMQ's firehose tracer publishes here; clients may bind from it only.
+	v.exchanges["amq.rabbitmq.trace"], _ = newExchange("amq.rabbitmq.trace", "topic", true, false, true, nil)
 	return v
 }
 

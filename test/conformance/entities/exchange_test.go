@@ -133,6 +133,30 @@ func TestExchangePredeclared(t *testing.T) {
 	}
 }
 
+// amq.rabbitmq.trace is RabbitMQ's internal topic exchange for the firehose
+// tracer: it can be declared passively and bound from, not published to or deleted.
+func TestExchangePredeclaredTrace(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	conn, ch := f.connChannel()
+	const x = "amq.rabbitmq.trace"
+	if err := ch.ExchangeDeclarePassive(x, "topic", true, false, true, false, nil); err != nil {
+		t.Fatalf("passive declare: %v", err)
+	}
+	if err := ch.ExchangeDeclare(x, "topic", true, false, true, false, nil); err != nil {
+		t.Fatalf("equivalent declare: %v", err)
+	}
+	q := f.queue(ch, "traced", nil)
+	bind(t, ch, q, x, "#", nil)
+	closed := notifyClose(ch)
+	publishBody(t, ch, x, "publish.x", "x")
+	wantClosed(t, closed, amqp.AccessRefused, "ACCESS_REFUSED - cannot publish to internal exchange '"+x+"' in vhost '/'")
+	ch = f.openChannel(conn)
+	err := ch.ExchangeDelete(x, false, false)
+	wantChannelError(t, conn, ch, err, amqp.AccessRefused,
+		"ACCESS_REFUSED - deletion of system exchange '"+x+"' in vhost '/' not allowed")
+}
+
 func TestExchangePredeclaredRefusesDelete(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
