@@ -14,6 +14,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -47,7 +48,7 @@ func main() {
 		err = emitLog(url, key, body)
 	case "receive_logs_topic":
 		if len(os.Args) < 3 {
-			err = fmt.Errorf("usage: receive_logs_topic [binding pattern]...")
+			err = errors.New("usage: receive_logs_topic BINDING_PATTERN [BINDING_PATTERN ...]")
 			break
 		}
 		err = receiveLogs(url, os.Args[2:])

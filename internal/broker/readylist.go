@@ -8,8 +8,6 @@ type fifo struct {
 	count int
 }
 
-func (f *fifo) len() int { return f.count }
-
 func (f *fifo) at(i int) *Entry { return &f.buf[(f.head+i)&(len(f.buf)-1)] }
 
 func (f *fifo) grow() {

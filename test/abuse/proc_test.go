@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -27,9 +26,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "warren")
+	// go test puts its own GOROOT/bin first on PATH.
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		fmt.Fprintln(os.Stderr, "go not on PATH:", err)
+		os.Exit(1)
 	}
 	if out, err := exec.Command(goBin, "build", "-o", binary, "github.com/warren-mq/warren/cmd/warren").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "go build ./cmd/warren: %v\n%s", err, out)

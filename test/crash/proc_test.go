@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,9 +21,10 @@ import (
 // path resolves from the test's working directory.
 func buildWarren(t *testing.T) string {
 	t.Helper()
+	// go test puts its own GOROOT/bin first on PATH.
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Fatalf("go not on PATH: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "warren")
 	start := time.Now()

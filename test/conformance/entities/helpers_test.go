@@ -19,11 +19,6 @@ import (
 // is not wrong; only "never" is.
 const waitTimeout = 10 * time.Second
 
-// quietWait is how long a "nothing arrives" check listens before it concludes.
-// It is never used to order events, only to bound a negative observation that a
-// positive sync (a sentinel) has already made very likely.
-const quietWait = 200 * time.Millisecond
-
 // fixture gives one test its broker URL and remembers the queues and exchanges it
 // names, so they are deleted from the shared broker when the test ends, whatever
 // state the test's own channels were left in.
@@ -416,17 +411,6 @@ func recvN(t *testing.T, ds <-chan amqp.Delivery, n int) []string {
 		out = append(out, string(recv(t, ds).Body))
 	}
 	return out
-}
-
-// wantNoDelivery checks that nothing is waiting on ds for quietWait. Callers first
-// make sure anything that could have arrived would already have arrived.
-func wantNoDelivery(t *testing.T, ds <-chan amqp.Delivery) {
-	t.Helper()
-	select {
-	case d := <-ds:
-		t.Fatalf("unexpected delivery %q", d.Body)
-	case <-time.After(quietWait):
-	}
 }
 
 // consume starts a consumer on queue and returns its deliveries.

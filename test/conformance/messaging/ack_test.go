@@ -411,6 +411,7 @@ func TestBasicRecoverRequeue(t *testing.T) {
 	ds := consume(t, cch, q, "")
 	first := nextN(t, ds, 3)
 	equalBools(t, "first redelivered", redelivered(first), []bool{false, false, false})
+	//lint:ignore SA1019 basic.recover is what this test checks: RabbitMQ still implements it
 	if err := cch.Recover(true); err != nil {
 		t.Fatal(err)
 	}
@@ -431,6 +432,7 @@ func TestBasicRecoverNoRequeueNotImplemented(t *testing.T) {
 	t.Parallel()
 	conn, ch := dialChannel(t)
 	closes := notifyConnClose(conn)
+	//lint:ignore SA1019 basic.recover is what this test checks
 	err := ch.Recover(false)
 	expectError(t, err, 540, "NOT_IMPLEMENTED - requeue=false")
 	expectClosed(t, closes, 540, "NOT_IMPLEMENTED - requeue=false")

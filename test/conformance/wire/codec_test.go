@@ -80,11 +80,6 @@ func queueDeclare(name string, flags byte, args []byte) []byte {
 	return methodBytes(50, 10, u16(0), shortstr(name), u8(flags), args)
 }
 
-// queueDelete is queue.delete without conditions.
-func queueDelete(name string) []byte {
-	return methodBytes(50, 40, u16(0), shortstr(name), u8(0))
-}
-
 // basicPublish is basic.publish; flags bit 0 mandatory, bit 1 immediate.
 func basicPublish(exchange, key string, flags byte) []byte {
 	return methodBytes(60, 40, u16(0), shortstr(exchange), shortstr(key), u8(flags))

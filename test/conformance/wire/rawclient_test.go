@@ -205,18 +205,6 @@ func (c *rawConn) expectConnectionClose(want closeReason) {
 	c.expectEOF()
 }
 
-// expectChannelClose reads until channel.close on channel, checks it and
-// answers close-ok.
-func (c *rawConn) expectChannelClose(channel uint16, want closeReason) {
-	c.t.Helper()
-	args := c.expectMethod(channel, 20, 40)
-	got := closeReason{args.short(), args.shortstr(), args.short(), args.short()}
-	if got != want {
-		c.t.Fatalf("channel.close %v, want %v", got, want)
-	}
-	c.writeMethod(channel, methodBytes(20, 41))
-}
-
 // expectEOF requires the server to close the socket with nothing more sent
 // (heartbeats aside) within the timeout.
 func (c *rawConn) expectEOF() {
