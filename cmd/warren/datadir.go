@@ -50,7 +50,7 @@ func dataDirError(dir string, err error) error {
 	case errors.Is(err, syscall.ENOSPC):
 		return fmt.Errorf("cannot open data directory %s: %v: the disk is full: free space on it and start again", dir, err)
 	}
-	return fmt.Errorf("cannot recover data directory %s: %w\nTo recover: stop here, keep a copy (cp -a %s %s.bak), then see \"DATA DIRECTORY\" in warren --help", dir, err, dir, dir)
+	return fmt.Errorf("cannot recover data directory %s: %w\nBefore any repair keep a copy (cp -a %s %s.bak); \"DATA DIRECTORY\" in warren --help says what to do", dir, err, dir, dir)
 }
 
 // lockHolder returns the pid that holds an flock on path, from /proc/locks,

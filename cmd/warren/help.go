@@ -32,6 +32,9 @@ CONFIG FILE (--config FILE or WARREN_CONFIG)
       tls-cert   = /etc/warren/server.pem
       tls-key    = /etc/warren/server-key.pem
 
+  Relative file names (data-dir, tls-cert, ...) are relative to the
+  directory warren is started in, not to the config file's.
+
   An unknown key, a key set twice or a bad value stops warren with the file
   and line named, exit status 2. Every line is checked, also those that a
   flag or an environment variable overrides.
@@ -66,8 +69,9 @@ DATA DIRECTORY (--data-dir)
   - "cannot recover data directory": a file holds something this warren
     cannot read or apply; the message names the file. First keep a copy
     (cp -a DIR DIR.bak). If a newer warren wrote the directory, run that
-    version. Otherwise move the named file out of the directory and start
-    again, knowing what goes with it: without meta.log warren starts with no
+    version. If you have a backup of the named file, put it back. Otherwise
+    move the named file out of the directory and start again, knowing what
+    goes with it: without meta.log warren starts with no
     exchanges, queues, bindings or users of its own (declare them again;
     messages of queues that are not there are not recovered); without a
     segment file the messages in it are lost; without acks.log messages that

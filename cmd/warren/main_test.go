@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"crypto/tls"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -247,6 +250,27 @@ func TestRunDataDirErrorsSayWhatToDo(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(corrupt, "meta.log"), []byte("not a meta log at all"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A record with a valid checksum that is no metadata record (type 99): the
+	// record framing is in internal/store/doc.go.
+	undecodable := filepath.Join(base, "undecodable")
+	st2, err := store.Open(undecodable, store.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st2.Close()
+	meta := filepath.Join(undecodable, "meta.log")
+	b, err := os.ReadFile(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := len(b)
+	payload := []byte{99, 'x'} // type, payload
+	rec := binary.LittleEndian.AppendUint32(nil, uint32(len(payload)))
+	crc := crc32.Update(crc32.Checksum(rec, crc32.MakeTable(crc32.Castagnoli)), crc32.MakeTable(crc32.Castagnoli), payload)
+	rec = binary.LittleEndian.AppendUint32(rec, crc)
+	if err := os.WriteFile(meta, append(append(b, rec...), payload...), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name, dir string
 		want      []string
@@ -255,10 +279,12 @@ func TestRunDataDirErrorsSayWhatToDo(t *testing.T) {
 		{"not a directory", file, []string{file + " is not a directory", "--data-dir"}},
 		{"path through a file", filepath.Join(file, "sub"), []string{"not a directory", "fix --data-dir"}},
 		{"corrupt", corrupt, []string{"cannot recover data directory " + corrupt, "meta.log", "cp -a", "warren --help"}},
+		{"undecodable record", undecodable, []string{"cannot recover data directory " + undecodable, fmt.Sprintf("meta.log at offset %d", off), "cp -a", "warren --help"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r := runNow([]string{"--data-dir", c.dir, "--amqp-addr", "127.0.0.1:0"}, nil)
+			t.Logf("stderr: %s", r.stderr)
 			if r.code != 1 {
 				t.Fatalf("exit %d, want 1; stderr %q", r.code, r.stderr)
 			}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/warren-mq/warren/internal/broker"
 )
@@ -117,13 +118,15 @@ func (t *TLS) Reload() error {
 // ServeTLS accepts AMQPS connections on l until Shutdown, as Serve does for
 // plain ones.
 func (s *Server) ServeTLS(l net.Listener, t *TLS) error {
-	return s.Serve(&tlsListener{Listener: l, t: t, log: s.log})
+	return s.Serve(&tlsListener{Listener: l, t: t, log: s.log, timeout: s.cfg.HandshakeTimeout})
 }
 
 type tlsListener struct {
 	net.Listener
-	t   *TLS
-	log *slog.Logger
+	t       *TLS
+	log     *slog.Logger
+	timeout time.Duration // the handshake timeout, also for the TLS handshake's writes
+	failLog logEvery      // failed handshakes: a scanner must not flood the log
 }
 
 func (l *tlsListener) Accept() (net.Conn, error) {
@@ -131,24 +134,30 @@ func (l *tlsListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tlsConn{Conn: tls.Server(nc, l.t.listen), t: l.t, log: l.log}, nil
+	return &tlsConn{Conn: tls.Server(nc, l.t.listen), l: l}, nil
 }
 
 // tlsConn is an accepted TLS connection that logs why its handshake failed
 // (the AMQP layer only sees a read error) and knows its listener's settings.
 type tlsConn struct {
 	*tls.Conn
-	t    *TLS
-	log  *slog.Logger
+	l    *tlsListener
 	once sync.Once
 }
 
 func (c *tlsConn) Read(p []byte) (int, error) {
 	var herr error
 	c.once.Do(func() {
-		// The caller has set the read deadline (the handshake timeout).
-		if herr = c.Conn.Handshake(); herr != nil {
-			c.log.Warn("TLS handshake failed", "connection", c.RemoteAddr().String()+" -> "+c.LocalAddr().String(), "err", herr)
+		// The caller has set the read deadline (the handshake deadline); the
+		// handshake also writes, to a client that may not read.
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(c.l.timeout))
+		herr = c.Conn.Handshake()
+		_ = c.Conn.SetWriteDeadline(time.Time{})
+		if herr != nil {
+			if n, ok := c.l.failLog.allow(); ok {
+				c.l.log.Warn("TLS handshake failed", "connection", c.RemoteAddr().String()+" -> "+c.LocalAddr().String(),
+					"err", herr, "failures_since_last_log", n)
+			}
 		}
 	})
 	if herr != nil {
@@ -169,7 +178,7 @@ func (c *connection) mechanisms() string {
 // that verifies client certificates: only there can EXTERNAL name a user.
 func (c *connection) offersExternal() bool {
 	tc, ok := c.nc.(*tlsConn)
-	return ok && tc.t.cfg.VerifyPeer
+	return ok && tc.l.t.cfg.VerifyPeer
 }
 
 // authenticateExternal logs in as the user the verified client certificate
@@ -181,7 +190,7 @@ func (c *connection) authenticateExternal() error {
 		c.log.Warn("login refused", "mechanism", "EXTERNAL", "reason", "no client certificate")
 		return c.refuse("EXTERNAL")
 	}
-	name, err := tc.t.loginName(st.PeerCertificates[0])
+	name, err := tc.l.t.loginName(st.PeerCertificates[0])
 	if err != nil {
 		c.log.Warn("login refused", "mechanism", "EXTERNAL", "reason", err.Error())
 		return c.refuse("EXTERNAL")

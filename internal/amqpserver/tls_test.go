@@ -31,6 +31,11 @@ type tlsFixture struct {
 
 func startTLS(t *testing.T, cfg TLSConfig) *tlsFixture {
 	t.Helper()
+	return startTLSServer(t, cfg, Config{})
+}
+
+func startTLSServer(t *testing.T, cfg TLSConfig, scfg Config) *tlsFixture {
+	t.Helper()
 	dir := t.TempDir()
 	ca, err := testcerts.NewCA(dir, "Warren test CA")
 	if err != nil {
@@ -56,7 +61,7 @@ func startTLS(t *testing.T, cfg TLSConfig) *tlsFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(b, Config{})
+	s := New(b, scfg)
 	tl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -354,5 +359,31 @@ func TestTLSConfigErrors(t *testing.T) {
 		if _, err := NewTLS(cfg); err == nil {
 			t.Errorf("%s: NewTLS succeeded", name)
 		}
+	}
+}
+
+func TestTLSSilentClientDroppedAtHandshakeDeadline(t *testing.T) {
+	f := startTLSServer(t, TLSConfig{}, Config{HandshakeTimeout: 100 * time.Millisecond})
+	for _, hello := range []bool{false, true} {
+		nc, err := net.Dial("tcp", f.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hello {
+			// A TLS connection that never sends the AMQP protocol header.
+			tc := tls.Client(nc, f.clientTLS())
+			if err := tc.Handshake(); err != nil {
+				t.Fatal(err)
+			}
+			nc = tc
+		}
+		_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var b [1]byte
+		_, err = nc.Read(b[:])
+		var ne net.Error
+		if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
+			t.Fatalf("hello=%v: silent client still connected 10 s after a 100 ms handshake deadline (read: %v)", hello, err)
+		}
+		nc.Close()
 	}
 }
