@@ -21,6 +21,7 @@
 //	meta.log        the broker's metadata commands, group-committed, compacted by rewrite
 //	acks.log        acks and delivery marks by recno, rewritten when it grows
 //	00000001.seg …  message segments, numbered upwards, numbers never reused
+//	reserve         zeros: disk space kept for the ack log (see Durability and errors)
 //	*.tmp           a rewrite in progress; removed at Open
 //
 // # Records
@@ -126,9 +127,17 @@
 // A write that fails with ENOSPC or EDQUOT is cut back to the last good
 // offset (a segment it had started is removed) and its batch's done gets the
 // error; the store stays usable and the next append tries again, so the broker
-// can block publishers (FreeDisk) and carry on once space returns. Acks that
-// met a full disk are kept and written with the next batch; a compaction that
-// did stops until a write succeeds again. Any other write error, a failed
+// can block publishers (FreeDisk, WatchWrites) and carry on once space
+// returns. So that a full disk cannot turn acknowledged messages into
+// duplicates, the store keeps a reserve file of zeros (4 MiB): an ack log
+// write that meets a full disk truncates it and tries again, and until the
+// reserve can be filled again (acked segments are deleted, space returns)
+// appends fail with ENOSPC, so that the freed space goes to acks. Delivery
+// marks are written before the acks of the same batch, in a write of their
+// own: acks that still do not fit are kept and written with the next batch,
+// and if the process dies first their messages come back marked delivered.
+// A compaction that met a full disk stops until a write succeeds again.
+// These warnings are logged at most once per 10 s each. Any other write error, a failed
 // cut-back or a failed fsync (after which the kernel may have dropped dirty
 // pages) sticks: every later call returns it and the store must be reopened,
 // which recovers from what is on disk.

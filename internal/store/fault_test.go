@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 )
@@ -82,6 +83,24 @@ func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
 	}
 	fs.mu.Unlock()
 	return f.file.WriteAt(p, off)
+}
+
+// Truncate gives what it cuts off back to the budget, as a real disk frees
+// the blocks.
+func (f *faultFile) Truncate(size int64) error {
+	old, err := f.file.Size()
+	if err != nil {
+		return err
+	}
+	if err := f.file.Truncate(size); err != nil {
+		return err
+	}
+	f.fs.mu.Lock()
+	if f.fs.budget >= 0 && size < old {
+		f.fs.budget += old - size
+	}
+	f.fs.mu.Unlock()
+	return nil
 }
 
 func (f *faultFile) Sync() error {
@@ -212,10 +231,12 @@ func TestStoreFaultNoSpaceNewSegment(t *testing.T) {
 	}
 }
 
+// Without a space reserve, acks that meet a full disk wait in memory and are
+// written once space returns; the store stays usable.
 func TestStoreFaultAckNoSpace(t *testing.T) {
 	dir := t.TempDir()
 	fs := newFaultFS()
-	opts := Options{fs: fs}
+	opts := Options{fs: fs, reserveSize: -1}
 	s := openTest(t, dir, opts)
 	for id := range uint64(10) {
 		mustAppend(t, s, msg("/", "q", id))
@@ -361,7 +382,7 @@ func (truncateFails) Truncate(int64) error { return syscall.EIO }
 func TestStoreFaultCompactionNoSpace(t *testing.T) {
 	dir := t.TempDir()
 	fs := newFaultFS()
-	opts := Options{SegmentSize: 4096, fs: fs}
+	opts := Options{SegmentSize: 4096, fs: fs, reserveSize: -1} // so the acks cannot be written either
 	s := openTest(t, dir, opts)
 	var acked []uint64
 	for id := range uint64(300) {
@@ -405,6 +426,115 @@ func TestStoreFaultCompactionNoSpace(t *testing.T) {
 		t.Fatalf("after reopen: %v", got)
 	}
 	checkRecovered(t, rs)
+}
+
+// The space reserve makes room for acks on a full disk: they are written,
+// new messages are refused until space returns, and then the reserve is
+// filled again.
+func TestStoreFaultAckReserve(t *testing.T) {
+	dir := t.TempDir()
+	fs := newFaultFS()
+	opts := Options{fs: fs, reserveSize: 64 << 10}
+	s := openTest(t, dir, opts)
+	reserve := filepath.Join(dir, reserveName)
+	if fi, err := os.Stat(reserve); err != nil || fi.Size() != 64<<10 {
+		t.Fatalf("reserve after open: %v, %v", fi, err)
+	}
+	var watched atomic.Int64
+	s.WatchWrites(1<<30, func() { watched.Add(1) })
+	for id := range uint64(10) {
+		mustAppend(t, s, msg("/", "q", id))
+	}
+	fs.set(func(fs *faultFS) { fs.budget = 0 })
+	if err := s.MarkDelivered("/", "q", []uint64{0, 1, 2, 3, 4, 5}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ack("/", "q", []uint64{0, 1, 2, 3, 4}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatalf("sync with acks on a full disk, with a reserve: %v", err)
+	}
+	if fi, _ := os.Stat(reserve); fi.Size() != 0 {
+		t.Fatalf("reserve is %d bytes after acks met a full disk, want released", fi.Size())
+	}
+	// The freed space is for acks: a message is refused (the publisher is
+	// nacked), even though it would fit.
+	if err := appendWait(t, s, msg("/", "q", 10)); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("append while the reserve is released: %v, want ENOSPC", err)
+	}
+	if watched.Load() == 0 {
+		t.Fatal("WatchWrites' fn not called when a write met a full disk")
+	}
+	fs.set(func(fs *faultFS) { fs.budget = -1 })
+	mustAppend(t, s, msg("/", "q", 11))
+	if fi, _ := os.Stat(reserve); fi.Size() != 64<<10 {
+		t.Fatalf("reserve is %d bytes once space came back", fi.Size())
+	}
+	// A crash now (no Close): the acks are on disk.
+	s2 := crashCopy(t, dir, opts)
+	rs := recoverAll(t, s2)
+	if got := ids(rs, "/", "q"); !slices.Equal(got, []uint64{5, 6, 7, 8, 9, 11}) || !rs[0].delivered {
+		t.Fatalf("after a crash: %v (first delivered %v)", got, rs[0].delivered)
+	}
+}
+
+// Delivery marks are written before acks: when a full disk keeps the acks
+// out, the messages that come back after a crash come back marked delivered
+// (so redelivered=true), not as silent duplicates.
+func TestStoreFaultMarksBeforeAcks(t *testing.T) {
+	dir := t.TempDir()
+	fs := newFaultFS()
+	opts := Options{fs: fs, reserveSize: -1}
+	s := openTest(t, dir, opts)
+	for id := range uint64(10) {
+		mustAppend(t, s, msg("/", "q", id))
+	}
+	var recnos []uint64
+	s.mu.Lock()
+	for id := range uint64(5) {
+		recnos = append(recnos, s.queues[qkey{"/", "q"}].slots[id].recno)
+	}
+	s.mu.Unlock()
+	// Room for the marks and not one byte more.
+	fs.set(func(fs *faultFS) { fs.budget = int64(len(appendRecnoRecords(nil, recDelivered, recnos))) })
+	s.mu.Lock() // both in one round
+	for _, id := range []uint64{0, 1, 2, 3, 4} {
+		sl := s.queues[qkey{"/", "q"}].slots[id]
+		sl.flags |= flagDelivered
+		s.queues[qkey{"/", "q"}].slots[id] = sl
+	}
+	s.pendDeliv = append(s.pendDeliv, recnos...)
+	s.mu.Unlock()
+	if err := s.Ack("/", "q", []uint64{0, 1, 2, 3, 4}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("sync: %v, want ENOSPC for the acks", err)
+	}
+	s2 := crashCopy(t, dir, opts)
+	rs := recoverAll(t, s2)
+	if got := ids(rs, "/", "q"); !slices.Equal(got, []uint64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}) {
+		t.Fatalf("after a crash: %v", got)
+	}
+	for _, r := range rs[:5] {
+		if !r.delivered {
+			t.Fatalf("#%d came back after its ack was lost without its delivery mark", r.rec.ID)
+		}
+	}
+}
+
+// crashCopy opens a copy of dir as it is now, as after a kill -9 of the
+// process that has it open (what it wrote is in the page cache, and so seen).
+func crashCopy(t *testing.T, dir string, opts Options) *File {
+	t.Helper()
+	cp := filepath.Join(t.TempDir(), "copy")
+	if err := os.CopyFS(cp, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(cp, "LOCK"))
+	opts.fs = nil
+	return openTest(t, cp, opts)
 }
 
 func TestStoreFreeDisk(t *testing.T) {

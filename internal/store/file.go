@@ -53,6 +53,7 @@ type File struct {
 
 	syncs, syncedAppends, compactions, deleted atomic.Uint64
 	ackBytes                                   atomic.Int64
+	watch                                      atomic.Pointer[writeWatch]
 
 	w syncerState // the syncer goroutine's own
 }
@@ -131,6 +132,9 @@ func Open(dir string, opts Options) (*File, error) {
 	if opts.compactChunk == 0 {
 		opts.compactChunk = 1 << 20
 	}
+	if opts.reserveSize == 0 {
+		opts.reserveSize = defaultReserve
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -160,7 +164,10 @@ func (s *File) open() error {
 	if err := s.openMeta(); err != nil {
 		return err
 	}
-	return s.recoverMessages()
+	if err := s.recoverMessages(); err != nil {
+		return err
+	}
+	return s.openReserve()
 }
 
 // removeTemps deletes rewrites that a crash interrupted before their rename.
@@ -334,6 +341,9 @@ func (s *File) closeFiles() {
 	}
 	if s.w.ackF != nil {
 		s.w.ackF.Close()
+	}
+	if s.w.reserveF != nil {
+		s.w.reserveF.Close()
 	}
 	if s.meta.f != nil {
 		s.meta.f.Close()

@@ -181,6 +181,7 @@ type Options struct {
 	fs            fsys  // tests inject failing files
 	ackRewriteMin int64 // ack log size that may trigger a rewrite; default 4 MiB
 	compactChunk  int   // bytes of a segment compacted per step; default 1 MiB
+	reserveSize   int64 // bytes of the space reserve for acks; default 4 MiB, negative for none
 }
 
 var (

@@ -27,6 +27,13 @@ type syncerState struct {
 	retryAcks, retryDeliv []uint64
 	job                   *compactJob
 	settlers              []waiter
+
+	reserveF    file  // see space.go
+	reserveSize int64 // bytes in the reserve now
+	reserveUsed bool  // released since it was last full
+	written     int64 // bytes written since WatchWrites' fn last ran
+
+	rollbackLog, ackFailLog, reserveLog throttle
 }
 
 // writeChunk is how many bytes the syncer encodes before it writes them.
@@ -175,11 +182,6 @@ func (s *File) writeRound(items []item, acks, deliv []uint64, force bool) (appen
 	} else {
 		s.unindexLocked(items)
 	}
-	if aerr != nil && !sticky(aerr) {
-		// The disk is full: keep them for the next round that has other
-		// work, rather than spinning on them.
-		s.w.retryAcks, s.w.retryDeliv = acks, deliv
-	}
 	if err := errors.Join(werr, aerr, serr); sticky(err) {
 		s.failLocked(err)
 		return s.err, s.err
@@ -202,6 +204,10 @@ func persistentAppend(items []item) bool {
 func (s *File) writeItems(items []item) error {
 	if len(items) == 0 {
 		return nil
+	}
+	if !s.growReserve() {
+		s.wrote(0, true)
+		return errReserve
 	}
 	w := &s.w
 	startHead, startSize := s.head, w.headSize
@@ -248,6 +254,7 @@ func (s *File) writeItems(items []item) error {
 	if err != nil {
 		return s.rollback(startHead, startSize, created, err)
 	}
+	s.wrote(at+int64(len(buf))-startSize, false)
 	w.headSize = at + int64(len(buf))
 	w.headDirty = true
 	w.compactHold = false
@@ -292,7 +299,8 @@ func (s *File) currentRecno() uint64 {
 // rollback undoes a failed writeItems: segments it created are removed and the
 // head is cut back to where the round started.
 func (s *File) rollback(head *segment, size int64, created []*segment, err error) error {
-	s.log.Warn("store: write failed, rolling back", "err", err)
+	s.warn(&s.w.rollbackLog, "store: write failed, rolling back", "err", err)
+	defer s.wrote(0, noSpace(err))
 	s.mu.Lock()
 	for _, seg := range created {
 		delete(s.segs, seg.num)
@@ -312,27 +320,44 @@ func (s *File) rollback(head *segment, size int64, created []*segment, err error
 	return err
 }
 
-// writeAcks appends acked and delivered records to the ack log (no sync).
+// writeAcks appends delivered and acked records to the ack log (no sync).
+// Delivery marks go first, in a write of their own: should the acks then not
+// fit, their messages come back after a crash at least marked redelivered.
+// What a full disk kept out is retried with the next round that has other
+// work (retryAcks, retryDeliv), rather than spinning on it.
 func (s *File) writeAcks(acks, deliv []uint64) error {
 	if len(acks) == 0 && len(deliv) == 0 {
 		return nil
 	}
+	if err := s.writeRecnos(recDelivered, deliv); err != nil {
+		s.w.retryAcks, s.w.retryDeliv = acks, deliv
+		return err
+	}
+	if err := s.writeRecnos(recAcked, acks); err != nil {
+		s.w.retryAcks = acks
+		return err
+	}
+	return nil
+}
+
+func (s *File) writeRecnos(typ byte, recnos []uint64) error {
+	if len(recnos) == 0 {
+		return nil
+	}
 	w := &s.w
-	b := appendRecnoRecords(w.abuf[:0], recAcked, sortedSet(slices.Clone(acks)))
-	b = appendRecnoRecords(b, recDelivered, sortedSet(slices.Clone(deliv)))
+	b := appendRecnoRecords(w.abuf[:0], typ, sortedSet(slices.Clone(recnos)))
 	if cap(b) <= 4<<20 {
 		w.abuf = b[:0]
 	}
-	if err := writeFull(w.ackF, b, w.ackSize); err != nil {
-		if terr := w.ackF.Truncate(w.ackSize); terr != nil {
-			return errors.Join(err, fatalError{terr})
+	err := s.writeAckLog(b)
+	if err != nil && !sticky(err) {
+		what := "acks"
+		if typ == recDelivered {
+			what = "delivery marks"
 		}
-		return err
+		s.warn(&w.ackFailLog, "store: disk full, "+what+" not written: kept in memory and retried; after a crash these messages would come back", "records", len(recnos), "err", err)
 	}
-	w.ackSize += int64(len(b))
-	w.ackDirty = true
-	s.ackBytes.Store(w.ackSize)
-	return nil
+	return err
 }
 
 // sortedSet sorts and removes duplicates in place.
