@@ -83,7 +83,8 @@ func serve(cfg *config, log *slog.Logger, sig <-chan os.Signal) error {
 	if err != nil {
 		return err
 	}
-	b, err := broker.New(broker.Config{Store: st, MemoryLimit: cfg.MemoryLimit, DiskFreeLimit: cfg.DiskFreeLimit, Logger: log})
+	setRuntimeMemoryLimit(cfg.MemoryLimit, log)
+	b, err := broker.New(broker.Config{Store: st, MemoryLimit: cfg.MemoryLimit, ProcessMemory: true, DiskFreeLimit: cfg.DiskFreeLimit, Logger: log})
 	if err != nil {
 		st.Close()
 		return dataDirError(cfg.DataDir, err)

@@ -3,10 +3,29 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"log/slog"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 )
+
+// setRuntimeMemoryLimit makes the Go runtime's soft memory limit the broker's
+// memory limit, so that the garbage collector works harder as the process
+// nears it instead of letting the heap grow to twice what is live (GOGC).
+// The broker's memory alarm (broker.Config.ProcessMemory) keeps the live heap
+// below the limit, so the collector always has room to work. GOMEMLIMIT, if
+// set, wins: it is the operator's explicit choice.
+func setRuntimeMemoryLimit(limit int64, log *slog.Logger) {
+	if limit <= 0 {
+		return
+	}
+	if env := os.Getenv("GOMEMLIMIT"); env != "" {
+		log.Info("GOMEMLIMIT set: the Go runtime's soft memory limit is left to it", "GOMEMLIMIT", env)
+		return
+	}
+	debug.SetMemoryLimit(limit)
+}
 
 // parseMemoryLimit reads "2GiB", "512MB", "1048576" or "40%" (of RAM); "" is 40% of RAM.
 func parseMemoryLimit(s string) (int64, error) {

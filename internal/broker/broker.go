@@ -22,13 +22,26 @@ import (
 type Config struct {
 	// Store persists metadata and persistent messages; nil means store.NewMemory().
 	Store store.Store
-	// MemoryLimit is the number of message bytes held in queues beyond which
-	// publishers are blocked; 0 means no limit.
+	// MemoryLimit is the memory (bytes) that queued messages may cost (their
+	// bodies, properties, names, queue and index entries) before publishers
+	// are blocked; past half of it bodies are paged out to the store. The
+	// alarm clears below 90% of it. 0 means no limit.
 	MemoryLimit int64
+	// ProcessMemory says the broker owns its process (cmd/warren, which also
+	// sets the Go runtime's soft memory limit to MemoryLimit): the memory
+	// alarm then counts the whole live Go heap, not only queued messages,
+	// and blocks publishers when it reaches 80% of MemoryLimit, leaving the
+	// rest as the garbage collector's headroom. Off for brokers that share a
+	// process with others or with tests.
+	ProcessMemory bool
 	// DiskFreeLimit is the free disk space (bytes) on the store's file system
-	// below which publishers are blocked; 0 means no check.
+	// below which publishers are blocked; they resume once it is 10% above
+	// it. 0 means no check.
 	DiskFreeLimit int64
 	// DiskCheckInterval is how often free disk space is checked (default 1 s).
+	// A store that supports it (store.File) also has it checked after every
+	// DiskFreeLimit/16 bytes it writes, so a fast writer cannot fill the disk
+	// between two checks.
 	DiskCheckInterval time.Duration
 	// FreeDisk reports free disk space; nil means the store's FreeDisk (tests replace it).
 	FreeDisk func() (uint64, error)
@@ -48,14 +61,19 @@ type Broker struct {
 	vhosts map[string]*VHost
 	users  map[string]*User
 
-	mem            atomic.Int64
-	pageSeq        atomic.Uint64 // ids of paged-out bodies in the store
-	alarm          alarm
-	hookMu         sync.Mutex
-	onVHostDeleted []func(vhost string)
-	canPage        bool // the store is on disk, so paging bodies out saves memory
-	stop           chan struct{}
-	stopOnce       sync.Once
+	// mem is what queued messages cost (see hold); heapOther is the rest of
+	// the live heap, sampled after garbage collections (ProcessMemory only).
+	mem, heapOther  atomic.Int64
+	memHigh, memLow int64 // the memory alarm sets at memHigh, clears below memLow
+	freeDisk        func() (uint64, error)
+	diskMu          sync.Mutex    // one free-space check at a time, so they apply in order
+	pageSeq         atomic.Uint64 // ids of paged-out bodies in the store
+	alarm           alarm
+	hookMu          sync.Mutex
+	onVHostDeleted  []func(vhost string)
+	canPage         bool // the store is on disk, so paging bodies out saves memory
+	stop            chan struct{}
+	stopOnce        sync.Once
 }
 
 // User is a broker user. Passwords are kept only as salted SHA-256 hashes.
@@ -85,6 +103,9 @@ func New(cfg Config) (*Broker, error) {
 	b.alarm.cleared = make(chan struct{})
 	close(b.alarm.cleared) // no alarm yet
 	b.stop = make(chan struct{})
+	if cfg.MemoryLimit > 0 {
+		b.memHigh, b.memLow = b.memoryLimits()
+	}
 	b.AddVHost("/")
 	if err := b.AddUser("guest", "guest", "administrator", "/"); err != nil {
 		return nil, err
@@ -95,16 +116,22 @@ func New(cfg Config) (*Broker, error) {
 	if err := b.recoverMessages(); err != nil {
 		return nil, err
 	}
+	if cfg.MemoryLimit > 0 && cfg.ProcessMemory {
+		go b.watchHeap(b.stop)
+	}
 	if cfg.DiskFreeLimit > 0 {
-		free := cfg.FreeDisk
-		if free == nil {
-			free = b.store.FreeDisk
+		b.freeDisk = cfg.FreeDisk
+		if b.freeDisk == nil {
+			b.freeDisk = b.store.FreeDisk
 		}
 		interval := cfg.DiskCheckInterval
 		if interval <= 0 {
 			interval = time.Second
 		}
-		go b.watchDisk(uint64(cfg.DiskFreeLimit), interval, free, b.stop)
+		if w, ok := b.store.(writeWatcher); ok {
+			w.WatchWrites(max(cfg.DiskFreeLimit/16, 64<<10), b.checkDisk)
+		}
+		go b.watchDisk(interval, b.stop)
 	}
 	return b, nil
 }
@@ -201,114 +228,3 @@ func (b *Broker) Authenticate(name, password string, fromLoopback bool) (*User, 
 
 // CanAccess reports whether u may open vhost.
 func (u *User) CanAccess(vhost string) bool { return u.vhosts[vhost] }
-
-// alarm is the broker-wide resource alarm: while memory or free disk is past
-// its limit, publishing connections block.
-type alarm struct {
-	mu      sync.Mutex
-	memory  bool
-	disk    bool
-	memOn   atomic.Bool   // mirrors memory, read without the lock
-	cleared chan struct{} // closed when no alarm is set; replaced when one sets
-}
-
-// MemoryUsed returns the bytes of messages held in queues.
-func (b *Broker) MemoryUsed() int64 { return b.mem.Load() }
-
-// Alarm returns why publishers must wait ("low on memory", "low on disk",
-// "low on memory and disk"), or "" when they need not, and a channel closed
-// once no alarm is set.
-func (b *Broker) Alarm() (string, <-chan struct{}) {
-	b.alarm.mu.Lock()
-	defer b.alarm.mu.Unlock()
-	switch {
-	case b.alarm.memory && b.alarm.disk:
-		return "low on memory and disk", b.alarm.cleared
-	case b.alarm.memory:
-		return "low on memory", b.alarm.cleared
-	case b.alarm.disk:
-		return "low on disk", b.alarm.cleared
-	}
-	return "", b.alarm.cleared
-}
-
-// setAlarm turns one resource alarm on or off.
-func (b *Broker) setAlarm(disk, on bool) {
-	b.alarm.mu.Lock()
-	defer b.alarm.mu.Unlock()
-	before := b.alarm.memory || b.alarm.disk
-	if disk {
-		b.alarm.disk = on
-	} else {
-		b.alarm.memory = on
-		b.alarm.memOn.Store(on)
-	}
-	after := b.alarm.memory || b.alarm.disk
-	switch {
-	case after && !before:
-		b.alarm.cleared = make(chan struct{})
-	case !after && before:
-		close(b.alarm.cleared)
-	}
-}
-
-func (b *Broker) addMemory(n int64) {
-	used := b.mem.Add(n)
-	limit := b.cfg.MemoryLimit
-	if limit <= 0 {
-		return
-	}
-	over := used > limit
-	if over == b.alarm.memOn.Load() {
-		return // the common case: no transition, no lock
-	}
-	b.setAlarm(false, over)
-	if over {
-		b.log.Warn("memory alarm set: blocking publishers", "used", used, "limit", limit)
-	} else {
-		b.log.Info("memory alarm cleared", "used", used, "limit", limit)
-	}
-}
-
-// watchDisk checks the store's free disk space every interval and sets the
-// disk alarm below the limit, until stop is closed.
-func (b *Broker) watchDisk(limit uint64, interval time.Duration, free func() (uint64, error), stop <-chan struct{}) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	low := false
-	for {
-		n, err := free()
-		if err == nil && (n < limit) != low {
-			low = n < limit
-			b.setAlarm(true, low)
-			if low {
-				b.log.Warn("disk alarm set: blocking publishers", "free", n, "limit", limit)
-			} else {
-				b.log.Info("disk alarm cleared", "free", n, "limit", limit)
-			}
-		}
-		select {
-		case <-t.C:
-		case <-stop:
-			return
-		}
-	}
-}
-
-// hold accounts for a queue taking a reference to m.
-func (b *Broker) hold(m *Message) {
-	if m.refs.Add(1) == 1 {
-		size := int64(m.Size())
-		if m.page.bits.Load()&pageDropped != 0 {
-			size -= int64(m.BodySize) // recovered with its body left on disk
-		}
-		b.addMemory(size)
-	}
-}
-
-// release drops a queue's reference to m.
-func (b *Broker) release(m *Message) {
-	if m.refs.Add(-1) == 0 {
-		b.addMemory(-m.page.released(m))
-	}
-}

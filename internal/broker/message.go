@@ -86,11 +86,6 @@ func (m *Message) withoutBCC() *Message {
 	return c
 }
 
-// Size is what the message counts against the memory limit.
-func (m *Message) Size() int {
-	return m.BodySize + len(m.Props) + len(m.Exchange) + len(m.RoutingKey) + 64
-}
-
 // NewMessage builds a message from an encoded property list, checking what the
 // broker relies on. The slices are kept, not copied.
 func NewMessage(exchange, routingKey string, props, body []byte) (*Message, error) {

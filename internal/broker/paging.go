@@ -41,10 +41,11 @@ const (
 	pageReleased             // no queue holds the message any more
 )
 
-// pagingNeeded reports whether new messages should be paged out.
+// pagingNeeded reports whether new messages should be paged out: memory is
+// past half the alarm's limit, and the disk is not low (paging would take
+// the space the store needs for acks and confirmed messages).
 func (b *Broker) pagingNeeded() bool {
-	limit := b.cfg.MemoryLimit
-	return limit > 0 && b.canPage && b.mem.Load() > limit/2
+	return b.memHigh > 0 && b.canPage && b.MemoryUsed() > b.memHigh/2 && !b.alarm.diskOn.Load()
 }
 
 // pageOut writes m's body to the store and drops it from memory once written.
@@ -58,6 +59,7 @@ func (b *Broker) pageOut(vhost string, m *Message) {
 		return
 	}
 	p.id, p.vhost, p.broker = b.pageSeq.Add(1), vhost, b
+	b.addMemory(storeSlotCost) // the page record's index slot, until ackPage
 	rec := []store.MessageRecord{{VHost: vhost, Queue: pageQueue, ID: p.id, Transient: true, Data: *body}}
 	b.store.AppendMessages(rec, func(err error) {
 		if err != nil {
@@ -87,14 +89,11 @@ func (p *pageState) released(m *Message) int64 {
 	if old&pageAppended != 0 && p.queue == "" {
 		p.broker.ackPage(p)
 	}
-	size := int64(m.Size())
-	if old&pageDropped != 0 {
-		size -= int64(m.BodySize)
-	}
-	return size
+	return m.messageCost(old&pageDropped == 0)
 }
 
 func (b *Broker) ackPage(p *pageState) {
+	b.addMemory(-storeSlotCost)
 	if err := b.store.Ack(p.vhost, pageQueue, []uint64{p.id}); err != nil {
 		b.log.Error("store: ack of a paged-out body failed", "err", err)
 	}

@@ -140,11 +140,15 @@ func (q *Queue) storeAck(es []Entry) {
 	}
 }
 
+// releaseLocked gives up the queue's hold on an entry's message (see
+// Broker.hold), once the entry has left the queue and the store for good.
+func (q *Queue) releaseLocked(e Entry) { q.vhost.broker.release(e.Msg, q.persists(e.Msg)) }
+
 // restore puts a recovered message back at its place (recovery at boot).
 func (q *Queue) restore(m *Message, id uint64, delivered bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.vhost.broker.hold(m)
+	q.vhost.broker.hold(m, true)
 	e := Entry{Msg: m, Seq: id, Redelivered: delivered}
 	if ttl := q.entryTTL(m); ttl >= 0 {
 		e.Expires = nowNano() + max(ttl*int64(time.Millisecond), 1)
@@ -184,13 +188,13 @@ func (q *Queue) enqueue(m *Message, w *durableWait) bool {
 		}
 		if q.overLimit(1, int64(m.BodySize)) {
 			// Even an empty queue cannot hold it (max-length 0 or a huge body).
-			q.vhost.broker.hold(m)
+			q.vhost.broker.hold(m, false)
 			q.dropLocked(Entry{Msg: m, Seq: ^uint64(0)}, "maxlen")
 			q.unlock()
 			return true
 		}
 	}
-	q.vhost.broker.hold(m)
+	q.vhost.broker.hold(m, q.persists(m))
 	e := Entry{Msg: m, Seq: q.nextSeq}
 	q.nextSeq++
 	if q.persists(m) {
@@ -245,10 +249,11 @@ func (q *Queue) dropLocked(e Entry, reason string) {
 			q.deadLetters = append(q.deadLetters, deadLetter{msg: e.Msg, reason: reason, body: body})
 		}
 	}
-	if e.Seq != ^uint64(0) {
+	stored := e.Seq != ^uint64(0)
+	if stored {
 		q.storeAck([]Entry{e})
 	}
-	q.vhost.broker.release(e.Msg)
+	q.vhost.broker.release(e.Msg, stored && q.persists(e.Msg))
 }
 
 // deliverLocked hands ready messages to consumers with credit. now is the
@@ -283,7 +288,7 @@ func (q *Queue) deliverLocked(now int64) {
 func (q *Queue) settleDeliveredLocked(e Entry, noAck bool) {
 	if noAck {
 		q.storeAck([]Entry{e})
-		q.vhost.broker.release(e.Msg)
+		q.releaseLocked(e)
 		return
 	}
 	q.unacked++
@@ -457,7 +462,7 @@ func (q *Queue) Ack(es []Entry) {
 	q.unacked -= len(es)
 	q.storeAck(es)
 	for _, e := range es {
-		q.vhost.broker.release(e.Msg)
+		q.releaseLocked(e)
 	}
 	q.mu.Unlock()
 }
@@ -468,7 +473,7 @@ func (q *Queue) Requeue(es []Entry) {
 	q.unacked -= len(es)
 	if q.deleted {
 		for _, e := range es {
-			q.vhost.broker.release(e.Msg)
+			q.releaseLocked(e)
 		}
 		q.mu.Unlock()
 		return
@@ -504,7 +509,7 @@ func (q *Queue) Purge() int {
 		if q.persists(e.Msg) {
 			gone = append(gone, e)
 		}
-		q.vhost.broker.release(e.Msg)
+		q.releaseLocked(e)
 	})
 	q.storeAck(gone)
 	q.readyBytes = 0
@@ -546,7 +551,7 @@ func (q *Queue) destroy(a *applier) int {
 	}
 	q.deleted = true
 	n := q.ready.len()
-	q.ready.drain(func(e Entry) { q.vhost.broker.release(e.Msg) })
+	q.ready.drain(q.releaseLocked)
 	q.readyBytes = 0
 	consumers := q.consumers
 	q.consumers = nil

@@ -1,0 +1,151 @@
+package broker
+
+import (
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/warren-mq/warren/internal/store"
+)
+
+func liveHeap() int64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
+
+// TestBrokerMemoryAccounting checks what the broker counts per queued
+// message against what the messages really take on the heap (after a GC),
+// for small and 1 KB bodies, transient and persistent, in memory and paged
+// out: the count must not fall behind the heap (the memory limit would not
+// hold) nor overstate it by much (the limit would hold fewer messages).
+func TestBrokerMemoryAccounting(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes what allocations cost")
+	}
+	for _, size := range []int{16, 1024} {
+		for _, persistent := range []bool{false, true} {
+			for _, paged := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%dB/persistent=%v/paged=%v", size, persistent, paged), func(t *testing.T) {
+					measureAccounting(t, size, persistent, paged)
+				})
+			}
+		}
+	}
+}
+
+func measureAccounting(t *testing.T, size int, persistent, paged bool) {
+	st, err := store.Open(t.TempDir(), store.Options{Sync: store.SyncNever})
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := int64(0)
+	if paged {
+		limit = 1 // past half of it from the first message: every body is paged out
+	}
+	b, err := New(Config{Store: st, MemoryLimit: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	v, _ := b.VHost("/")
+	if _, _, _, err := v.DeclareQueue(QueueDecl{Name: "q", Durable: persistent}); err != nil {
+		t.Fatal(err)
+	}
+	ex, _ := v.Exchange("")
+	props := []byte{0x10, 0, 1} // delivery-mode, as clients send it
+	if persistent {
+		props[2] = 2
+	}
+	const n = 50000
+	var r Router
+	before, usedBefore := liveHeap(), b.mem.Load()
+	for range n {
+		m, err := NewMessage("", "q", append([]byte(nil), props...), make([]byte, size))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.Publish(&r, ex, m, nil)
+	}
+	if err := st.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	real := (liveHeap() - before) / n
+	counted := (b.mem.Load() - usedBefore) / n
+	t.Logf("%d B body, persistent %v, paged %v: %d B per message on the heap, %d B counted", size, persistent, paged, real, counted)
+	if counted < real*95/100 {
+		t.Errorf("counted %d B per message, the heap holds %d B", counted, real)
+	}
+	if counted > real*130/100 {
+		t.Errorf("counted %d B per message, the heap holds only %d B", counted, real)
+	}
+}
+
+// TestBrokerMemoryAlarmHysteresis: the alarm sets at the limit and clears only
+// below 90% of it, so usage hovering at the limit does not flap.
+func TestBrokerMemoryAlarmHysteresis(t *testing.T) {
+	b, err := New(Config{MemoryLimit: 100000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	blocked := func() bool { r, _ := b.Alarm(); return r != "" }
+	b.addMemory(99999)
+	if blocked() {
+		t.Fatal("blocked below the limit")
+	}
+	b.addMemory(1)
+	if !blocked() {
+		t.Fatal("not blocked at the limit")
+	}
+	for range 100 { // hovering just under the limit: stays blocked
+		b.addMemory(-100)
+		b.addMemory(100)
+	}
+	b.addMemory(-9999)
+	if !blocked() || b.AlarmChanges() != 1 {
+		t.Fatalf("blocked %v, %d changes at 90%% + 1 byte; want blocked, 1 change", blocked(), b.AlarmChanges())
+	}
+	b.addMemory(-2)
+	if blocked() || b.AlarmChanges() != 2 {
+		t.Fatalf("blocked %v, %d changes below 90%%; want unblocked, 2 changes", blocked(), b.AlarmChanges())
+	}
+	for range 100 {
+		b.addMemory(9000)
+		b.addMemory(-9000)
+	}
+	if blocked() || b.AlarmChanges() != 2 {
+		t.Fatalf("blocked %v, %d changes below the limit", blocked(), b.AlarmChanges())
+	}
+}
+
+// TestBrokerDiskAlarmHysteresis: the disk alarm sets below the free-space
+// limit and clears only once free space is 10% above it; the store's write
+// path can trigger a check between the periodic ones.
+func TestBrokerDiskAlarmHysteresis(t *testing.T) {
+	var free atomic.Uint64
+	free.Store(200)
+	b, err := New(Config{DiskFreeLimit: 100, DiskCheckInterval: time.Hour, FreeDisk: func() (uint64, error) { return free.Load(), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	blocked := func() bool { r, _ := b.Alarm(); return r != "" }
+	for _, step := range []struct {
+		free    uint64
+		blocked bool
+	}{{150, false}, {99, true}, {100, true}, {109, true}, {110, false}, {100, false}, {99, true}} {
+		free.Store(step.free)
+		b.checkDisk()
+		if blocked() != step.blocked {
+			t.Fatalf("free %d: blocked %v, want %v", step.free, blocked(), step.blocked)
+		}
+	}
+	if n := b.AlarmChanges(); n != 3 {
+		t.Fatalf("%d alarm changes, want 3", n)
+	}
+}
