@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,9 +32,11 @@ var built struct {
 func buildWarren(t *testing.T) string {
 	t.Helper()
 	built.once.Do(func() {
+		// go test puts its own GOROOT/bin first on PATH.
 		goBin, err := exec.LookPath("go")
 		if err != nil {
-			goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+			built.err = fmt.Errorf("go not on PATH: %v", err)
+			return
 		}
 		dir, err := os.MkdirTemp("", "warren-limits-")
 		if err != nil {
