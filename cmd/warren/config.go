@@ -57,7 +57,7 @@ func (c *config) register(r *registry) {
 	r.Duration(&c.SyncInterval, "sync-interval", 100*time.Millisecond, "fdatasync period with --sync interval")
 
 	r.Section("TLS (AMQPS; enabled when --tls-cert is set)")
-	r.String(&c.AMQPSAddr, "amqps-addr", ":5671", "ADDR", "AMQPS listen address (host:port), used only with --tls-cert")
+	r.String(&c.AMQPSAddr, "amqps-addr", ":5671", "ADDR", "AMQPS listen address (host:port); needs --tls-cert and --tls-key")
 	r.String(&c.TLSCert, "tls-cert", "", "FILE", "PEM server certificate chain (RabbitMQ's ssl_options.certfile)")
 	r.String(&c.TLSKey, "tls-key", "", "FILE", "PEM private key of --tls-cert, unencrypted (ssl_options.keyfile)")
 	r.String(&c.TLSCA, "tls-ca", "", "FILE", "PEM CA bundle that client certificates are verified against (ssl_options.cacertfile)")
@@ -107,6 +107,11 @@ func loadConfig(args []string, getenv func(string) string) (*config, *registry, 
 	}
 	if err := c.check(); err != nil {
 		return nil, r, nil, err
+	}
+	if from["amqps-addr"].kind != "default" && c.TLSCert == "" {
+		// Asking for an AMQPS address without a certificate would silently
+		// leave the broker without TLS.
+		return nil, r, nil, fmt.Errorf("--amqps-addr needs --tls-cert and --tls-key")
 	}
 	return c, r, from, nil
 }

@@ -151,6 +151,7 @@ func TestConfigTLSCombinationsChecked(t *testing.T) {
 		{"--tls-ca", "ca.pem"},
 		{"--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-verify", "verify_peer"},
 		{"--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-ca", "ca.pem", "--tls-fail-if-no-peer-cert"},
+		{"--amqps-addr", ":5671"},
 	} {
 		if _, _, _, err := loadConfig(args, envOf(nil)); err == nil {
 			t.Errorf("%v accepted", args)
