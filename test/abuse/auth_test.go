@@ -8,6 +8,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warren-mq/warren/internal/testbroker"
 )
 
 // TestAbuseLoginThrottled: a burst of wrong-password logins from one address
@@ -33,7 +35,7 @@ func TestAbuseLoginThrottled(t *testing.T) {
 			refused.Add(1)
 		}()
 	}
-	checkFor(t, 20*time.Second, "the first refusals", func() bool { return refused.Load() >= burst })
+	testbroker.CheckFor(t, 20*time.Second, func() bool { return refused.Load() >= burst })
 	c, err := amqp.Dial(w.URL())
 	if err != nil {
 		t.Fatalf("correct login during the guessing: %v", err)

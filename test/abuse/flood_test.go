@@ -9,6 +9,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warren-mq/warren/internal/testbroker"
 )
 
 // The flood: more sockets than the process may open files, none of which
@@ -121,7 +123,7 @@ func TestAbuseFloodUnderLowFileLimit(t *testing.T) {
 			}
 			t.Logf("flood of %d closed; %d bystander round trips meanwhile", len(flood), rounds)
 			w.checkUp()
-			checkFor(t, 10*time.Second, "a new client connects after the flood", func() bool {
+			testbroker.CheckFor(t, 10*time.Second, func() bool {
 				c, err := amqp.Dial(w.URL())
 				if err == nil {
 					c.Close()
