@@ -2,9 +2,13 @@ package main
 
 import (
 	"fmt"
-	"github.com/warren-mq/warren/internal/amqpserver"
 	"log/slog"
+	"strings"
 	"time"
+
+	"github.com/warren-mq/warren/internal/amqpserver"
+	"github.com/warren-mq/warren/internal/broker"
+	"github.com/warren-mq/warren/internal/store"
 )
 
 // config is everything the command line, the environment and the config file
@@ -24,6 +28,11 @@ type config struct {
 	SyncInterval  time.Duration
 
 	Conns *connFlags // --max-connections, --handshake-timeout (rlimit.go)
+
+	DefaultUser   string
+	DefaultPass   string
+	DefaultVHost  string
+	LoopbackUsers []string
 
 	AMQPSAddr           string
 	TLSCert             string
@@ -56,6 +65,12 @@ func (c *config) register(r *registry) {
 	r.Enum(&c.Sync, "sync", "always", []string{"always", "interval", "never"}, "when persistent messages reach the disk: always (a confirm means fdatasync'ed, group commit), interval (fdatasync every --sync-interval: faster, a machine crash loses up to one interval), never (tests only)")
 	r.Duration(&c.SyncInterval, "sync-interval", 100*time.Millisecond, "fdatasync period with --sync interval")
 
+	r.Section("Users (see also the users, vhosts and permissions subcommands)")
+	r.String(&c.DefaultUser, "default-user", "guest", "NAME", "user created at the first start (empty data directory), tagged administrator, with all permissions on --default-vhost")
+	r.Secret(&c.DefaultPass, "default-pass", "PASS", "password of --default-user (default guest)")
+	r.String(&c.DefaultVHost, "default-vhost", "/", "VHOST", "vhost created at the first start")
+	Value(r, &c.LoopbackUsers, "loopback-users", "guest", "NAMES", "comma-separated users who may connect only from a loopback address (RabbitMQ's loopback_users); none lets every user connect from anywhere", parseUserList)
+
 	r.Section("TLS (AMQPS; enabled when --tls-cert is set)")
 	r.String(&c.AMQPSAddr, "amqps-addr", ":5671", "ADDR", "AMQPS listen address (host:port); needs --tls-cert and --tls-key")
 	r.String(&c.TLSCert, "tls-cert", "", "FILE", "PEM server certificate chain (RabbitMQ's ssl_options.certfile)")
@@ -65,6 +80,20 @@ func (c *config) register(r *registry) {
 	r.Bool(&c.TLSFailIfNoPeerCert, "tls-fail-if-no-peer-cert", false, "with verify_peer, refuse clients that send no certificate (ssl_options.fail_if_no_peer_cert)")
 	r.Enum(&c.TLSCertLoginFrom, "tls-cert-login-from", "common_name", []string{"common_name", "subject_alternative_name"}, "which part of a client certificate is the user name for SASL EXTERNAL (RabbitMQ's ssl_cert_login_from)")
 	r.Enum(&c.TLSCertLoginSANType, "tls-cert-login-san-type", "dns", []string{"dns", "email", "uri", "ip"}, "with subject_alternative_name: the first SAN of this type is the user name (ssl_cert_login_san_type)")
+}
+
+// parseUserList reads "a,b"; "none" (as in rabbitmq.conf) or "" is no user.
+func parseUserList(s string) ([]string, error) {
+	out := []string{}
+	if strings.TrimSpace(s) == "none" {
+		return out, nil
+	}
+	for _, u := range strings.Split(s, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out, nil
 }
 
 func parseLevel(s string) (slog.Level, error) {
@@ -140,5 +169,14 @@ func (c *config) tlsConfig() amqpserver.TLSConfig {
 		FailIfNoPeerCert: c.TLSFailIfNoPeerCert,
 		LoginFrom:        c.TLSCertLoginFrom,
 		LoginSANType:     c.TLSCertLoginSANType,
+	}
+}
+
+// brokerConfig is the broker's part of the configuration.
+func (c *config) brokerConfig(st store.Store, log *slog.Logger) broker.Config {
+	return broker.Config{
+		Store: st, MemoryLimit: c.MemoryLimit, ProcessMemory: true, DiskFreeLimit: c.DiskFreeLimit, Logger: log,
+		DefaultUser: c.DefaultUser, DefaultPass: c.DefaultPass, DefaultVHost: c.DefaultVHost,
+		LoopbackUsers: c.LoopbackUsers,
 	}
 }

@@ -84,7 +84,7 @@ func serve(cfg *config, log *slog.Logger, sig <-chan os.Signal) error {
 		return err
 	}
 	setRuntimeMemoryLimit(cfg.MemoryLimit, log)
-	b, err := broker.New(broker.Config{Store: st, MemoryLimit: cfg.MemoryLimit, ProcessMemory: true, DiskFreeLimit: cfg.DiskFreeLimit, Logger: log})
+	b, err := broker.New(cfg.brokerConfig(st, log))
 	if err != nil {
 		st.Close()
 		return dataDirError(cfg.DataDir, err)

@@ -30,12 +30,18 @@ type connection struct {
 	name string
 	log  *slog.Logger
 
-	vhost      *broker.VHost
-	user       *broker.User
-	frameMax   uint32
-	channelMax uint16
-	heartbeat  atomic.Int64 // negotiated interval (time.Duration), read by the writer
-	clientCaps amqp091.Table
+	vhost  *broker.VHost
+	user   *broker.User
+	access *broker.Access // the user's permissions on vhost, cached
+
+	// Guarded by srv.mu (access.go): counted for limits from open-ok on.
+	counted             bool
+	openUser, openVHost string
+	openChans           int
+	frameMax            uint32
+	channelMax          uint16
+	heartbeat           atomic.Int64 // negotiated interval (time.Duration), read by the writer
+	clientCaps          amqp091.Table
 
 	channels     map[uint16]*channel
 	ackPending   []*channel // channels with collected acks, flushed by the reader
@@ -367,6 +373,9 @@ func (c *connection) openChannel(id uint16, payload []byte) error {
 	if n := len(c.channels); n >= int(c.channelMax) {
 		return amqp091.NewError(amqp091.NotAllowed, "number of channels opened (%d) has reached the negotiated channel_max (%d)", n, c.channelMax)
 	}
+	if err := c.srv.openChannelCounted(c); err != nil {
+		return withMethod(err, m)
+	}
 	ch := newChannel(c, id)
 	c.channels[id] = ch
 	c.out.sendMethod(id, &amqp091.ChannelOpenOk{})
@@ -403,6 +412,7 @@ func (c *connection) closeChannels() {
 // outbox flushed, socket closed.
 func (c *connection) teardown() {
 	c.closeChannels()
+	c.srv.uncount(c)
 	if c.vhost != nil {
 		c.vhost.OwnerClosed(c)
 	}
@@ -444,6 +454,9 @@ func (c *connection) channel(id uint16) *channel {
 
 // dropChannel forgets a closed channel.
 func (c *connection) dropChannel(id uint16) {
+	if _, ok := c.channels[id]; ok {
+		c.srv.closeChannelCounted(c)
+	}
 	delete(c.channels, id)
 	if c.lastCh != nil && c.lastCh.id == id {
 		c.lastCh = nil

@@ -77,8 +77,20 @@ func (c *connection) handshake() error {
 	if !ok {
 		return withMethod(amqp091.NewError(amqp091.NotAllowed, "vhost %s not found", open.VirtualHost), m)
 	}
-	if !c.user.CanAccess(v.Name) {
+	c.access = c.srv.broker.Access(c.user.Name, v.Name)
+	if !c.access.VHostAllowed() {
+		c.log.Warn("login refused", "user", c.user.Name, "vhost", v.Name, "reason", "no permissions on the vhost")
 		return withMethod(amqp091.NewError(amqp091.NotAllowed, "access to vhost '%s' refused for user '%s'", v.Name, c.user.Name), m)
+	}
+	if err := c.srv.admit(c, c.user.Name, v.Name); err != nil {
+		c.log.Warn("login refused", "user", c.user.Name, "vhost", v.Name, "reason", err.Text)
+		return withMethod(err, m)
+	}
+	if _, ok := c.srv.broker.VHost(v.Name); !ok { // deleted while we looked
+		return withMethod(amqp091.NewError(amqp091.NotAllowed, "vhost %s not found", open.VirtualHost), m)
+	}
+	if _, ok := c.srv.broker.User(c.user.Name); !ok {
+		return withMethod(amqp091.NewError(amqp091.ConnectionForced, "user '%s' is deleted", c.user.Name), m)
 	}
 	c.vhost = v
 	c.log = c.log.With("vhost", v.Name, "user", c.user.Name)

@@ -75,6 +75,7 @@ type Server struct {
 	acceptLog logEvery // accept errors
 	limitLog  logEvery // sockets refused at MaxConnections
 	auth      authThrottle
+	acct      accounting // under mu
 
 	// methodHook, when set (by tests), runs before each channel method is handled.
 	methodHook func(name string)
@@ -123,7 +124,9 @@ func New(b *broker.Broker, cfg Config) *Server {
 	if log == nil {
 		log = b.Logger()
 	}
-	return &Server{cfg: cfg, broker: b, log: log, listeners: map[net.Listener]struct{}{}, conns: map[*connection]struct{}{}, auth: newAuthThrottle()}
+	s := &Server{cfg: cfg, broker: b, log: log, listeners: map[net.Listener]struct{}{}, conns: map[*connection]struct{}{}, auth: newAuthThrottle()}
+	s.watchAccess()
+	return s
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.

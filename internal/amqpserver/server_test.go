@@ -174,14 +174,23 @@ func TestServerGuestRefusedFromNonLoopback(t *testing.T) {
 		t.Fatalf("guest from %s: %v, want 403 ACCESS_REFUSED", ip, err)
 	}
 	// Another user may connect from anywhere.
-	if err := b.AddUser("app", "secret", "", "/"); err != nil {
-		t.Fatal(err)
-	}
+	addUser(t, b, "app", "secret")
 	c, err := amqp.Dial("amqp://app:secret@" + addr + "/")
 	if err != nil {
 		t.Fatalf("app from %s: %v", ip, err)
 	}
 	c.Close()
+}
+
+// addUser creates a user (no password if pass is "") with full permissions on "/".
+func addUser(t *testing.T, b *broker.Broker, name, pass string) {
+	t.Helper()
+	if err := b.AddUser(name, pass); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetPermissions(name, "/", broker.Permission{Configure: ".*", Write: ".*", Read: ".*"}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func nonLoopbackIP() string {

@@ -228,9 +228,7 @@ func TestTLSExternalAdvertisedOnlyWhenVerifyingPeers(t *testing.T) {
 func TestTLSExternalLoginAsCommonName(t *testing.T) {
 	f := startTLS(t, TLSConfig{VerifyPeer: true})
 	// A user without a password: EXTERNAL is its only way in.
-	if err := f.broker.AddUser("cert-user", "", "", "/"); err != nil {
-		t.Fatal(err)
-	}
+	addUser(t, f.broker, "cert-user", "")
 	ext := []amqp.Authentication{&amqp.ExternalAuth{}}
 	c, err := dialTLS(t, f.addr, amqp.Config{TLSClientConfig: f.clientTLS(f.client(t, "cert-user")), SASL: ext}, "amqps://"+f.addr+"/")
 	if err != nil {
@@ -259,9 +257,7 @@ func TestTLSExternalLoginAsCommonName(t *testing.T) {
 
 func TestTLSExternalLoginFromSubjectAlternativeName(t *testing.T) {
 	f := startTLS(t, TLSConfig{VerifyPeer: true, LoginFrom: "subject_alternative_name"})
-	if err := f.broker.AddUser("san-user", "", "", "/"); err != nil {
-		t.Fatal(err)
-	}
+	addUser(t, f.broker, "san-user", "")
 	ext := []amqp.Authentication{&amqp.ExternalAuth{}}
 	c, err := dialTLS(t, f.addr, amqp.Config{TLSClientConfig: f.clientTLS(f.client(t, "not-a-user", "san-user", "second-san")), SASL: ext}, "amqps://"+f.addr+"/")
 	if err != nil {

@@ -1,7 +1,5 @@
 package broker
 
-import "slices"
-
 // AuthenticateExternal returns the user named by a client certificate that
 // the TLS layer has already verified (SASL EXTERNAL): no password is checked,
 // so a user without one can log in this way. fromLoopback says whether the
@@ -9,13 +7,11 @@ import "slices"
 // otherwise, whatever the mechanism, as RabbitMQ does. A refusal is an
 // *AuthError.
 func (b *Broker) AuthenticateExternal(name string, fromLoopback bool) (*User, error) {
-	b.mu.RLock()
-	u, ok := b.users[name]
-	b.mu.RUnlock()
+	u, ok := b.User(name)
 	if !ok {
 		return nil, &AuthError{Reason: "unknown user"}
 	}
-	if !fromLoopback && slices.Contains(b.cfg.LoopbackUsers, name) {
+	if !fromLoopback && b.loopbackOnly(name) {
 		return nil, &AuthError{Reason: "user may only connect via localhost (loopback_users)"}
 	}
 	return u, nil

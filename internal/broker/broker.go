@@ -6,9 +6,6 @@
 package broker
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -45,8 +42,13 @@ type Config struct {
 	DiskCheckInterval time.Duration
 	// FreeDisk reports free disk space; nil means the store's FreeDisk (tests replace it).
 	FreeDisk func() (uint64, error)
-	// LoopbackUsers may only connect from a loopback address (RabbitMQ's loopback_users).
+	// LoopbackUsers may only connect from a loopback address (RabbitMQ's
+	// loopback_users); nil means [guest], empty allows every user from anywhere.
 	LoopbackUsers []string
+	// DefaultUser, DefaultPass and DefaultVHost are created at the first
+	// start (an empty metadata log), the user as administrator with full
+	// permissions on the vhost, as RabbitMQ does; defaults guest, guest, "/".
+	DefaultUser, DefaultPass, DefaultVHost string
 	// Logger receives the broker's logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -59,7 +61,7 @@ type Broker struct {
 
 	mu     sync.RWMutex
 	vhosts map[string]*VHost
-	users  map[string]*User
+	acc    accessState // users, permissions, limits
 
 	// mem is what queued messages cost (see hold); heapOther is the rest of
 	// the live heap, sampled after garbage collections (ProcessMemory only).
@@ -76,17 +78,8 @@ type Broker struct {
 	stopOnce        sync.Once
 }
 
-// User is a broker user. Passwords are kept only as salted SHA-256 hashes.
-type User struct {
-	Name   string
-	Tags   string
-	salt   [4]byte
-	hash   [32]byte
-	vhosts map[string]bool
-}
-
-// New creates a broker with the default vhost "/" and user guest/guest, then
-// replays the store's metadata.
+// New creates a broker from the store's metadata; at the first start (no
+// metadata yet) it creates the default vhost and user.
 func New(cfg Config) (*Broker, error) {
 	if cfg.Store == nil {
 		cfg.Store = store.NewMemory()
@@ -97,7 +90,8 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.LoopbackUsers == nil {
 		cfg.LoopbackUsers = []string{"guest"}
 	}
-	b := &Broker{cfg: cfg, log: cfg.Logger, store: cfg.Store, vhosts: map[string]*VHost{}, users: map[string]*User{}}
+	b := &Broker{cfg: cfg, log: cfg.Logger, store: cfg.Store, vhosts: map[string]*VHost{}}
+	b.acc.init()
 	_, inMemory := cfg.Store.(*store.Memory)
 	b.canPage = !inMemory
 	b.alarm.cleared = make(chan struct{})
@@ -106,12 +100,14 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.MemoryLimit > 0 {
 		b.memHigh, b.memLow = b.memoryLimits()
 	}
-	b.AddVHost("/")
-	if err := b.AddUser("guest", "guest", "administrator", "/"); err != nil {
+	fresh, err := b.replay()
+	if err != nil {
 		return nil, err
 	}
-	if err := b.replay(); err != nil {
-		return nil, err
+	if fresh {
+		if err := b.seedDefaults(); err != nil {
+			return nil, fmt.Errorf("broker: creating the default user and vhost: %w", err)
+		}
 	}
 	if err := b.recoverMessages(); err != nil {
 		return nil, err
@@ -148,18 +144,6 @@ func (b *Broker) StoreStats() store.Stats { return b.store.Stats() }
 // Logger returns the broker's logger.
 func (b *Broker) Logger() *slog.Logger { return b.log }
 
-// AddVHost creates a virtual host with its predeclared exchanges, if missing.
-func (b *Broker) AddVHost(name string) *VHost {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if v, ok := b.vhosts[name]; ok {
-		return v
-	}
-	v := newVHost(b, name)
-	b.vhosts[name] = v
-	return v
-}
-
 // VHost returns a virtual host by name.
 func (b *Broker) VHost(name string) (*VHost, bool) {
 	b.mu.RLock()
@@ -167,64 +151,3 @@ func (b *Broker) VHost(name string) (*VHost, bool) {
 	v, ok := b.vhosts[name]
 	return v, ok
 }
-
-// AddUser creates or replaces a user with access to the given vhosts.
-func (b *Broker) AddUser(name, password, tags string, vhosts ...string) error {
-	u := &User{Name: name, Tags: tags, vhosts: map[string]bool{}}
-	if _, err := rand.Read(u.salt[:]); err != nil {
-		return fmt.Errorf("broker: salt: %w", err)
-	}
-	u.hash = hashPassword(u.salt, password)
-	for _, v := range vhosts {
-		u.vhosts[v] = true
-	}
-	b.mu.Lock()
-	b.users[name] = u
-	b.mu.Unlock()
-	return nil
-}
-
-func hashPassword(salt [4]byte, password string) [32]byte {
-	h := sha256.New()
-	h.Write(salt[:])
-	h.Write([]byte(password))
-	var out [32]byte
-	h.Sum(out[:0])
-	return out
-}
-
-// AuthError says why Authenticate refused a login. The reason is for the
-// broker's log only: clients are told just that the login was refused, as
-// RabbitMQ does, so a guesser cannot tell unknown users from bad passwords.
-type AuthError struct {
-	// Reason is a short phrase such as "unknown user" or "bad password".
-	Reason string
-}
-
-func (e *AuthError) Error() string { return "login refused: " + e.Reason }
-
-// Authenticate checks a username and password; fromLoopback says whether the
-// client connected over a loopback address. A refusal is an *AuthError.
-func (b *Broker) Authenticate(name, password string, fromLoopback bool) (*User, error) {
-	b.mu.RLock()
-	u, ok := b.users[name]
-	b.mu.RUnlock()
-	if !ok {
-		return nil, &AuthError{Reason: "unknown user"}
-	}
-	h := hashPassword(u.salt, password)
-	if subtle.ConstantTimeCompare(h[:], u.hash[:]) != 1 {
-		return nil, &AuthError{Reason: "bad password"}
-	}
-	if !fromLoopback {
-		for _, lu := range b.cfg.LoopbackUsers {
-			if lu == name {
-				return nil, &AuthError{Reason: "user may only connect via localhost (loopback_users)"}
-			}
-		}
-	}
-	return u, nil
-}
-
-// CanAccess reports whether u may open vhost.
-func (u *User) CanAccess(vhost string) bool { return u.vhosts[vhost] }

@@ -21,6 +21,14 @@ func sampleCommands() []command {
 		&deleteQueueCmd{VHost: "v", Name: "q"},
 		&bindCmd{VHost: "v", BindingDecl: BindingDecl{Source: "x", Destination: "y", ToExchange: true, Key: "a.#", Args: args}},
 		&unbindCmd{VHost: "v", BindingDecl: BindingDecl{Source: "x", Destination: "q", Key: "k"}},
+		&putUserCmd{Name: "u", Hash: "aGFzaA==", Algorithm: HashSHA512, Tags: []string{"administrator", "x"}},
+		&deleteUserCmd{Name: "u"},
+		&setPermissionCmd{User: "u", VHost: "v", Configure: "^c", Write: ".*", Read: "r$"},
+		&clearPermissionCmd{User: "u", VHost: "v"},
+		&setTopicPermissionCmd{User: "u", VHost: "v", Exchange: "amq.topic", Write: "^{username}", Read: ".*"},
+		&clearTopicPermissionCmd{User: "u", VHost: "v", Exchange: "amq.topic"},
+		&setVHostLimitsCmd{VHost: "v", Limits: `{"max-queues":3}`},
+		&setUserLimitsCmd{User: "u", Limits: `{"max-channels":2}`},
 	}
 }
 

@@ -74,6 +74,7 @@ func (c *deleteVHostCmd) apply(a *applier) (any, error) {
 	for _, q := range queues {
 		q.destroy(a)
 	}
+	b.forgetVHostAccess(c.Name)
 	for _, fn := range b.vhostDeleted() {
 		fn(c.Name)
 	}

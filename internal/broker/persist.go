@@ -20,12 +20,15 @@ const (
 // replay rebuilds durable metadata from the store's log, applying each
 // command as it was applied when it was committed. An apply's error is part
 // of that history (a binding whose queue had gone) and replays the same; a
-// record that does not decode stops start-up, naming where it is.
-func (b *Broker) replay() error {
+// record that does not decode stops start-up, naming where it is. fresh
+// reports a log with no commands of this format: a new data directory, or one
+// from before users were recorded (format 1), which gets the defaults too.
+func (b *Broker) replay() (fresh bool, err error) {
 	recs, err := b.store.MetaLog()
 	if err != nil {
-		return fmt.Errorf("broker: reading metadata: %w", err)
+		return false, fmt.Errorf("broker: reading metadata: %w", err)
 	}
+	fresh = true
 	a := &applier{b: b, boot: true}
 	for _, r := range recs {
 		var c command
@@ -33,9 +36,10 @@ func (b *Broker) replay() error {
 			c, err = legacyCommand(*r.Legacy)
 		} else {
 			c, err = decodeCommand(r.Data)
+			fresh = false
 		}
 		if err != nil {
-			return fmt.Errorf("broker: metadata %s does not decode: %w; the data directory was written by a newer Warren or is damaged (see warren --help)", r.Where, err)
+			return false, fmt.Errorf("broker: metadata %s does not decode: %w; the data directory was written by a newer Warren or is damaged (see warren --help)", r.Where, err)
 		}
 		if c == nil {
 			continue
@@ -45,7 +49,7 @@ func (b *Broker) replay() error {
 		}
 	}
 	b.store.SetMetaSnapshot(b.snapshot)
-	return nil
+	return fresh, nil
 }
 
 // legacyCommand converts a format 1 command; nil for one with no effect.
@@ -97,6 +101,7 @@ func (b *Broker) snapshot() [][]byte {
 	for _, v := range vhosts {
 		add(v.putCommand())
 	}
+	b.snapshotAccess(add)
 	for _, v := range vhosts {
 		v.snapshot(add)
 	}
