@@ -267,25 +267,39 @@ func TestServerAuthThrottlePerAddress(t *testing.T) {
 }
 
 // TestServerBlockedPublisherGoneEndsConnection: a publisher parked by an
-// alarm whose client closes its socket ends at once, alarm or not.
+// alarm whose client goes away ends at once, alarm or not: after a FIN, also
+// with more of its frames still unread in the socket, and after a RST.
 func TestServerBlockedPublisherGoneEndsConnection(t *testing.T) {
-	s, addr, _ := startLowDiskServer(t)
-	var raw net.Conn
-	pub, err := amqp.DialConfig("amqp://guest:guest@"+addr+"/", amqp.Config{Dial: func(network, a string) (net.Conn, error) {
-		c, err := net.Dial(network, a)
-		raw = c
-		return c, err
-	}})
-	if err != nil {
-		t.Fatal(err)
+	for name, unread := range map[string]int{"FIN": 0, "FIN behind unread frames": 32 << 10, "RST": -1} {
+		t.Run(name, func(t *testing.T) {
+			s, addr, _ := startLowDiskServer(t)
+			var raw *net.TCPConn
+			pub, err := amqp.DialConfig("amqp://guest:guest@"+addr+"/", amqp.Config{Dial: func(network, a string) (net.Conn, error) {
+				c, err := net.Dial(network, a)
+				raw, _ = c.(*net.TCPConn)
+				return c, err
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pub.Close()
+			publishBlocked(t, pub)
+			if n := s.connCount(); n != 1 {
+				t.Fatalf("%d connections, want 1", n)
+			}
+			switch {
+			case unread > 0:
+				// Heartbeat frames the parked reader does not read.
+				if _, err := raw.Write(bytes.Repeat(amqp091.AppendHeartbeat(nil), unread/8)); err != nil {
+					t.Fatal(err)
+				}
+			case unread < 0:
+				_ = raw.SetLinger(0) // close sends RST
+			}
+			raw.Close()
+			checkFor(t, 10*time.Second, "the blocked connection ends", func() bool { return s.connCount() == 0 })
+		})
 	}
-	defer pub.Close()
-	publishBlocked(t, pub)
-	if n := s.connCount(); n != 1 {
-		t.Fatalf("%d connections, want 1", n)
-	}
-	raw.Close()
-	checkFor(t, 10*time.Second, "the blocked connection ends", func() bool { return s.connCount() == 0 })
 }
 
 // TestServerReadRechecksPassedDeadline: a read whose deadline passed while

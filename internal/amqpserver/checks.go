@@ -45,9 +45,9 @@ func (c *connection) waitAlarm() bool {
 		c.out.sendMethod(0, &amqp091.ConnectionBlocked{Reason: reason})
 	}
 	c.log.Info("publisher blocked", "reason", reason)
-	// Nobody reads the socket while the reader waits here; the watch does, so
-	// a client that goes away ends this connection now, not when the alarm clears.
-	w := c.rd.watch()
+	// Nobody reads the socket while the reader waits here; the watch sees the
+	// client go away, so its connection ends now, not when the alarm clears.
+	w := watchPeer(c.nc, c.rd)
 	defer w.stop()
 	for reason != "" {
 		select {

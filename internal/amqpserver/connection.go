@@ -61,16 +61,10 @@ type connection struct {
 }
 
 // deadlineReader sets a read deadline before every read, so a silent peer is
-// dropped after the timeout (two heartbeat intervals). While the connection's
-// reader is parked (a publisher blocked by an alarm) a watch reads for it, to
-// see the peer go away; what the watch read is served first.
+// dropped after the timeout (two heartbeat intervals).
 type deadlineReader struct {
 	nc      net.Conn
 	timeout atomic.Int64 // time.Duration; 0 = none
-
-	// Owned by the reader goroutine, or by a watch while one runs.
-	pending []byte // read by a watch, not yet consumed
-	err     error  // the error a watch ended on, returned once pending is consumed
 }
 
 // recheckWindow is how long a read whose deadline passed looks once more
@@ -78,16 +72,6 @@ type deadlineReader struct {
 const recheckWindow = 5 * time.Millisecond
 
 func (d *deadlineReader) Read(p []byte) (int, error) {
-	if len(d.pending) > 0 {
-		n := copy(p, d.pending)
-		if d.pending = d.pending[n:]; len(d.pending) == 0 {
-			d.pending = nil
-		}
-		return n, nil
-	}
-	if d.err != nil {
-		return 0, d.err
-	}
 	t := time.Duration(d.timeout.Load())
 	if t > 0 {
 		if err := d.nc.SetReadDeadline(time.Now().Add(t)); err != nil {
@@ -105,56 +89,6 @@ func (d *deadlineReader) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
-}
-
-// watchLimit bounds what a watch reads ahead for a parked reader; past it
-// the watch stops and TCP holds the client back, as it does when nobody reads.
-const watchLimit = 128 << 10
-
-// readWatch reads the socket while the connection's reader is parked.
-type readWatch struct {
-	d       *deadlineReader
-	gone    chan struct{} // closed when the socket failed or the peer closed it
-	done    chan struct{} // closed when the watch goroutine has ended
-	stopped atomic.Bool
-}
-
-// watch starts a readWatch; only the reader goroutine calls it, and it must
-// call stop before reading again.
-func (d *deadlineReader) watch() *readWatch {
-	w := &readWatch{d: d, gone: make(chan struct{}), done: make(chan struct{})}
-	if d.err != nil {
-		close(w.gone)
-		close(w.done)
-		return w
-	}
-	_ = d.nc.SetReadDeadline(time.Time{})
-	go func() {
-		defer close(w.done)
-		var buf [4096]byte
-		for len(d.pending) < watchLimit {
-			n, err := d.nc.Read(buf[:min(len(buf), watchLimit-len(d.pending))])
-			d.pending = append(d.pending, buf[:n]...)
-			if err != nil {
-				if !w.stopped.Load() || !isTimeout(err) {
-					d.err = err
-					close(w.gone)
-				}
-				return
-			}
-		}
-	}()
-	return w
-}
-
-// stop ends the watch and hands the socket back to the reader.
-func (w *readWatch) stop() {
-	w.stopped.Store(true)
-	_ = w.d.nc.SetReadDeadline(time.Now()) // wakes the watch's read
-	<-w.done
-	if w.d.timeout.Load() == 0 {
-		_ = w.d.nc.SetReadDeadline(time.Time{})
-	}
 }
 
 func isTimeout(err error) bool {
