@@ -35,6 +35,10 @@ type Config struct {
 	// OutboxLimit is the outbound bytes buffered per connection before
 	// deliveries to it pause (1 MiB).
 	OutboxLimit int
+	// ConsumerTimeout is how long a delivery may stay unacknowledged before
+	// its channel is closed (RabbitMQ's consumer_timeout, 30 min); negative
+	// means never. A queue's x-consumer-timeout or policy overrides it.
+	ConsumerTimeout time.Duration
 	// Logger receives connection logs; nil means the broker's logger.
 	Logger *slog.Logger
 }
@@ -57,6 +61,9 @@ func (c *Config) defaults() {
 	}
 	if c.OutboxLimit == 0 {
 		c.OutboxLimit = 1 << 20
+	}
+	if c.ConsumerTimeout == 0 {
+		c.ConsumerTimeout = 30 * time.Minute
 	}
 }
 

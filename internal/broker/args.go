@@ -16,17 +16,85 @@ const (
 	overflowRejectPublishDLX
 )
 
-// queueArgs are a queue's x-arguments, parsed once at declare.
+// queueArgs are what governs a queue: its x-arguments parsed once at
+// declare, or those merged with its policies (withPolicy).
 type queueArgs struct {
-	messageTTL   int64 // ms, -1 none
-	expires      int64 // ms, 0 none
-	maxLength    int64 // -1 none
-	maxBytes     int64 // -1 none
-	overflow     overflowMode
-	dlx          *string // nil: no dead-lettering; "" is the default exchange
-	dlrk         *string
-	maxPriority  int
-	singleActive bool
+	messageTTL      int64 // ms, -1 none
+	expires         int64 // ms, 0 none
+	maxLength       int64 // -1 none
+	maxBytes        int64 // -1 none
+	overflow        overflowMode
+	overflowSet     bool
+	dlx             *string // nil: no dead-lettering; "" is the default exchange
+	dlrk            *string
+	maxPriority     int
+	singleActive    bool
+	consumerTimeout int64 // ms, -1 none (the server's default applies)
+}
+
+var overflowNames = map[string]overflowMode{"drop-head": overflowDropHead, "reject-publish": overflowRejectPublish, "reject-publish-dlx": overflowRejectPublishDLX}
+
+// withPolicy returns the arguments that govern a queue declared with a when
+// def (its policy merged with its operator policy, see
+// appliedPolicies.definition) applies, by RabbitMQ's classic queue rules:
+// for expires, message-ttl, max-length, max-length-bytes (and, as in 3.13,
+// consumer-timeout) the lower of argument and policy; for the dead-letter
+// exchange and routing key and overflow the argument, if set, else the policy.
+func (a queueArgs) withPolicy(def map[string]any) queueArgs {
+	lower := func(key string, cur *int64, none int64) {
+		if v, ok := def[key].(int64); ok && (*cur == none || v < *cur) {
+			*cur = v
+		}
+	}
+	lower("message-ttl", &a.messageTTL, -1)
+	lower("expires", &a.expires, 0)
+	lower("max-length", &a.maxLength, -1)
+	lower("max-length-bytes", &a.maxBytes, -1)
+	lower("consumer-timeout", &a.consumerTimeout, -1)
+	if s, ok := def["dead-letter-exchange"].(string); ok && a.dlx == nil {
+		a.dlx = &s
+	}
+	if s, ok := def["dead-letter-routing-key"].(string); ok && a.dlrk == nil {
+		a.dlrk = &s
+	}
+	if s, ok := def["overflow"].(string); ok && !a.overflowSet {
+		a.overflow = overflowNames[s]
+	}
+	return a
+}
+
+// table returns the arguments as x-arguments, with the declared ones no
+// policy can change: the queue's effective arguments.
+func (a queueArgs) table(declared amqp091.Table) amqp091.Table {
+	t := amqp091.Table{}
+	for k, v := range declared {
+		t[k] = v
+	}
+	for _, k := range []string{"x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes", "x-overflow", "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-consumer-timeout"} {
+		delete(t, k)
+	}
+	set := func(key string, v, none int64) {
+		if v != none {
+			t[key] = v
+		}
+	}
+	set("x-message-ttl", a.messageTTL, -1)
+	set("x-expires", a.expires, 0)
+	set("x-max-length", a.maxLength, -1)
+	set("x-max-length-bytes", a.maxBytes, -1)
+	set("x-consumer-timeout", a.consumerTimeout, -1)
+	if a.dlx != nil {
+		t["x-dead-letter-exchange"] = *a.dlx
+	}
+	if a.dlrk != nil {
+		t["x-dead-letter-routing-key"] = *a.dlrk
+	}
+	for name, m := range overflowNames {
+		if m == a.overflow && (a.overflowSet || m != overflowDropHead) {
+			t["x-overflow"] = name
+		}
+	}
+	return t
 }
 
 // queueArgKeys are the arguments RabbitMQ compares when a queue is redeclared.
@@ -38,7 +106,7 @@ var queueArgKeys = []string{
 }
 
 func parseQueueArgs(queue, vhost string, args amqp091.Table) (queueArgs, error) {
-	a := queueArgs{messageTTL: -1, maxLength: -1, maxBytes: -1}
+	a := queueArgs{messageTTL: -1, maxLength: -1, maxBytes: -1, consumerTimeout: -1}
 	what := "queue '" + queue + "' in vhost '" + vhost + "'"
 	bad := func(key string, term string) error {
 		return amqp091.NewError(amqp091.PreconditionFailed, "invalid arg '%s' for %s: %s", key, what, term)
@@ -110,15 +178,16 @@ func parseQueueArgs(queue, vhost string, args amqp091.Table) (queueArgs, error) 
 	}
 	if v, ok := args["x-overflow"]; ok {
 		s, _ := v.(string)
-		switch s {
-		case "drop-head":
-		case "reject-publish":
-			a.overflow = overflowRejectPublish
-		case "reject-publish-dlx":
-			a.overflow = overflowRejectPublishDLX
-		default:
+		m, known := overflowNames[s]
+		if !known {
 			return a, bad("x-overflow", "invalid_overflow")
 		}
+		a.overflow, a.overflowSet = m, true
+	}
+	if a.consumerTimeout, ok, err = intArg("x-consumer-timeout", 0); err != nil {
+		return a, err
+	} else if !ok {
+		a.consumerTimeout = -1
 	}
 	if v, ok := args["x-single-active-consumer"]; ok {
 		b, isBool := v.(bool)

@@ -63,6 +63,8 @@ type Broker struct {
 	vhosts map[string]*VHost
 	acc    accessState // users, permissions, limits
 
+	globalParams paramSet // see params.go
+
 	// mem is what queued messages cost (see hold); heapOther is the rest of
 	// the live heap, sampled after garbage collections (ProcessMemory only).
 	mem, heapOther  atomic.Int64

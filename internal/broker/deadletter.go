@@ -11,15 +11,26 @@ type deadLetter struct {
 	msg    *Message
 	reason string // rejected, expired, maxlen
 	body   []byte // read while the queue still held the message
+	// exchange and key are the queue's dead-letter exchange and routing key
+	// (nil: the message's own) when the message died: a policy may change
+	// them before it is republished.
+	exchange string
+	key      *string
 }
 
-// deadLetter republishes d.msg from q to q's dead-letter exchange with
-// RabbitMQ's x-death bookkeeping. Called without q's lock.
-func (v *VHost) deadLetter(q *Queue, d deadLetter) {
+// deadLetterLocked collects m for the queue's dead-letter exchange, if it
+// has one, to be republished once q.mu is released (see Queue.unlock).
+func (q *Queue) deadLetterLocked(m *Message, reason string, body []byte) {
 	if q.args.dlx == nil {
 		return
 	}
-	ex, ok := v.Exchange(*q.args.dlx)
+	q.deadLetters = append(q.deadLetters, deadLetter{msg: m, reason: reason, body: body, exchange: *q.args.dlx, key: q.args.dlrk})
+}
+
+// deadLetter republishes d.msg from q to its dead-letter exchange with
+// RabbitMQ's x-death bookkeeping. Called without q's lock.
+func (v *VHost) deadLetter(q *Queue, d deadLetter) {
+	ex, ok := v.Exchange(d.exchange)
 	if !ok {
 		return // a missing dead-letter exchange drops the message, as in RabbitMQ
 	}
@@ -28,8 +39,8 @@ func (v *VHost) deadLetter(q *Queue, d deadLetter) {
 		return
 	}
 	key := d.msg.RoutingKey
-	if q.args.dlrk != nil {
-		key = *q.args.dlrk
+	if d.key != nil {
+		key = *d.key
 	}
 	deaths, rejectedSeen := updateXDeath(&p, q, d, time.Now())
 	m := &Message{Exchange: ex.Name, RoutingKey: key, Persistent: d.msg.Persistent, Priority: d.msg.Priority, TTL: -1}

@@ -16,7 +16,12 @@ type Exchange struct {
 	Internal   bool
 	Args       amqp091.Table
 
-	alternate string // alternate-exchange argument, "" if none
+	// alternate is the alternate exchange in effect, "" if none: the
+	// argument's, else the policy's. Guarded by the vhost's lock, which
+	// routing holds while it reads it.
+	alternate         string
+	declaredAlternate string // the alternate-exchange argument
+	pol               atomic.Pointer[appliedPolicies]
 
 	mu      sync.Mutex // serialises binding changes; routing reads table without it
 	table   atomic.Pointer[routeSnapshot]
@@ -33,10 +38,22 @@ func newExchange(name, kind string, durable, autoDelete, internal bool, args amq
 	}
 	e := &Exchange{Name: name, Kind: kind, Durable: durable, AutoDelete: autoDelete, Internal: internal, Args: args}
 	if ae, ok := args["alternate-exchange"].(string); ok {
-		e.alternate = ae
+		e.alternate, e.declaredAlternate = ae, ae
 	}
 	e.table.Store(&routeSnapshot{t})
 	return e, true
+}
+
+// setPoliciesLocked makes ap the exchange's policies, with its vhost's lock
+// held. As in RabbitMQ, an alternate-exchange argument wins over the policy's.
+func (e *Exchange) setPoliciesLocked(ap *appliedPolicies) {
+	e.pol.Store(ap)
+	e.alternate = e.declaredAlternate
+	if e.alternate == "" {
+		if ae, ok := ap.definition()["alternate-exchange"].(string); ok {
+			e.alternate = ae
+		}
+	}
 }
 
 func (e *Exchange) routes() routeTable { return e.table.Load().t }

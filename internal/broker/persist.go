@@ -102,6 +102,7 @@ func (b *Broker) snapshot() [][]byte {
 		add(v.putCommand())
 	}
 	b.snapshotAccess(add)
+	b.snapshotPolicies(add)
 	for _, v := range vhosts {
 		v.snapshot(add)
 	}

@@ -3,6 +3,7 @@ package broker
 import (
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/warren-mq/warren/internal/amqp091"
@@ -19,11 +20,16 @@ type Queue struct {
 	AutoDelete bool
 	Args       amqp091.Table
 
-	vhost *VHost
-	owner any // connection of an exclusive queue
-	args  queueArgs
+	vhost    *VHost
+	owner    any       // connection of an exclusive queue
+	declared queueArgs // parsed from Args
+	// pol are the policies that apply, replaced under the vhost's lock.
+	pol atomic.Pointer[appliedPolicies]
+	// consumerTimeout mirrors args.consumerTimeout for the front end's checks.
+	consumerTimeout atomic.Int64
 
 	mu           sync.Mutex
+	args         queueArgs // in effect: declared merged with the policies
 	ready        *readyList
 	readyBytes   int64
 	unacked      int
@@ -59,7 +65,8 @@ type Consumer struct {
 	Data any
 }
 
-// newQueue makes a queue for a command being applied. Its arguments were
+// newQueue makes a queue for a command being applied, with v.mu held (the
+// queue takes the vhost's policies that apply to it). Its arguments were
 // checked when the command was made; should a newer rule refuse them (a log
 // written by an older Warren), the queue is kept with the arguments it can
 // use rather than lost.
@@ -69,13 +76,60 @@ func newQueue(v *VHost, d QueueDecl) *Queue {
 		v.broker.log.Warn("queue arguments no longer valid; ignoring them", "vhost", v.Name, "queue", d.Name, "err", err)
 		a, _ = parseQueueArgs(d.Name, v.Name, nil)
 	}
-	q := &Queue{Name: d.Name, Durable: d.Durable, Exclusive: d.Exclusive, AutoDelete: d.AutoDelete, Args: d.Args, vhost: v, args: a}
+	q := &Queue{Name: d.Name, Durable: d.Durable, Exclusive: d.Exclusive, AutoDelete: d.AutoDelete, Args: d.Args, vhost: v, declared: a}
 	if d.Exclusive {
 		q.owner = d.Owner
 	}
+	ap := v.policiesForLocked(d.Name, true)
+	q.pol.Store(ap)
+	q.args = a.withPolicy(ap.definition())
+	q.consumerTimeout.Store(q.args.consumerTimeout)
 	q.ready = newReadyList(a.maxPriority)
 	return q
 }
+
+// policiesChanged recomputes the arguments in effect from new policies and
+// applies them to what the queue holds, as RabbitMQ's classic queue does: a
+// lower max-length drops (or dead-letters) the excess from the head unless
+// the overflow mode rejects publishes instead; the x-expires clock restarts;
+// a message TTL applies to messages enqueued from now on (each message's
+// expiry is fixed when it is enqueued), so queued ones keep theirs.
+func (q *Queue) policiesChanged(ap *appliedPolicies) {
+	q.mu.Lock()
+	if q.deleted {
+		q.mu.Unlock()
+		return
+	}
+	old := q.args
+	q.args = q.declared.withPolicy(ap.definition())
+	q.consumerTimeout.Store(q.args.consumerTimeout)
+	// RabbitMQ sets the limits with the old overflow mode, then the new one,
+	// dropping the excess whenever drop-head is in force.
+	if old.overflow == overflowDropHead || q.args.overflow == overflowDropHead {
+		for q.ready.len() > 0 && q.overLimit(0, 0) {
+			e := q.ready.popOldest()
+			q.readyBytes -= int64(e.Msg.BodySize)
+			q.dropLocked(e, "maxlen")
+		}
+	}
+	q.stopExpiresLocked()
+	q.touchLocked()
+	q.expireLocked(nowNano())
+	q.unlock()
+}
+
+// EffectiveArgs returns the arguments that govern the queue: the declared
+// ones merged with its policies.
+func (q *Queue) EffectiveArgs() amqp091.Table {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.args.table(q.Args)
+}
+
+// ConsumerTimeout returns the delivery acknowledgement timeout in ms that
+// the queue's argument or policy sets, or -1 when neither does (the
+// server's default applies).
+func (q *Queue) ConsumerTimeout() int64 { return q.consumerTimeout.Load() }
 
 func (q *Queue) checkOwner(owner any) error {
 	if q.owner != nil && q.owner != owner {
@@ -176,7 +230,7 @@ func (q *Queue) enqueue(m *Message, w *durableWait) bool {
 			return false
 		case overflowRejectPublishDLX:
 			body, _ := m.Body() // just published: in memory
-			q.deadLetters = append(q.deadLetters, deadLetter{msg: m, reason: "maxlen", body: body})
+			q.deadLetterLocked(m, "maxlen", body)
 			q.unlock()
 			return false
 		}
@@ -246,7 +300,7 @@ func (q *Queue) dropLocked(e Entry, reason string) {
 		if err != nil {
 			q.vhost.broker.log.Error("dead-lettering: cannot read the body back", "queue", q.Name, "err", err)
 		} else {
-			q.deadLetters = append(q.deadLetters, deadLetter{msg: e.Msg, reason: reason, body: body})
+			q.deadLetterLocked(e.Msg, reason, body)
 		}
 	}
 	stored := e.Seq != ^uint64(0)

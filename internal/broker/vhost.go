@@ -17,6 +17,9 @@ type VHost struct {
 	mu        sync.RWMutex
 	exchanges map[string]*Exchange
 	queues    map[string]*Queue
+	policies  policySet // see policy.go
+
+	params paramSet // runtime parameters, see params.go
 
 	// inflight names the exchanges and queues a metadata change is being
 	// validated, committed and applied for; a change to the same names waits
