@@ -49,9 +49,13 @@ type config struct {
 func (c *config) register(r *registry) {
 	r.Section("General")
 	r.String(&c.ConfigFile, "config", "", "FILE", "read settings from FILE (format below)").cliOnly = true
-	r.Bool(&c.Help, "help", false, "print this help and exit").cliOnly = true
-	r.Bool(&c.Help, "h", false, "same as --help").cliOnly = true
-	r.Bool(&c.Version, "version", false, "print the version and exit").cliOnly = true
+	for _, s := range []*setting{
+		r.Bool(&c.Help, "help", false, "print this help and exit"),
+		r.Bool(&c.Help, "h", false, "same as --help"),
+		r.Bool(&c.Version, "version", false, "print the version and exit"),
+	} {
+		s.cliOnly, s.stops = true, true
+	}
 	Value(r, &c.LogLevel, "log-level", "info", "debug|info|warn|error", "log level; debug also prints the effective configuration at start-up", parseLevel)
 
 	r.Section("Listeners")

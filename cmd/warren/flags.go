@@ -28,6 +28,7 @@ type setting struct {
 	value            flag.Value
 	secret           bool // never printed (passwords, passphrases)
 	cliOnly          bool // --config, --help, --version: no environment variable, not in the file
+	stops            bool // --help, --version: given on the command line, nothing else is read
 }
 
 // envName is the environment variable a setting can be given in.
@@ -192,7 +193,14 @@ func (r *registry) load(args []string, getenv func(string) string) (map[string]o
 		return nil, usageError{fmt.Errorf("unexpected argument %q (settings are flags: --name value)", fs.Arg(0))}
 	}
 	from := map[string]origin{}
-	fs.Visit(func(f *flag.Flag) { from[f.Name] = origin{kind: "flag"} })
+	stop := false
+	fs.Visit(func(f *flag.Flag) {
+		from[f.Name] = origin{kind: "flag"}
+		stop = stop || r.byName[f.Name].stops
+	})
+	if stop { // --help works whatever the environment or the config file holds
+		return from, nil
+	}
 
 	var file map[string]fileEntry
 	if cs := r.byName["config"]; cs != nil {

@@ -86,6 +86,12 @@ func TestRunHelpVersionAndUsageErrors(t *testing.T) {
 	if r := runNow(nil, map[string]string{"WARREN_CONFIG": bad}); r.code != 2 || !strings.Contains(r.stderr, bad+":1: unknown key") {
 		t.Errorf("bad config file: exit %d, stderr %q", r.code, r.stderr)
 	}
+	// --help and --version work whatever the file or the environment holds.
+	for _, arg := range []string{"--help", "--version"} {
+		if r := runNow([]string{"--config", bad, arg}, map[string]string{"WARREN_SYNC": "sometimes"}); r.code != 0 || r.stdout == "" {
+			t.Errorf("%s with a bad config file: exit %d, stderr %q", arg, r.code, r.stderr)
+		}
+	}
 }
 
 // started runs warren in-process until the test ends and returns the
