@@ -253,6 +253,11 @@ func TestTLSExternalLoginAsCommonName(t *testing.T) {
 		t.Fatalf("PLAIN with a client certificate: %v", err)
 	}
 	roundTrip(t, c, "plain")
+	// cert-user has no password: PLAIN cannot log in as it, even with its certificate.
+	_, err = dialTLS(t, f.addr, amqp.Config{TLSClientConfig: f.clientTLS(f.client(t, "cert-user"))}, "amqps://cert-user:@"+f.addr+"/")
+	if !errors.As(err, &ae) || ae.Code != amqp.AccessRefused {
+		t.Fatalf("PLAIN as a password-less user: got %v, want 403 ACCESS_REFUSED", err)
+	}
 }
 
 func TestTLSExternalLoginFromSubjectAlternativeName(t *testing.T) {

@@ -1,11 +1,12 @@
 #!/usr/bin/python3
 """TLS interop checks for an AMQPS listener using Debian's python3-pika 1.2.
 
-Usage: pika_tls.py HOST PORT CERTDIR [--cert-required]
+Usage: pika_tls.py HOST PORT CERTDIR [--cert-required] [--user NAME] [--password PASS]
 
 CERTDIR holds ca.pem, client.pem and client-key.pem (test/interop/gencerts
-writes them); the client certificate's common name must be an existing user
-that may open vhost "/" (gencerts DIR guest makes it "guest"). The listener
+writes them); the client certificate's common name must be the user NAME
+(default guest, password PASS, default guest), who may open vhost "/"
+(gencerts DIR guest makes a certificate for guest). The listener
 must verify peers (RabbitMQ's verify_peer) so that it offers EXTERNAL. With
 --cert-required it must also have fail_if_no_peer_cert, and a client without
 a certificate must be refused; without it, such a client logs in with PLAIN.
@@ -29,6 +30,14 @@ if len(sys.argv) < 4:
     sys.exit(__doc__)
 HOST, PORT, CERTDIR = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 CERT_REQUIRED = "--cert-required" in sys.argv[4:]
+
+
+def option(name, default):
+    args = sys.argv[4:]
+    return args[args.index(name) + 1] if name in args else default
+
+
+USER, PASSWORD = option("--user", "guest"), option("--password", "guest")
 SCENARIO_LIMIT = 15
 RUN_ID = "%d-%d" % (os.getpid(), int(time.time() * 1000) % 100000000)
 
@@ -88,7 +97,7 @@ def tls_version(conn):
 
 
 def plain_login_with_client_cert():
-    conn = pika.BlockingConnection(params(True, PlainCredentials("guest", "guest")))
+    conn = pika.BlockingConnection(params(True, PlainCredentials(USER, PASSWORD)))
     try:
         if tls_version(conn) not in ("TLSv1.2", "TLSv1.3"):
             raise Failure("TLS version %s" % tls_version(conn))
@@ -107,7 +116,7 @@ def external_login_as_common_name():
 
 def no_client_cert():
     try:
-        conn = pika.BlockingConnection(params(False, PlainCredentials("guest", "guest")))
+        conn = pika.BlockingConnection(params(False, PlainCredentials(USER, PASSWORD)))
     except pika.exceptions.AMQPConnectionError:
         if CERT_REQUIRED:
             return
@@ -129,7 +138,7 @@ def tls11_refused():
         ctx.set_ciphers("ALL:@SECLEVEL=0")
     except ssl.SSLError:
         pass
-    p = params(True, PlainCredentials("guest", "guest"))
+    p = params(True, PlainCredentials(USER, PASSWORD))
     p.ssl_options = pika.SSLOptions(ctx, server_hostname="localhost")
     try:
         conn = pika.BlockingConnection(p)

@@ -109,8 +109,8 @@ func startWarren(t *testing.T, args ...string) *broker {
 }
 
 // certs writes what pika_tls.py and gencerts agree on: ca.pem, server.pem,
-// server-key.pem, client.pem and client-key.pem, the client being "guest".
-func certs(t *testing.T) (*testcerts.CA, string) {
+// server-key.pem, client.pem and client-key.pem, the client being clientCN.
+func certs(t *testing.T, clientCN string) (*testcerts.CA, string) {
 	t.Helper()
 	dir := t.TempDir()
 	ca, err := testcerts.NewCA(dir, "Warren interop CA")
@@ -120,7 +120,7 @@ func certs(t *testing.T) (*testcerts.CA, string) {
 	if _, err := ca.Server("server", "server-1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ca.Client("client", "guest"); err != nil {
+	if _, err := ca.Client("client", clientCN); err != nil {
 		t.Fatal(err)
 	}
 	return ca, dir
@@ -137,7 +137,10 @@ func TestInteropPikaTLS(t *testing.T) {
 	if err := exec.Command("/usr/bin/python3", "-c", "import pika").Run(); err != nil {
 		t.Skip("python3-pika not installed (apt-get install python3-pika)")
 	}
-	_, dir := certs(t)
+	// A user other than guest, created at the first start; its certificate
+	// names it for EXTERNAL, and PLAIN takes its password.
+	const user, pass = "tls-user", "tls-secret"
+	_, dir := certs(t, user)
 	for _, c := range []struct {
 		name  string
 		extra []string
@@ -150,9 +153,9 @@ func TestInteropPikaTLS(t *testing.T) {
 			if len(c.extra) > 0 {
 				brokerArgs, scriptArgs = c.extra[:1], c.extra[1:]
 			}
-			b := startWarren(t, tlsArgs(dir, brokerArgs...)...)
+			b := startWarren(t, tlsArgs(dir, append(brokerArgs, "--default-user", user, "--default-pass", pass)...)...)
 			host, port := splitHostPort(t, b.amqps)
-			args := append([]string{"pika_tls.py", host, port, dir}, scriptArgs...)
+			args := append([]string{"pika_tls.py", host, port, dir, "--user", user, "--password", pass}, scriptArgs...)
 			cmd := exec.Command("/usr/bin/python3", args...)
 			out, err := cmd.CombinedOutput()
 			t.Logf("pika_tls.py:\n%s", out)
@@ -164,7 +167,7 @@ func TestInteropPikaTLS(t *testing.T) {
 }
 
 func TestInteropTLSReloadOnSIGHUP(t *testing.T) {
-	ca, dir := certs(t)
+	ca, dir := certs(t, "guest")
 	b := startWarren(t, tlsArgs(dir)...)
 	tc := &tls.Config{RootCAs: ca.Pool, ServerName: "localhost"}
 	serverCN := func() string {
