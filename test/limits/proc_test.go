@@ -28,10 +28,14 @@ var built struct {
 }
 
 // buildWarren compiles cmd/warren into a temporary directory, once per test
-// binary, and returns its path.
+// binary, and returns its path; WARREN_LIMITS_BIN names a binary to use instead.
 func buildWarren(t *testing.T) string {
 	t.Helper()
 	built.once.Do(func() {
+		if bin := os.Getenv("WARREN_LIMITS_BIN"); bin != "" {
+			built.bin = bin // to measure another build (say, before a fix) with the same tests
+			return
+		}
 		// go test puts its own GOROOT/bin first on PATH.
 		goBin, err := exec.LookPath("go")
 		if err != nil {
