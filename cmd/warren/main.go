@@ -108,7 +108,8 @@ func serve(cfg *config, log *slog.Logger, sig <-chan os.Signal) error {
 			return fmt.Errorf("--amqps-addr: %w", err)
 		}
 		go func() { errc <- srv.ServeTLS(tl, tlsCfg) }()
-		attrs = append(attrs, "amqps", tl.Addr().String(), "tls_verify", cfg.TLSVerify)
+		attrs = append(attrs, "amqps", tl.Addr().String(), "tls_verify", cfg.TLSVerify,
+			"tls_cert", tlsCfg.Leaf().Subject.String(), "tls_cert_expires", tlsCfg.Leaf().NotAfter)
 	}
 	attrs = append(attrs, "data_dir", cfg.DataDir, "memory_limit", cfg.MemoryLimit, "version", amqpserver.Version)
 	log.Info("Warren started", attrs...)
@@ -139,7 +140,7 @@ func reload(t *amqpserver.TLS, log *slog.Logger) {
 		log.Error("SIGHUP: TLS files not reloaded, the previous certificate stays in use", "err", err)
 		return
 	}
-	log.Info("SIGHUP: TLS certificate, key and CA bundle reloaded")
+	log.Info("SIGHUP: TLS certificate, key and CA bundle reloaded", "tls_cert", t.Leaf().Subject.String(), "tls_cert_expires", t.Leaf().NotAfter)
 }
 
 // shutdown closes every connection (320) and waits up to 10 s for them.

@@ -115,6 +115,11 @@ func (t *TLS) Reload() error {
 	return nil
 }
 
+// Leaf is the server certificate new connections get, for logs.
+func (t *TLS) Leaf() *x509.Certificate {
+	return t.cur.Load().Certificates[0].Leaf // set by LoadX509KeyPair
+}
+
 // ServeTLS accepts AMQPS connections on l until Shutdown, as Serve does for
 // plain ones.
 func (s *Server) ServeTLS(l net.Listener, t *TLS) error {
