@@ -1,6 +1,8 @@
 package amqpserver
 
 import (
+	"strings"
+
 	"github.com/warren-mq/warren/internal/amqp091"
 	"github.com/warren-mq/warren/internal/broker"
 )
@@ -103,4 +105,77 @@ func decr(m map[string]int, k string, n int) {
 	if m[k] -= n; m[k] <= 0 {
 		delete(m, k)
 	}
+}
+
+// Permission checks of the exchange and queue methods that go beyond one
+// resource, in RabbitMQ's order (rabbit_channel): what is refused first is
+// what RabbitMQ names in its refusal.
+
+// checkExchangeDeclare: configure on the exchange; for a new exchange with an
+// alternate exchange, read on it and write on the alternate.
+func (ch *channel) checkExchangeDeclare(name string, args amqp091.Table) error {
+	acc := ch.conn.access
+	if err := acc.Check("exchange", name, broker.Configure); err != nil {
+		return err
+	}
+	if _, exists := ch.vhost.Exchange(name); exists {
+		return nil
+	}
+	if ae, ok := args["alternate-exchange"].(string); ok {
+		if err := acc.Check("exchange", name, broker.Read); err != nil {
+			return err
+		}
+		return acc.Check("exchange", ae, broker.Write)
+	}
+	return nil
+}
+
+// checkQueueDeclare chooses a server-named queue's name and checks
+// configure on the queue; for a new queue, the vhost's max-queues and, with a
+// dead-letter exchange, read on the queue and write on that exchange.
+func (ch *channel) checkQueueDeclare(name string, args amqp091.Table) (broker.QueueDecl, error) {
+	d := broker.QueueDecl{Name: name}
+	if name == "" {
+		d.Name, d.ServerNamed = broker.GenerateQueueName(), true
+	} else if strings.HasPrefix(name, "amq.") {
+		return d, nil // refused for its name first, by DeclareQueue
+	}
+	acc := ch.conn.access
+	if err := acc.Check("queue", d.Name, broker.Configure); err != nil {
+		return d, err
+	}
+	if _, exists := ch.vhost.Queue(d.Name); exists {
+		return d, nil
+	}
+	if err := ch.vhost.QueueLimitReached(d.Name); err != nil {
+		return d, err
+	}
+	if dlx, ok := args["x-dead-letter-exchange"].(string); ok {
+		if err := acc.Check("queue", d.Name, broker.Read); err != nil {
+			return d, err
+		}
+		return d, acc.Check("exchange", dlx, broker.Write)
+	}
+	return d, nil
+}
+
+// checkBinding: write on the destination (kind "queue" or "exchange"), read
+// on the source, and the topic read permission on the binding key when the
+// source is a topic exchange. Bindings from or to the default exchange are
+// left for the vhost to refuse, after the destination's check, as RabbitMQ does.
+func (ch *channel) checkBinding(kind string, d broker.BindingDecl) error {
+	acc := ch.conn.access
+	if err := acc.Check(kind, d.Destination, broker.Write); err != nil {
+		return err
+	}
+	if d.Source == "" || (d.ToExchange && d.Destination == "") {
+		return nil
+	}
+	if err := acc.Check("exchange", d.Source, broker.Read); err != nil {
+		return err
+	}
+	if src, ok := ch.vhost.Exchange(d.Source); ok && src.Kind == "topic" {
+		return acc.CheckTopic(src.Name, d.Key, broker.Read)
+	}
+	return nil
 }

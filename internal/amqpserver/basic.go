@@ -38,12 +38,24 @@ func (ch *channel) startPublish(m *amqp091.BasicPublish) error {
 		return amqp091.NewError(amqp091.NotImplemented, "immediate=true")
 	}
 	ex := ch.exchange
-	if ex == nil || ex.Name != m.Exchange || ex.Deleted() {
+	acc := ch.conn.access
+	if ex == nil || ex.Name != m.Exchange || ex.Deleted() || !acc.Current() {
+		// The last exchange was checked under the current permissions; any
+		// other, or any change to permissions, is checked again.
+		ch.exchange = nil
+		if err := acc.Check("exchange", m.Exchange, broker.Write); err != nil {
+			return err
+		}
 		var err error
 		if ex, err = ch.vhost.ExchangeForPublish(m.Exchange); err != nil {
 			return err
 		}
 		ch.exchange = ex
+	}
+	if ex.Kind == "topic" {
+		if err := acc.CheckTopic(ex.Name, m.RoutingKey, broker.Write); err != nil {
+			return err
+		}
 	}
 	ch.pub = publishing{active: true, mandatory: m.Mandatory, exchange: ex, routingKey: m.RoutingKey}
 	return nil
@@ -418,7 +430,7 @@ func (ch *channel) consume(m *amqp091.BasicConsume) error {
 	if m.Queue == broker.DirectReplyTo {
 		return ch.consumeReplyTo(m)
 	}
-	q, err := ch.queue(m.Queue)
+	q, err := ch.queue(m.Queue, broker.Read)
 	if err != nil {
 		return err
 	}
@@ -497,7 +509,7 @@ func (ch *channel) cancel(m *amqp091.BasicCancel) error {
 }
 
 func (ch *channel) get(m *amqp091.BasicGet) error {
-	q, err := ch.queue(m.Queue)
+	q, err := ch.queue(m.Queue, broker.Read)
 	if err != nil {
 		return err
 	}

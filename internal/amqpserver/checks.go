@@ -9,10 +9,10 @@ import (
 )
 
 // checkProperties enforces what RabbitMQ checks of a message's properties: a
-// user_id must be the connection's user, and a reply_to of
+// user_id must be the connection's user (unless it is an impersonator), and a reply_to of
 // amq.rabbitmq.reply-to is rewritten to this channel's reply key.
 func (ch *channel) checkProperties(m *broker.Message, s *amqp091.PropertySummary) error {
-	if s.Flags&amqp091.FlagUserID != 0 && string(s.UserID) != ch.conn.user.Name {
+	if s.Flags&amqp091.FlagUserID != 0 && string(s.UserID) != ch.conn.user.Name && !ch.conn.user.HasTag("impersonator") {
 		return amqp091.NewError(amqp091.PreconditionFailed, "user_id property set to '%s' but authenticated user was '%s'", s.UserID, ch.conn.user.Name)
 	}
 	if s.Flags&amqp091.FlagReplyTo != 0 && string(s.ReplyTo) == broker.DirectReplyTo {

@@ -191,6 +191,7 @@ func (c *connection) loop() {
 			if !errors.As(err, &ae) {
 				ae = amqp091.NewError(amqp091.InternalError, "%v", err)
 			}
+			c.srv.uncount(c) // before the client hears of it: it may connect again at once
 			c.sendClose(ae)
 			c.closing = true
 			c.rd.timeout.Store(int64(closeOkTimeout))

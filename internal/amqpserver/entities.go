@@ -10,6 +10,11 @@ import (
 // Handlers for the exchange and queue classes.
 
 func (ch *channel) exchangeDeclare(m *amqp091.ExchangeDeclare) error {
+	if !m.Passive && m.Exchange != "" {
+		if err := ch.checkExchangeDeclare(m.Exchange, m.Arguments); err != nil {
+			return err
+		}
+	}
 	_, err := ch.vhost.DeclareExchange(broker.ExchangeDecl{
 		Name: m.Exchange, Kind: m.Type, Passive: m.Passive, Durable: m.Durable,
 		AutoDelete: m.AutoDelete, Internal: m.Internal, Args: m.Arguments,
@@ -24,6 +29,11 @@ func (ch *channel) exchangeDeclare(m *amqp091.ExchangeDeclare) error {
 }
 
 func (ch *channel) exchangeDelete(m *amqp091.ExchangeDelete) error {
+	if m.Exchange != "" {
+		if err := ch.conn.access.Check("exchange", m.Exchange, broker.Configure); err != nil {
+			return err
+		}
+	}
 	if err := ch.vhost.DeleteExchange(m.Exchange, m.IfUnused); err != nil {
 		return err
 	}
@@ -35,6 +45,9 @@ func (ch *channel) exchangeDelete(m *amqp091.ExchangeDelete) error {
 
 func (ch *channel) exchangeBind(src, dst, key string, args amqp091.Table, noWait, bind bool) error {
 	d := broker.BindingDecl{Source: src, Destination: dst, ToExchange: true, Key: key, Args: args}
+	if err := ch.checkBinding("exchange", d); err != nil {
+		return err
+	}
 	if bind {
 		if err := ch.vhost.Bind(d, ch.conn); err != nil {
 			return err
@@ -65,10 +78,13 @@ func (ch *channel) queueName(name string) (string, error) {
 }
 
 // queue finds the queue a method names ("" for the last declared one) on
-// behalf of this channel's connection.
-func (ch *channel) queue(name string) (*broker.Queue, error) {
+// behalf of this channel's connection, which needs perm on it.
+func (ch *channel) queue(name string, perm broker.Perm) (*broker.Queue, error) {
 	name, err := ch.queueName(name)
 	if err != nil {
+		return nil, err
+	}
+	if err := ch.conn.access.Check("queue", name, perm); err != nil {
 		return nil, err
 	}
 	return ch.vhost.QueueFor(name, ch.conn)
@@ -85,8 +101,15 @@ func (ch *channel) queueDeclare(m *amqp091.QueueDeclare) error {
 		}
 		return nil
 	}
+	d := broker.QueueDecl{Name: m.Queue}
+	if !m.Passive {
+		var err error
+		if d, err = ch.checkQueueDeclare(m.Queue, m.Arguments); err != nil {
+			return err
+		}
+	}
 	q, msgs, consumers, err := ch.vhost.DeclareQueue(broker.QueueDecl{
-		Name: m.Queue, Passive: m.Passive, Durable: m.Durable, Exclusive: m.Exclusive,
+		Name: d.Name, ServerNamed: d.ServerNamed, Passive: m.Passive, Durable: m.Durable, Exclusive: m.Exclusive,
 		AutoDelete: m.AutoDelete, Args: m.Arguments, Owner: ch.conn,
 	})
 	if err != nil {
@@ -108,6 +131,9 @@ func (ch *channel) queueBind(m *amqp091.QueueBind) error {
 	if m.Queue == "" && m.RoutingKey == "" {
 		d.Key = d.Destination
 	}
+	if err := ch.checkBinding("queue", d); err != nil {
+		return err
+	}
 	if err := ch.vhost.Bind(d, ch.conn); err != nil {
 		return err
 	}
@@ -123,6 +149,9 @@ func (ch *channel) queueUnbind(m *amqp091.QueueUnbind) error {
 		return err
 	}
 	d := broker.BindingDecl{Source: m.Exchange, Destination: name, Key: m.RoutingKey, Args: m.Arguments}
+	if err := ch.checkBinding("queue", d); err != nil {
+		return err
+	}
 	if err := ch.vhost.Unbind(d, ch.conn); err != nil {
 		return err
 	}
@@ -131,7 +160,7 @@ func (ch *channel) queueUnbind(m *amqp091.QueueUnbind) error {
 }
 
 func (ch *channel) queuePurge(m *amqp091.QueuePurge) error {
-	q, err := ch.queue(m.Queue)
+	q, err := ch.queue(m.Queue, broker.Read)
 	if err != nil {
 		return err
 	}
@@ -145,6 +174,9 @@ func (ch *channel) queuePurge(m *amqp091.QueuePurge) error {
 func (ch *channel) queueDelete(m *amqp091.QueueDelete) error {
 	name, err := ch.queueName(m.Queue)
 	if err != nil {
+		return err
+	}
+	if err := ch.conn.access.Check("queue", name, broker.Configure); err != nil {
 		return err
 	}
 	n, err := ch.vhost.DeleteQueue(name, m.IfUnused, m.IfEmpty, ch.conn)

@@ -305,7 +305,7 @@ func (a *Access) CheckTopic(exchange, routingKey string, perm Perm) error {
 			return nil
 		}
 	}
-	return amqp091.NewError(amqp091.AccessRefused, "%s access to topic '%s' in exchange '%s' in vhost '%s' refused for user '%s'", perm, routingKey, exchange, a.vhost, a.user)
+	return amqp091.NewError(amqp091.AccessRefused, "access to topic '%s' in exchange '%s' in vhost '%s' refused for user '%s'", routingKey, exchange, a.vhost, a.user)
 }
 
 // snapshotAccess adds the users, permissions, topic permissions and limits,

@@ -168,7 +168,7 @@ func TestPermissionsTopic(t *testing.T) {
 		t.Fatal("allowed key refused")
 	}
 	err := a.CheckTopic("amq.topic", "v.x", Write)
-	if err == nil || err.Error() != "403 ACCESS_REFUSED - write access to topic 'v.x' in exchange 'amq.topic' in vhost '/' refused for user 'u'" {
+	if err == nil || err.Error() != "403 ACCESS_REFUSED - access to topic 'v.x' in exchange 'amq.topic' in vhost '/' refused for user 'u'" {
 		t.Fatalf("refusal: %v", err)
 	}
 }

@@ -312,6 +312,9 @@ type QueueDecl struct {
 	Name                                    string
 	Passive, Durable, Exclusive, AutoDelete bool
 	Args                                    amqp091.Table
+	// ServerNamed says Name came from GenerateQueueName (the front end
+	// chose it to check permissions on it), so its amq. prefix is allowed.
+	ServerNamed bool
 	// Owner identifies the declaring connection (for exclusive queues).
 	Owner any
 }
@@ -335,7 +338,7 @@ func (v *VHost) DeclareQueue(d QueueDecl) (*Queue, int, int, error) {
 		// The name is chosen here, before the command exists: replay
 		// recreates this queue, it does not invent another.
 		d.Name = generateName("amq.gen-")
-	} else if strings.HasPrefix(d.Name, "amq.") {
+	} else if strings.HasPrefix(d.Name, "amq.") && !d.ServerNamed {
 		return nil, 0, 0, amqp091.NewError(amqp091.AccessRefused, "queue name '%s' contains reserved prefix 'amq.*'", d.Name)
 	}
 	res, err := v.run([]string{queueKey(d.Name)}, func() (command, bool, any, error) {
@@ -432,6 +435,9 @@ func (v *VHost) UnregisterReplyTo(key string) {
 	delete(v.replyTo, key)
 	v.replyMu.Unlock()
 }
+
+// GenerateQueueName returns a new server-chosen queue name (amq.gen-...).
+func GenerateQueueName() string { return generateName("amq.gen-") }
 
 func generateName(prefix string) string {
 	var b [16]byte
