@@ -34,6 +34,8 @@ type config struct {
 	DefaultVHost  string
 	LoopbackUsers []string
 
+	LoadDefinitions string
+
 	AMQPSAddr           string
 	TLSCert             string
 	TLSKey              string
@@ -74,6 +76,8 @@ func (c *config) register(r *registry) {
 	r.Secret(&c.DefaultPass, "default-pass", "PASS", "password of --default-user (default guest)")
 	r.String(&c.DefaultVHost, "default-vhost", "/", "VHOST", "vhost created at the first start")
 	Value(r, &c.LoopbackUsers, "loopback-users", "guest", "NAMES", "comma-separated users who may connect only from a loopback address (RabbitMQ's loopback_users); none lets every user connect from anywhere", parseUserList)
+
+	r.String(&c.LoadDefinitions, "load-definitions", "", "FILE", "import a definitions file (RabbitMQ's JSON format: users, vhosts, permissions, policies, exchanges, queues, bindings...) at every start before accepting connections; importing it again changes nothing (RabbitMQ's load_definitions). See also the definitions subcommand")
 
 	r.Section("TLS (AMQPS; enabled when --tls-cert is set)")
 	r.String(&c.AMQPSAddr, "amqps-addr", ":5671", "ADDR", "AMQPS listen address (host:port); needs --tls-cert and --tls-key")

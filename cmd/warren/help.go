@@ -118,6 +118,8 @@ func writeHelp(w io.Writer, r *registry) {
 			fmt.Fprintf(&b, "        (%s)\n", strings.Join(facts, ", "))
 		}
 	}
+	b.WriteString("\n")
+	subcommandHelp(&b)
 	b.WriteString(helpTail)
 	_, _ = io.WriteString(w, b.String())
 }

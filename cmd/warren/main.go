@@ -33,6 +33,9 @@ func main() {
 // version, 1 failed, 2 bad configuration) and stops on SIGINT or SIGTERM
 // from sig.
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer, sig <-chan os.Signal) int {
+	if status, ok := runSubcommand(args, getenv, stdout, stderr); ok {
+		return status
+	}
 	cfg, reg, from, err := loadConfig(args, getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "warren: %v\n", err)
@@ -91,6 +94,11 @@ func serve(cfg *config, log *slog.Logger, sig <-chan os.Signal) error {
 	}
 	defer b.Close()
 	log.Info("data recovered", "data_dir", cfg.DataDir, "took", time.Since(started).Round(time.Millisecond))
+	if cfg.LoadDefinitions != "" {
+		if err := loadDefinitions(b, cfg.LoadDefinitions, log); err != nil {
+			return err
+		}
+	}
 	scfg := amqpserver.Config{Logger: log}
 	cfg.Conns.apply(&scfg, log)
 	srv := amqpserver.New(b, scfg)
