@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -25,6 +26,9 @@ func TestCrashDefinitionsLoadedAtBoot(t *testing.T) {
 	check(t, ch.Publish("orders", "order.created.42", false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte("42")}))
 	_, err = ch.QueueDeclare("orders.extra", true, false, false, false, nil) // alice may configure ^orders.*
 	check(t, err)
+	if _, err := ch.QueueDeclare("elsewhere", true, false, false, false, nil); err == nil || !strings.Contains(err.Error(), "ACCESS_REFUSED - access to queue 'elsewhere' in vhost 'shop' refused for user 'alice'") {
+		t.Fatalf("declare outside alice's configure permission: %v", err)
+	}
 	w.kill()
 	w.start()
 	ch = dialChannel(t, alice())
