@@ -48,8 +48,59 @@ func (b *Broker) pagingNeeded() bool {
 	return b.memHigh > 0 && b.canPage && b.MemoryUsed() > b.memHigh/2 && !b.alarm.diskOn.Load()
 }
 
+// sweepPaging pages out the bodies still in memory of every message that
+// waits in a queue: those queued before paging started would otherwise stay
+// in memory for as long as they are queued, half the limit's worth. Publish
+// starts it when paging starts; it runs on its own goroutine, one queue lock
+// at a time.
+func (b *Broker) sweepPaging() {
+	defer b.sweeping.Store(false)
+	b.mu.RLock()
+	vhosts := make([]*VHost, 0, len(b.vhosts))
+	for _, v := range b.vhosts {
+		vhosts = append(vhosts, v)
+	}
+	b.mu.RUnlock()
+	for _, v := range vhosts {
+		v.mu.RLock()
+		queues := make([]*Queue, 0, len(v.queues))
+		for _, q := range v.queues {
+			queues = append(queues, q)
+		}
+		v.mu.RUnlock()
+		for _, q := range queues {
+			if !b.pagingNeeded() {
+				return
+			}
+			q.pageOutReady()
+		}
+	}
+}
+
+// pageOutReady pages out the bodies of the queue's ready messages, newest
+// first: the oldest are delivered soonest.
+func (q *Queue) pageOutReady() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i := range q.ready.levels {
+		f := &q.ready.levels[i]
+		for j := f.count - 1; j >= 0; j-- {
+			if m := f.at(j).Msg; m.page.bits.Load() == 0 {
+				q.vhost.broker.pageOut(q.vhost.Name, m)
+			}
+		}
+	}
+}
+
+// pageMinBody is the smallest body worth paging out: a paged body costs
+// an index slot in the store (storeSlotCost) for as long as it is queued.
+const pageMinBody = 2 * storeSlotCost
+
 // pageOut writes m's body to the store and drops it from memory once written.
 func (b *Broker) pageOut(vhost string, m *Message) {
+	if m.BodySize < pageMinBody {
+		return
+	}
 	p := &m.page
 	if !p.bits.CompareAndSwap(0, pageIssued) {
 		return

@@ -61,6 +61,9 @@ func (v *VHost) Publish(r *Router, e *Exchange, m *Message, durable func(ok bool
 	m.rec.Store(nil) // the store has its own reference until written
 	if m.refs.Load() > 0 && v.broker.pagingNeeded() {
 		v.broker.pageOut(v.Name, m) // still queued somewhere: its body goes to disk
+		if !v.broker.sweeping.Swap(true) {
+			go v.broker.sweepPaging() // and so do those queued before paging started
+		}
 	}
 	if w != nil {
 		w.release(nil)
