@@ -12,6 +12,8 @@ connect to it unchanged. Durable exchanges, queues, bindings and persistent
 messages are kept in the data directory and survive restarts and crashes.
 
 Usage: warren [--flag value | --flag=value ...]
+       warren users|vhosts|permissions|topic-permissions|limits ...
+                (on a stopped broker's data directory; see USERS below)
 
 Every setting below is a flag, an environment variable and a config file key.
 Precedence: flag, then environment variable, then config file, then default.
@@ -38,6 +40,19 @@ CONFIG FILE (--config FILE or WARREN_CONFIG)
   An unknown key, a key set twice or a bad value stops warren with the file
   and line named, exit status 2. Every line is checked, also those that a
   flag or an environment variable overrides.
+
+USERS, VHOSTS, PERMISSIONS
+  At the first start (an empty data directory) warren creates --default-vhost
+  and --default-user (password --default-pass), tagged administrator, with
+  configure, write and read permissions ".*" on that vhost, as RabbitMQ's
+  Docker image does with RABBITMQ_DEFAULT_USER and friends. Later starts
+  leave users alone: a deleted guest stays deleted.
+
+  Until the management API exists, users, vhosts, permissions and limits are
+  managed with subcommands on a stopped broker's data directory, e.g.
+      warren users add app s3cret --tags monitoring --data-dir /var/lib/warren
+      warren permissions set app / '^app\.' '.*' '.*' --data-dir /var/lib/warren
+  Run "warren users" (no action) for the list of them.
 
 SIGNALS
   SIGTERM, SIGINT  stop: client connections are closed with 320
