@@ -74,6 +74,7 @@ type Broker struct {
 	pageSeq         atomic.Uint64 // ids of paged-out bodies in the store
 	sweeping        atomic.Bool   // sweepPaging is running
 	alarm           alarm
+	sess            sessions
 	hookMu          sync.Mutex
 	onVHostDeleted  []func(vhost string)
 	canPage         bool // the store is on disk, so paging bodies out saves memory

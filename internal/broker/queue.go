@@ -42,6 +42,8 @@ type Queue struct {
 	ttlAt        int64
 	expiresTimer *time.Timer
 	deadLetters  []deadLetter // dead letters to publish once the lock is released
+	// stats count under mu, which every path they count holds anyway.
+	stats MessageStats
 }
 
 // ConsumerSink is the receiving end of a consumer: an AMQP channel.
@@ -63,6 +65,10 @@ type Consumer struct {
 	Sink      ConsumerSink
 	// Data belongs to the sink.
 	Data any
+	// Channel (its name), PrefetchCount and Args are for the query side.
+	Channel       string
+	PrefetchCount int
+	Args          amqp091.Table
 }
 
 // newQueue makes a queue for a command being applied, with v.mu held (the
@@ -267,6 +273,7 @@ func (q *Queue) enqueue(m *Message, w *durableWait) bool {
 	}
 	q.ready.push(e)
 	q.readyBytes += int64(m.BodySize)
+	q.stats.Publish++
 	q.deliverLocked(now)
 	if e.Expires != 0 {
 		q.expireLocked(now)
@@ -332,6 +339,7 @@ func (q *Queue) deliverLocked(now int64) {
 		}
 		v := q.ready.pop()
 		q.readyBytes -= int64(v.Msg.BodySize)
+		q.countDeliveryLocked(v, c.NoAck, false)
 		q.settleDeliveredLocked(v, c.NoAck)
 	}
 }
@@ -503,17 +511,37 @@ func (q *Queue) Get(noAck bool) (e Entry, body []byte, remaining int, ok bool, e
 		}
 		e = q.ready.pop()
 		q.readyBytes -= int64(e.Msg.BodySize)
+		q.countDeliveryLocked(e, noAck, true)
 		q.settleDeliveredLocked(e, noAck)
 		q.expireLocked(now)
 		return e, body, q.ready.len(), true, nil
 	}
+	q.stats.GetEmpty++
 	return Entry{}, nil, 0, false, nil
+}
+
+// countDeliveryLocked counts a delivery (get: a basic.get-ok) in the stats.
+func (q *Queue) countDeliveryLocked(e Entry, noAck, get bool) {
+	switch {
+	case get && noAck:
+		q.stats.GetNoAck++
+	case get:
+		q.stats.Get++
+	case noAck:
+		q.stats.DeliverNoAck++
+	default:
+		q.stats.Deliver++
+	}
+	if e.Redelivered {
+		q.stats.Redeliver++
+	}
 }
 
 // Ack settles delivered entries for good.
 func (q *Queue) Ack(es []Entry) {
 	q.mu.Lock()
 	q.unacked -= len(es)
+	q.stats.Ack += uint64(len(es))
 	q.storeAck(es)
 	for _, e := range es {
 		q.releaseLocked(e)
