@@ -107,9 +107,10 @@ type permEntry struct {
 	re compiledPerm
 }
 
+// topicPermEntry holds the patterns as set: they are compiled per user and
+// vhost (after {username} and {vhost} expansion) by Access.CheckTopic.
 type topicPermEntry struct {
 	TopicPermission
-	re compiledPerm // write, read at [Write], [Read]; the patterns before expansion
 }
 
 func (s *accessState) init() {
