@@ -47,7 +47,8 @@ func TestCrashDefinitionsLoadedAtBoot(t *testing.T) {
 	}
 	var exported struct {
 		Users []struct {
-			Name, PasswordHash string `json:"password_hash"`
+			Name         string `json:"name"`
+			PasswordHash string `json:"password_hash"`
 		} `json:"users"`
 		Queues []struct{ Name, VHost string } `json:"queues"`
 	}
