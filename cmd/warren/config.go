@@ -27,7 +27,8 @@ type config struct {
 	Sync          string
 	SyncInterval  time.Duration
 
-	Conns *connFlags // --max-connections, --handshake-timeout (rlimit.go)
+	Conns           *connFlags    // --max-connections, --handshake-timeout (rlimit.go)
+	ConsumerTimeout time.Duration // negative: none (policies.go)
 
 	DefaultUser   string
 	DefaultPass   string
@@ -63,6 +64,7 @@ func (c *config) register(r *registry) {
 	r.Section("Listeners")
 	r.String(&c.AMQPAddr, "amqp-addr", ":5672", "ADDR", "AMQP listen address (host:port)")
 	c.Conns = addConnFlags(r)
+	Value(r, &c.ConsumerTimeout, "consumer-timeout", "1800000", "MS|none", "close a channel whose delivery stays unacknowledged this many milliseconds (RabbitMQ's consumer_timeout); queues override it with x-consumer-timeout or a consumer-timeout policy", parseConsumerTimeout)
 
 	r.Section("Storage and resource limits")
 	r.String(&c.DataDir, "data-dir", "./data", "DIR", "data directory (created if missing; see DATA DIRECTORY below)")

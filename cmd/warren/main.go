@@ -99,7 +99,7 @@ func serve(cfg *config, log *slog.Logger, sig <-chan os.Signal) error {
 			return err
 		}
 	}
-	scfg := amqpserver.Config{Logger: log}
+	scfg := amqpserver.Config{Logger: log, ConsumerTimeout: cfg.ConsumerTimeout}
 	cfg.Conns.apply(&scfg, log)
 	srv := amqpserver.New(b, scfg)
 	l, err := net.Listen("tcp", cfg.AMQPAddr)

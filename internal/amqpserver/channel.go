@@ -92,6 +92,9 @@ func (ch *channel) handleMethod(payload []byte) error {
 				h(m.Name())
 			}
 			err = ch.dispatch(m)
+			if cls == 60 && (mth == 20 || mth == 70) { // basic.consume, basic.get
+				ch.conn.armAckTick()
+			}
 		}
 	}
 	if ae, ok := err.(*amqp091.Error); ok && ae.ClassID == 0 {

@@ -61,10 +61,17 @@ type connection struct {
 }
 
 // deadlineReader sets a read deadline before every read, so a silent peer is
-// dropped after the timeout (two heartbeat intervals).
+// dropped after the timeout (two heartbeat intervals). It also wakes the
+// reader for periodic work on the connection (tick at tickAt, see
+// acktimeout.go) without ending the read.
 type deadlineReader struct {
 	nc      net.Conn
 	timeout atomic.Int64 // time.Duration; 0 = none
+
+	// Owned by the reader goroutine.
+	tick         func()
+	tickAt       int64 // unix nanoseconds; 0 = no tick due
+	tickDeadline bool  // the socket's deadline is a tick's, not the heartbeat's
 }
 
 // recheckWindow is how long a read whose deadline passed looks once more
@@ -73,12 +80,40 @@ const recheckWindow = 5 * time.Millisecond
 
 func (d *deadlineReader) Read(p []byte) (int, error) {
 	t := time.Duration(d.timeout.Load())
-	if t > 0 {
-		if err := d.nc.SetReadDeadline(time.Now().Add(t)); err != nil {
-			return 0, err
-		}
+	var now time.Time
+	if t > 0 || d.tickAt != 0 {
+		now = time.Now()
 	}
-	n, err := d.nc.Read(p)
+	var heartbeat time.Time
+	if t > 0 {
+		heartbeat = now.Add(t)
+	}
+	for {
+		if d.tickAt != 0 && now.UnixNano() >= d.tickAt {
+			d.tickAt = 0
+			d.tick() // may arm the next tick
+		}
+		deadline, ticking := heartbeat, false
+		if d.tickAt != 0 && (t <= 0 || d.tickAt < heartbeat.UnixNano()) {
+			deadline, ticking = time.Unix(0, d.tickAt), true
+		}
+		if t > 0 || ticking || d.tickDeadline {
+			if err := d.nc.SetReadDeadline(deadline); err != nil {
+				return 0, err
+			}
+			d.tickDeadline = ticking
+		}
+		n, err := d.nc.Read(p)
+		if n == 0 && ticking && isTimeout(err) {
+			now = time.Now()
+			continue // the tick is due; the heartbeat deadline stays as it was
+		}
+		return d.recheck(p, n, err, t)
+	}
+}
+
+// recheck looks once more at a socket whose heartbeat deadline passed.
+func (d *deadlineReader) recheck(p []byte, n int, err error, t time.Duration) (int, error) {
 	if n == 0 && t > 0 && isTimeout(err) {
 		// The deadline also passes while the whole process is stopped (SIGSTOP,
 		// a paused VM), with the peer's heartbeats already waiting in the
@@ -111,6 +146,7 @@ func newConnection(s *Server, nc net.Conn) *connection {
 		handshakeDeadline: time.Now().Add(s.cfg.HandshakeTimeout),
 	}
 	c.log = s.log.With("connection", c.name)
+	c.rd.tick = c.ackTick
 	c.out.beforeWrite = c.flushConfirms
 	// Before authentication a client gets only the protocol's minimum frame size.
 	c.fr = amqp091.NewFrameReader(c.rd, amqp091.FrameMinSize)

@@ -12,6 +12,10 @@ type unackedRec struct {
 	queue *broker.Queue
 	entry broker.Entry
 	cs    *consumerState // nil for basic.get
+	// seen is when (unix ms) the first acknowledgement-timeout check after
+	// the delivery saw the record, 0 before: the delivery itself reads no
+	// clock (see acktimeout.go).
+	seen int64
 }
 
 // unackedList holds a channel's unacknowledged deliveries in tag order. Tags

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -203,10 +204,14 @@ func (a *rabbitAdmin) clearPolicy(t *testing.T, name string, operator bool) {
 	a.ctl(t, cmd, "-p", a.vhost, name)
 }
 
+var consumerTimeoutMu sync.Mutex
+
 // withConsumerTimeout sets RabbitMQ's consumer_timeout only while open runs:
 // a channel takes the value when it opens, so channels of other tests are
 // affected only if they open in that moment.
 func (a *rabbitAdmin) withConsumerTimeout(t *testing.T, open func()) {
+	consumerTimeoutMu.Lock() // parallel tests must not restore it under each other
+	defer consumerTimeoutMu.Unlock()
 	a.ctl(t, "eval", "application:set_env(rabbit, consumer_timeout, "+strconv.Itoa(testConsumerTimeout)+").")
 	defer a.ctl(t, "eval", "application:set_env(rabbit, consumer_timeout, 1800000).")
 	open()
