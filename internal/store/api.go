@@ -268,7 +268,7 @@ func (s *File) Stats() Stats {
 }
 
 // FreeDisk implements Store with statfs(2) on the store's directory.
-func (s *File) FreeDisk() (uint64, error) { return freeDisk(s.dir) }
+func (s *File) FreeDisk() (uint64, error) { return s.fs.Free(s.dir) }
 
 // Close implements Store: it waits for the syncer to write (and, unless
 // SyncNever, sync) everything pending, then closes the files. It returns the

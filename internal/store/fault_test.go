@@ -85,6 +85,17 @@ func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
 	return f.file.WriteAt(p, off)
 }
 
+// Free is the budget, when there is one.
+func (fs *faultFS) Free(dir string) (uint64, error) {
+	fs.mu.Lock()
+	budget := fs.budget
+	fs.mu.Unlock()
+	if budget >= 0 {
+		return uint64(budget), nil
+	}
+	return fs.osFS.Free(dir)
+}
+
 // Truncate gives what it cuts off back to the budget, as a real disk frees
 // the blocks.
 func (f *faultFile) Truncate(size int64) error {

@@ -167,7 +167,8 @@ func (s *File) open() error {
 	if err := s.recoverMessages(); err != nil {
 		return err
 	}
-	return s.openReserve()
+	s.openReserve()
+	return nil
 }
 
 // removeTemps deletes rewrites that a crash interrupted before their rename.

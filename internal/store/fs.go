@@ -25,6 +25,8 @@ type fsys interface {
 	Rename(oldpath, newpath string) error
 	// SyncDir makes the directory's entries (creations, renames, removals) durable.
 	SyncDir(dir string) error
+	// Free returns the bytes available on dir's file system.
+	Free(dir string) (uint64, error)
 }
 
 // osFS is the real file system.
@@ -41,6 +43,8 @@ func (osFS) OpenFile(name string, flag int, perm os.FileMode) (file, error) {
 func (osFS) Remove(name string) error { return os.Remove(name) }
 
 func (osFS) Rename(oldpath, newpath string) error { return os.Rename(oldpath, newpath) }
+
+func (osFS) Free(dir string) (uint64, error) { return freeDisk(dir) }
 
 func (osFS) SyncDir(dir string) error {
 	d, err := os.Open(dir)

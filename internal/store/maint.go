@@ -28,6 +28,9 @@ func (s *File) maintain() bool {
 		return false
 	}
 	s.deleteDead()
+	if s.w.reserveUsed {
+		s.growReserve() // space may be back: deletions, or someone else freed it
+	}
 	if s.compactStep() {
 		return true
 	}

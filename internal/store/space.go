@@ -83,25 +83,28 @@ func (s *File) wrote(n int64, full bool) {
 	}
 }
 
-// openReserve opens the reserve and fills it up, if the disk has room.
-func (s *File) openReserve() error {
+// openReserve opens the reserve and fills it up, if the disk has room; a
+// store that cannot have one goes on without it.
+func (s *File) openReserve() {
 	if s.opts.reserveSize < 0 {
-		return nil
+		return
 	}
 	f, err := s.fs.OpenFile(filepath.Join(s.dir, reserveName), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return err
+		s.log.Warn("store: cannot open the space reserve, going on without one", "err", err)
+		return
 	}
 	size, err := f.Size()
 	if err != nil {
 		f.Close()
-		return err
+		s.log.Warn("store: cannot open the space reserve, going on without one", "err", err)
+		return
 	}
 	s.w.reserveF, s.w.reserveSize = f, size
 	if !s.growReserve() {
-		s.log.Warn("store: disk too full for the space reserve: acks may not be written if it fills up", "reserve", s.w.reserveSize, "want", s.opts.reserveSize)
+		s.w.reserveUsed = true // filled once there is clearly room (see growReserve)
+		s.log.Warn("store: disk too full for the space reserve: new messages are refused until there is room for it", "reserve", s.w.reserveSize, "want", s.opts.reserveSize)
 	}
-	return nil
 }
 
 // growReserve fills the reserve up to its size; false if the disk has no
@@ -111,6 +114,13 @@ func (s *File) growReserve() bool {
 	if w.reserveF == nil || w.reserveSize >= s.opts.reserveSize {
 		return true
 	}
+	if w.reserveUsed {
+		// Released for acks: take the space back only once there is clearly
+		// room, not a few bytes at a time from the acks that need them.
+		if free, err := s.fs.Free(s.dir); err != nil || free < uint64(2*(s.opts.reserveSize-w.reserveSize)) {
+			return false
+		}
+	}
 	for w.reserveSize < s.opts.reserveSize {
 		n := min(int64(len(zeros)), s.opts.reserveSize-w.reserveSize)
 		m, err := w.reserveF.WriteAt(zeros[:n], w.reserveSize)
@@ -118,10 +128,15 @@ func (s *File) growReserve() bool {
 		if err == nil && int64(m) < n {
 			err = syscall.ENOSPC
 		}
+		if err != nil && !noSpace(err) {
+			// Not a full disk: do without a reserve rather than refuse
+			// every message because of it.
+			s.log.Warn("store: cannot fill the space reserve, going on without one", "err", err)
+			w.reserveF.Close()
+			w.reserveF = nil
+			return true
+		}
 		if err != nil {
-			if !noSpace(err) {
-				s.warn(&w.reserveLog, "store: cannot fill the space reserve", "err", err)
-			}
 			return false
 		}
 	}
