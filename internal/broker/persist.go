@@ -189,6 +189,11 @@ func (b *Broker) recoverMessages() error {
 	if len(orphans) > 0 {
 		b.log.Info("dropped messages of queues deleted before the restart", "queues", len(orphans))
 	}
+	for _, v := range b.VHosts() {
+		for _, q := range v.Queues() {
+			q.recovered()
+		}
+	}
 	if n > 0 {
 		b.log.Info("recovered persistent messages", "messages", n)
 	}

@@ -112,15 +112,32 @@ func (q *Queue) policiesChanged(ap *appliedPolicies) {
 	// RabbitMQ sets the limits with the old overflow mode, then the new one,
 	// dropping the excess whenever drop-head is in force.
 	if old.overflow == overflowDropHead || q.args.overflow == overflowDropHead {
-		for q.ready.len() > 0 && q.overLimit(0, 0) {
-			e := q.ready.popOldest()
-			q.readyBytes -= int64(e.Msg.BodySize)
-			q.dropLocked(e, "maxlen")
-		}
+		q.trimLocked()
 	}
 	q.stopExpiresLocked()
 	q.touchLocked()
 	q.expireLocked(nowNano())
+	q.unlock()
+}
+
+// trimLocked drops (or dead-letters) messages from the head until the queue
+// is within its max-length and max-length-bytes.
+func (q *Queue) trimLocked() {
+	for q.ready.len() > 0 && q.overLimit(0, 0) {
+		e := q.ready.popOldest()
+		q.readyBytes -= int64(e.Msg.BodySize)
+		q.dropLocked(e, "maxlen")
+	}
+}
+
+// recovered applies the queue's limits to the messages recovered at boot,
+// as a RabbitMQ queue does when it starts: a limit a policy lowered while
+// the broker was down (or that the store holds more than) drops the excess.
+func (q *Queue) recovered() {
+	q.mu.Lock()
+	if q.args.overflow == overflowDropHead {
+		q.trimLocked()
+	}
 	q.unlock()
 }
 
