@@ -153,6 +153,16 @@ func TestAccessPermissionsTable(t *testing.T) {
 	no("exchange.declare with an AE without write on it", "exchange", "rd-x", exchange("both-ae2", amqp.Table{"alternate-exchange": "rd-x"}))
 	no("exchange.declare with an AE without read on the exchange", "exchange", "cfg-ae", exchange("cfg-ae", amqp.Table{"alternate-exchange": "wr-x"}))
 
+	// Permissions come before existence: no write, no 404.
+	no("basic.publish to a missing exchange without write", "exchange", "other-missing", publish("other-missing"))
+	f.expect("basic.publish to a missing exchange with write", op(f, c, publish("wr-missing")), amqp.NotFound,
+		"NOT_FOUND - no exchange 'wr-missing' in vhost '"+f.vhost+"'")
+	no("queue.bind of a missing queue without write", "queue", "other-missing", bind("other-missing", "rd-x"))
+	no("queue.delete of a missing queue without configure", "queue", "other-missing", func(ch *amqp.Channel) error {
+		_, err := ch.QueueDelete("other-missing", false, false, false)
+		return err
+	})
+
 	// A server-named queue is checked under the name the server chose.
 	err := op(f, c, declare("", nil))
 	var ae *amqp.Error
@@ -193,7 +203,8 @@ func TestAccessPermissionsVHostAndLiveChanges(t *testing.T) {
 	if cl == nil || cl.ReplyCode != amqp.NotAllowed || cl.ReplyText != "NOT_ALLOWED - access to vhost '"+f.vhost+"' refused for user '"+u+"'" {
 		t.Fatalf("open without permissions: %+v", cl)
 	}
-	if cl := openRaw(t, f.addr, u, "pw", f.name("nowhere")); cl == nil || cl.ReplyCode != amqp.NotAllowed {
+	nowhere := f.name("nowhere")
+	if cl := openRaw(t, f.addr, u, "pw", nowhere); cl == nil || cl.ReplyCode != amqp.NotAllowed || cl.ReplyText != "NOT_ALLOWED - vhost "+nowhere+" not found" {
 		t.Fatalf("open of a missing vhost: %+v", cl)
 	}
 	f.must(f.adm.setPermissions(u, f.vhost, ".*", ".*", ".*"))
@@ -248,6 +259,9 @@ func TestAccessTopicPermissions(t *testing.T) {
 	}
 	f.expect("bind with another key", op(f, c, func(ch *amqp.Channel) error {
 		return ch.QueueBind("rd-q", "x.#", "amq.topic", false, nil)
+	}), amqp.AccessRefused, topicRefused("x.#", "amq.topic"))
+	f.expect("exchange.bind from a topic exchange with another key", op(f, c, func(ch *amqp.Channel) error {
+		return ch.ExchangeBind("amq.fanout", "x.#", "amq.topic", false, nil)
 	}), amqp.AccessRefused, topicRefused("x.#", "amq.topic"))
 	// Not a topic exchange: topic permissions do not apply.
 	if err := op(f, c, func(ch *amqp.Channel) error {
