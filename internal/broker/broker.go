@@ -72,7 +72,7 @@ type Broker struct {
 	freeDisk        func() (uint64, error)
 	diskMu          sync.Mutex    // one free-space check at a time, so they apply in order
 	pageSeq         atomic.Uint64 // ids of paged-out bodies in the store
-	sweeping        atomic.Bool   // sweepPaging is running
+	paging          atomic.Bool   // publishes page bodies out; sweepPaging ran when it started
 	alarm           alarm
 	sess            sessions
 	hookMu          sync.Mutex

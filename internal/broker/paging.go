@@ -51,10 +51,9 @@ func (b *Broker) pagingNeeded() bool {
 // sweepPaging pages out the bodies still in memory of every message that
 // waits in a queue: those queued before paging started would otherwise stay
 // in memory for as long as they are queued, half the limit's worth. Publish
-// starts it when paging starts; it runs on its own goroutine, one queue lock
-// at a time.
+// starts it once each time paging starts; it runs on its own goroutine, one
+// queue lock at a time.
 func (b *Broker) sweepPaging() {
-	defer b.sweeping.Store(false)
 	b.mu.RLock()
 	vhosts := make([]*VHost, 0, len(b.vhosts))
 	for _, v := range b.vhosts {
