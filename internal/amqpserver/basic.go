@@ -159,6 +159,7 @@ func (ch *channel) route(ex *broker.Exchange, m *broker.Message, mandatory bool,
 		durable = func(bool) { wg.Done() }
 	}
 	res := ch.vhost.Publish(&ch.router, ex, m, durable)
+	ch.notePublish(res.Routed, mandatory)
 	if mandatory && !res.Routed {
 		body, _ := ch.body(m) // unrouted, so never paged out
 		ch.conn.out.send(func(b []byte) []byte {
@@ -258,6 +259,12 @@ func (ch *channel) Deliver(c *broker.Consumer, q *broker.Queue, e *broker.Entry)
 		ch.unacked.push(unackedRec{tag: ch.nextTag, queue: q, entry: *e, cs: cs})
 		cs.unacked++
 		ch.unackedAll++
+		ch.stats.Deliver++
+	} else {
+		ch.stats.DeliverNoAck++
+	}
+	if e.Redelivered {
+		ch.stats.Redeliver++
 	}
 	return true
 }
@@ -321,6 +328,9 @@ func (ch *channel) settle(tag uint64, multiple bool, op settleOp) error {
 		return amqp091.NewError(amqp091.PreconditionFailed, "unknown delivery tag %d", tag)
 	}
 	taken := recs[n0:]
+	if op == settleAck {
+		ch.stats.Ack += uint64(len(taken))
+	}
 	if ch.tx != nil {
 		ch.mu.Unlock()
 		ch.tx.settles = append(ch.tx.settles, txSettle{recs: append([]unackedRec(nil), taken...), op: op})
@@ -519,6 +529,9 @@ func (ch *channel) get(m *amqp091.BasicGet) error {
 		return amqp091.NewError(amqp091.InternalError, "cannot read message from the store")
 	}
 	if !ok {
+		ch.mu.Lock()
+		ch.stats.GetEmpty++
+		ch.mu.Unlock()
 		ch.conn.out.sendMethod(ch.id, &amqp091.BasicGetEmpty{})
 		return nil
 	}
@@ -527,6 +540,12 @@ func (ch *channel) get(m *amqp091.BasicGet) error {
 	tag := ch.nextTag
 	if !m.NoAck {
 		ch.unacked.push(unackedRec{tag: tag, queue: q, entry: e})
+		ch.stats.Get++
+	} else {
+		ch.stats.GetNoAck++
+	}
+	if e.Redelivered {
+		ch.stats.Redeliver++
 	}
 	ch.conn.out.send(func(b []byte) []byte {
 		b = amqp091.AppendMethodFrame(b, ch.id, &amqp091.BasicGetOk{DeliveryTag: tag, Redelivered: e.Redelivered, Exchange: e.Msg.Exchange, RoutingKey: e.Msg.RoutingKey, MessageCount: uint32(remaining)})

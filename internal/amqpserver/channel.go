@@ -43,6 +43,7 @@ type channel struct {
 	unackedAll       int    // unacked deliveries to consumers (for prefetchChannel)
 	starved          int    // consumers refused for want of credit since credit last returned
 	flowActive       bool
+	stats            chanStats // counters for the management view (session.go)
 }
 
 // consumerState is a channel's view of one of its consumers.

@@ -49,6 +49,8 @@ func (c *connection) waitAlarm() bool {
 	// client go away, so its connection ends now, not when the alarm clears.
 	w := watchPeer(c.nc, c.rd)
 	defer w.stop()
+	c.sess.state.Store(stateBlocked)
+	defer c.sess.state.CompareAndSwap(stateBlocked, stateRunning)
 	for reason != "" {
 		select {
 		case <-cleared:

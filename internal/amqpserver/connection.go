@@ -58,6 +58,9 @@ type connection struct {
 	// handshakeDeadline is accept time plus the handshake timeout: the one
 	// read deadline until connection.open, however slowly bytes trickle in.
 	handshakeDeadline time.Time
+
+	sess       sessionState // the management view (session.go)
+	statsDirty []*channel   // channels with counters to flush
 }
 
 // deadlineReader sets a read deadline before every read, so a silent peer is
@@ -72,6 +75,7 @@ type deadlineReader struct {
 	tick         func()
 	tickAt       int64 // unix nanoseconds; 0 = no tick due
 	tickDeadline bool  // the socket's deadline is a tick's, not the heartbeat's
+	bytes        atomic.Uint64
 }
 
 // recheckWindow is how long a read whose deadline passed looks once more
@@ -123,6 +127,9 @@ func (d *deadlineReader) recheck(p []byte, n int, err error, t time.Duration) (i
 			n, err = d.nc.Read(p)
 		}
 	}
+	if n > 0 {
+		d.bytes.Add(uint64(n))
+	}
 	return n, err
 }
 
@@ -145,6 +152,7 @@ func newConnection(s *Server, nc net.Conn) *connection {
 
 		handshakeDeadline: time.Now().Add(s.cfg.HandshakeTimeout),
 	}
+	c.sess.connectedAt = time.Now()
 	c.log = s.log.With("connection", c.name)
 	c.rd.tick = c.ackTick
 	c.out.beforeWrite = c.flushConfirms
@@ -208,6 +216,7 @@ func (c *connection) loop() {
 		if c.fr.Buffered() == 0 {
 			c.flushAcks()
 			c.flushConfirms()
+			c.flushStats()
 		}
 		f, err := c.fr.ReadFrame()
 		if err != nil {
@@ -221,6 +230,7 @@ func (c *connection) loop() {
 			}
 			return
 		}
+		c.sess.frames++
 		done, err := c.handleFrame(f)
 		if err != nil {
 			var ae *amqp091.Error
@@ -349,12 +359,14 @@ func (c *connection) openChannel(id uint16, payload []byte) error {
 	}
 	ch := newChannel(c, id)
 	c.channels[id] = ch
+	c.publishChannels()
 	c.out.sendMethod(id, &amqp091.ChannelOpenOk{})
 	return nil
 }
 
 // sendClose sends connection.close for err.
 func (c *connection) sendClose(err *amqp091.Error) {
+	c.sess.state.Store(stateClosing)
 	if err.Code != amqp091.ConnectionForced && err.Code != amqp091.AccessRefused {
 		c.log.Warn("closing connection", "code", err.Code, "text", err.Text)
 	}
@@ -367,6 +379,7 @@ func (c *connection) forceClose(reason string) {
 		return
 	}
 	close(c.forcedCh)
+	c.sess.state.Store(stateClosing)
 	c.out.sendMethod(0, &amqp091.ConnectionClose{ReplyCode: amqp091.ConnectionForced, ReplyText: "CONNECTION_FORCED - " + reason})
 	time.AfterFunc(closeOkTimeout, func() { c.nc.Close() })
 }
@@ -382,6 +395,9 @@ func (c *connection) closeChannels() {
 // teardown ends the connection: channels released, exclusive queues deleted,
 // outbox flushed, socket closed.
 func (c *connection) teardown() {
+	if c.sess.unregister != nil {
+		c.sess.unregister()
+	}
 	c.closeChannels()
 	c.srv.uncount(c)
 	if c.vhost != nil {
@@ -425,10 +441,12 @@ func (c *connection) channel(id uint16) *channel {
 
 // dropChannel forgets a closed channel.
 func (c *connection) dropChannel(id uint16) {
-	if _, ok := c.channels[id]; ok {
+	if ch, ok := c.channels[id]; ok {
 		c.srv.closeChannelCounted(c)
+		c.retireStats(ch)
 	}
 	delete(c.channels, id)
+	c.publishChannels()
 	if c.lastCh != nil && c.lastCh.id == id {
 		c.lastCh = nil
 	}

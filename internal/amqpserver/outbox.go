@@ -21,11 +21,13 @@ type outbox struct {
 	blocked map[*broker.Queue]struct{} // queues that stopped delivering because buf was full
 	drained *sync.Cond                 // signalled after each write, for a reader waiting for room
 
-	size    atomic.Int64 // len(buf), readable without mu
-	signal  chan struct{}
-	wrote   atomic.Bool // a write happened since the last heartbeat tick
-	limit   int         // deliveries stop above this many buffered bytes
-	hardCap int         // the connection's reader waits above this
+	size   atomic.Int64 // len(buf), readable without mu
+	signal chan struct{}
+	wrote  atomic.Bool // a write happened since the last heartbeat tick
+	// sentBytes counts what was written to the socket, for the management view.
+	sentBytes atomic.Uint64
+	limit     int // deliveries stop above this many buffered bytes
+	hardCap   int // the connection's reader waits above this
 
 	// beforeWrite runs on the writer goroutine each time it wakes, before it
 	// takes the buffer (the connection flushes confirms made durable meanwhile).
@@ -149,6 +151,7 @@ func (o *outbox) run(nc net.Conn, heartbeat func() time.Duration, stop <-chan st
 				o.close()
 				return err
 			}
+			o.sentBytes.Add(uint64(len(b)))
 		}
 		o.mu.Lock()
 		if cap(b) <= 4*o.limit { // keep the buffer: regrowing it for every write costs

@@ -41,6 +41,7 @@ func (ch *channel) txSelect() error {
 	}
 	if ch.tx == nil {
 		ch.tx = &txState{}
+		ch.stats.tx.Store(true)
 	}
 	ch.conn.out.sendMethod(ch.id, &amqp091.TxSelectOk{})
 	return nil
@@ -95,6 +96,7 @@ func (ch *channel) confirmSelect(m *amqp091.ConfirmSelect) error {
 	}
 	if ch.confirms == nil {
 		ch.confirms = &confirmTracker{}
+		ch.stats.tracker.Store(ch.confirms)
 	}
 	if !m.Nowait {
 		ch.conn.out.sendMethod(ch.id, &amqp091.ConfirmSelectOk{})
