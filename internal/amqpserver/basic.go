@@ -159,7 +159,7 @@ func (ch *channel) route(ex *broker.Exchange, m *broker.Message, mandatory bool,
 		durable = func(bool) { wg.Done() }
 	}
 	res := ch.vhost.Publish(&ch.router, ex, m, durable)
-	ch.notePublish(res.Routed, mandatory)
+	ch.notePublish(ex, res, mandatory)
 	if mandatory && !res.Routed {
 		body, _ := ch.body(m) // unrouted, so never paged out
 		ch.conn.out.send(func(b []byte) []byte {

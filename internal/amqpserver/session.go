@@ -47,8 +47,11 @@ type chanStats struct {
 	broker.MessageStats
 	pendPublish, pendReturn, pendDrop uint64
 	dirty                             bool // in conn.statsDirty
-	tx                                atomic.Bool
-	tracker                           atomic.Pointer[confirmTracker]
+	// The exchange published to and counts not yet added to it.
+	pendEx              *broker.Exchange
+	pendExIn, pendExOut uint64
+	tx                  atomic.Bool
+	tracker             atomic.Pointer[confirmTracker]
 }
 
 // register adds the connection to the broker's registry; called by the reader
@@ -68,11 +71,17 @@ func (c *connection) publishChannels() {
 	c.sess.chans.Store(&list)
 }
 
-// notePublish counts a routed publish on the reader; result from Publish.
-func (ch *channel) notePublish(routed, mandatory bool) {
+// notePublish counts a publish on the reader.
+func (ch *channel) notePublish(ex *broker.Exchange, res broker.PublishResult, mandatory bool) {
 	s := &ch.stats
+	if s.pendEx != ex {
+		s.flushExchange()
+		s.pendEx = ex
+	}
+	s.pendExIn++
+	s.pendExOut += uint64(res.Queues)
 	s.pendPublish++
-	if !routed {
+	if routed := res.Routed; !routed {
 		if mandatory {
 			s.pendReturn++
 		} else {
@@ -96,9 +105,18 @@ func (c *connection) flushStats() {
 		s.DropUnroutable += s.pendDrop
 		ch.mu.Unlock()
 		s.pendPublish, s.pendReturn, s.pendDrop, s.dirty = 0, 0, 0, false
+		s.flushExchange()
 	}
 	clear(c.statsDirty)
 	c.statsDirty = c.statsDirty[:0]
+}
+
+// flushExchange adds the pending exchange counts to the exchange.
+func (s *chanStats) flushExchange() {
+	if s.pendEx != nil && s.pendExIn > 0 {
+		s.pendEx.AddPublished(s.pendExIn, s.pendExOut)
+	}
+	s.pendExIn, s.pendExOut = 0, 0
 }
 
 // retireStats keeps a closing channel's counters in the connection's totals.
@@ -107,6 +125,7 @@ func (c *connection) retireStats(ch *channel) {
 	st := ch.stats.MessageStats
 	ch.mu.Unlock()
 	st.Publish += ch.stats.pendPublish
+	ch.stats.flushExchange()
 	if t := ch.stats.tracker.Load(); t != nil {
 		t.mu.Lock()
 		st.Confirm += t.confirmed

@@ -111,6 +111,12 @@ func TestServerSessionRegistry(t *testing.T) {
 		t.Errorf("queue info %+v", qi)
 	}
 
+	if x, _ := qs.Exchange(""); x == nil {
+		t.Fatal("no default exchange")
+	} else if in, out := x.PublishStats(); in != 4 || out != 3 {
+		t.Errorf("default exchange published in %d, out %d; want 4, 3", in, out)
+	}
+
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	b.Sessions()[0].Session.Close("Closed via management plugin")
 	select {

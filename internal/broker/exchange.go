@@ -26,6 +26,7 @@ type Exchange struct {
 	mu      sync.Mutex // serialises binding changes; routing reads table without it
 	table   atomic.Pointer[routeSnapshot]
 	deleted atomic.Bool
+	stats   exchangeStats
 }
 
 // routeSnapshot boxes a routeTable so it can live in an atomic.Pointer.

@@ -13,6 +13,8 @@ type PublishResult struct {
 	// Rejected is true when a queue refused it (x-overflow reject-publish): a
 	// publisher in confirm mode gets a nack.
 	Rejected bool
+	// Queues is how many queues it was routed to (RabbitMQ's publish_out).
+	Queues int
 }
 
 // Router holds scratch space for routing, so the hot path does not allocate.
@@ -47,7 +49,7 @@ func (v *VHost) Publish(r *Router, e *Exchange, m *Message, durable func(ok bool
 		w = &durableWait{done: durable}
 		w.add()
 	}
-	var res PublishResult
+	res := PublishResult{Queues: len(queues)}
 	for _, q := range queues {
 		res.Routed = true
 		if !q.enqueue(m, w) {
