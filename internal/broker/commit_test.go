@@ -120,3 +120,33 @@ func BenchmarkCommitDurableDeclareParallel(b *testing.B) {
 		b.ReportMetric(float64(s.MetaCommits)/float64(s.MetaSyncs), "commits/sync")
 	}
 }
+
+// BenchmarkCommitDeleteDurableQueue deletes durable queues among n others:
+// the time per delete must not grow with n (it once did, linearly).
+func BenchmarkCommitDeleteDurableQueue(b *testing.B) {
+	for _, n := range []int{1000, 20000} {
+		b.Run(fmt.Sprintf("queues=%d", n), func(b *testing.B) {
+			st, err := store.Open(b.TempDir(), store.Options{Sync: store.SyncNever})
+			if err != nil {
+				b.Fatal(err)
+			}
+			br, err := New(Config{Store: st})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer br.Close()
+			v, _ := br.VHost("/")
+			for i := range n + b.N {
+				if _, _, _, err := v.DeclareQueue(QueueDecl{Name: fmt.Sprintf("q%d", i), Durable: true}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				if _, err := v.DeleteQueue(fmt.Sprintf("q%d", i), false, false, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
