@@ -19,6 +19,7 @@ type config struct {
 	Version    bool
 
 	AMQPAddr string
+	MgmtAddr string
 	DataDir  string
 	LogLevel slog.Level
 
@@ -64,6 +65,7 @@ func (c *config) register(r *registry) {
 	r.Section("Listeners")
 	r.String(&c.AMQPAddr, "amqp-addr", ":5672", "ADDR", "AMQP listen address (host:port)")
 	c.Conns = addConnFlags(r)
+	r.String(&c.MgmtAddr, "mgmt-addr", defaultMgmtAddr, "ADDR", "management HTTP API listen address (RabbitMQ's /api on port 15672); \"\" disables it")
 	Value(r, &c.ConsumerTimeout, "consumer-timeout", "1800000", "MS|none", "close a channel whose delivery stays unacknowledged this many milliseconds (RabbitMQ's consumer_timeout); queues override it with x-consumer-timeout or a consumer-timeout policy", parseConsumerTimeout)
 
 	r.Section("Storage and resource limits")

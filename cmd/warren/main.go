@@ -19,6 +19,7 @@ import (
 
 	"github.com/warren-mq/warren/internal/amqpserver"
 	"github.com/warren-mq/warren/internal/broker"
+	"github.com/warren-mq/warren/internal/mgmt"
 	"github.com/warren-mq/warren/internal/store"
 )
 
@@ -118,6 +119,19 @@ func serve(cfg *config, log *slog.Logger, sig <-chan os.Signal) error {
 		go func() { errc <- srv.ServeTLS(tl, tlsCfg) }()
 		attrs = append(attrs, "amqps", tl.Addr().String(), "tls_verify", cfg.TLSVerify,
 			"tls_cert", tlsCfg.Leaf().Subject.String(), "tls_cert_expires", tlsCfg.Leaf().NotAfter)
+	}
+	listeners := []mgmt.Listener{{Protocol: "amqp", Addr: l.Addr().String()}}
+	if tlsCfg != nil {
+		listeners = append(listeners, mgmt.Listener{Protocol: "amqp/ssl", Addr: cfg.AMQPSAddr})
+	}
+	stopMgmt, mgmtAddr, err := startMgmt(cfg, b, log, listeners)
+	if err != nil {
+		shutdown(srv, log)
+		return err
+	}
+	defer stopMgmt()
+	if mgmtAddr != "" {
+		attrs = append(attrs, "mgmt", mgmtAddr)
 	}
 	attrs = append(attrs, "data_dir", cfg.DataDir, "memory_limit", cfg.MemoryLimit, "version", amqpserver.Version)
 	log.Info("Warren started", attrs...)

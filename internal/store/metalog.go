@@ -26,9 +26,8 @@ type metaFile struct {
 	records  int // records in the file
 	lastLive int // records the last compaction wrote
 
-	snapshot        atomic.Pointer[func() [][]byte]
-	bytes           atomic.Int64 // size, for Stats without a lock
-	commits, writes atomic.Uint64
+	snapshot atomic.Pointer[func() [][]byte]
+	bytes    atomic.Int64 // size, for Stats without a lock
 	// queueDrops is set by DeleteQueue: the next metadata write first makes
 	// the message store's acks durable, so a queue deleted and then declared
 	// again never gets its old messages back after a crash.
@@ -191,8 +190,6 @@ func (s *File) appendMeta(batch []metaPending) error {
 	}
 	m.size += int64(len(b))
 	m.records += len(batch)
-	m.commits.Add(uint64(len(batch)))
-	m.writes.Add(1)
 	m.bytes.Store(m.size)
 	return nil
 }
