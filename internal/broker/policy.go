@@ -369,7 +369,12 @@ func matchLocked(m map[string]*policy, name string, queue bool) *policy {
 
 // policiesForLocked returns the policies that apply to the named entity, with v.mu held.
 func (v *VHost) policiesForLocked(name string, queue bool) *appliedPolicies {
-	ap := &appliedPolicies{user: matchLocked(v.policies.user, name, queue), op: matchLocked(v.policies.op, name, queue)}
+	return v.policies.applying(name, queue)
+}
+
+// applying returns the policies of s that apply to the named entity.
+func (s *policySet) applying(name string, queue bool) *appliedPolicies {
+	ap := &appliedPolicies{user: matchLocked(s.user, name, queue), op: matchLocked(s.op, name, queue)}
 	if ap.user == nil && ap.op == nil {
 		return nil
 	}
@@ -441,36 +446,49 @@ func (ap *appliedPolicies) public() AppliedPolicy {
 }
 
 // changePolicies applies a change to a vhost's policies and recomputes the
-// policies of its exchanges (under v.mu, which routing reads them under) and
-// queues (each under its own lock, after v.mu is released: LOCKS.md).
+// policies of its exchanges and queues. Matching every name against every
+// policy happens without v.mu, so routing is not held up by it: under the
+// lock the set changes (entities created from then on match the new one)
+// and the existing entities are listed; their new policies are then found,
+// and set: an exchange's under v.mu again (routing reads its alternate
+// exchange under it), a queue's under its own lock (LOCKS.md). Policy
+// changes are commands, applied one at a time, so no other change races.
 func (v *VHost) changePolicies(change func(s *policySet)) {
-	type update struct {
-		q  *Queue
-		ap *appliedPolicies
-	}
-	var updates []update
 	v.mu.Lock()
 	change(&v.policies)
-	for _, e := range v.exchanges {
+	set := policySet{user: maps.Clone(v.policies.user), op: maps.Clone(v.policies.op)}
+	exchanges := slices.Collect(maps.Values(v.exchanges))
+	queues := slices.Collect(maps.Values(v.queues))
+	v.mu.Unlock()
+
+	type exchangeUpdate struct {
+		e  *Exchange
+		ap *appliedPolicies
+	}
+	var xs []exchangeUpdate
+	for _, e := range exchanges {
 		if e.Name == "" {
 			continue // the default exchange takes no policy
 		}
-		ap := v.policiesForLocked(e.Name, false)
-		if !sameApplied(ap, e.pol.Load()) {
-			e.setPoliciesLocked(ap)
+		if ap := set.applying(e.Name, false); !sameApplied(ap, e.pol.Load()) {
+			xs = append(xs, exchangeUpdate{e, ap})
 		}
 	}
-	for _, q := range v.queues {
-		ap := v.policiesForLocked(q.Name, true)
-		if !sameApplied(ap, q.pol.Load()) {
+	if len(xs) > 0 {
+		v.mu.Lock()
+		for _, x := range xs {
+			if v.exchanges[x.e.Name] == x.e {
+				x.e.setPoliciesLocked(x.ap)
+			}
+		}
+		v.mu.Unlock()
+	}
+	sort.Slice(queues, func(i, j int) bool { return queues[i].Name < queues[j].Name })
+	for _, q := range queues {
+		if ap := set.applying(q.Name, true); !sameApplied(ap, q.pol.Load()) {
 			q.pol.Store(ap)
-			updates = append(updates, update{q, ap})
+			q.policiesChanged(ap)
 		}
-	}
-	v.mu.Unlock()
-	sort.Slice(updates, func(i, j int) bool { return updates[i].q.Name < updates[j].q.Name })
-	for _, u := range updates {
-		u.q.policiesChanged(u.ap)
 	}
 }
 
