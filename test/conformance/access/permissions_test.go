@@ -9,30 +9,43 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// op runs fn on a fresh channel, then a round trip that needs no
-// permission, and returns the error the channel was closed with, if any.
+// op runs fn on a fresh channel and returns the error the channel was closed
+// with, if any. An asynchronous refusal (basic.publish) is seen through a
+// round trip on another channel: the broker answers in order, so the close
+// has arrived before that answer. (A round trip on the same channel could
+// race with the close: a method the client sends after its close-ok is on a
+// channel that no longer exists, and closes the connection.)
 func op(f *fixture, c *amqp.Connection, fn func(ch *amqp.Channel) error) error {
 	f.t.Helper()
 	ch := f.channel(c)
 	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
 	err := fn(ch)
 	if err == nil {
-		_, err = ch.QueueDeclarePassive("rd-q", false, false, false, false, nil)
-	}
-	if err != nil {
-		// The call may have been refused as "not open" because the close
-		// came first: the close says why.
+		probe := f.channel(c)
+		if err := probe.ExchangeDeclarePassive("amq.direct", "direct", true, false, false, false, nil); err != nil {
+			f.t.Fatalf("probe: %v", err)
+		}
+		_ = probe.Close()
 		select {
 		case e := <-closed:
 			if e != nil {
 				return e
 			}
-		case <-time.After(waitTimeout):
+		default:
 		}
-		return err
+		_ = ch.Close()
+		return nil
 	}
-	_ = ch.Close()
-	return nil
+	// The call may have been refused as "not open" because the close came
+	// first: the close says why.
+	select {
+	case e := <-closed:
+		if e != nil {
+			return e
+		}
+	case <-time.After(waitTimeout):
+	}
+	return err
 }
 
 // The access-control table of RabbitMQ's documentation, operation by
