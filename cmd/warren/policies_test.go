@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // The policies, parameters and global-parameters subcommands change a
@@ -63,5 +64,27 @@ func TestRunPolicySubcommands(t *testing.T) {
 	}
 	if r := runNow([]string{"policies", "--help"}, env); r.code != 0 || !strings.Contains(r.stdout, "warren policies set") {
 		t.Fatalf("policies --help: %+v", r)
+	}
+}
+
+func TestConfigConsumerTimeout(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		want time.Duration
+	}{
+		{want: 30 * time.Minute},
+		{args: []string{"--consumer-timeout", "2000"}, want: 2 * time.Second},
+		{env: map[string]string{"WARREN_CONSUMER_TIMEOUT": "none"}, want: -1},
+	} {
+		cfg, _, _, err := loadConfig(c.args, envOf(c.env))
+		if err != nil || cfg.ConsumerTimeout != c.want {
+			t.Fatalf("%v %v: %v %v, want %v", c.args, c.env, cfg.ConsumerTimeout, err, c.want)
+		}
+	}
+	for _, bad := range []string{"0", "-5", "soon"} {
+		if _, _, _, err := loadConfig([]string{"--consumer-timeout", bad}, envOf(nil)); err == nil {
+			t.Fatalf("--consumer-timeout %s accepted", bad)
+		}
 	}
 }
