@@ -23,6 +23,8 @@ type config struct {
 	DataDir  string
 	LogLevel slog.Level
 
+	PrometheusAddr string
+
 	MemoryLimit   int64
 	DiskFreeLimit int64
 	Sync          string
@@ -67,6 +69,7 @@ func (c *config) register(r *registry) {
 	c.Conns = addConnFlags(r)
 	r.String(&c.MgmtAddr, "mgmt-addr", defaultMgmtAddr, "ADDR", "management HTTP API listen address (RabbitMQ's /api on port 15672); \"\" disables it")
 	Value(r, &c.ConsumerTimeout, "consumer-timeout", "1800000", "MS|none", "close a channel whose delivery stays unacknowledged this many milliseconds (RabbitMQ's consumer_timeout); queues override it with x-consumer-timeout or a consumer-timeout policy", parseConsumerTimeout)
+	r.String(&c.PrometheusAddr, "prometheus-addr", defaultPrometheusAddr, "ADDR", "Prometheus metrics listen address (RabbitMQ's /metrics on port 15692); \"\" disables it")
 
 	r.Section("Storage and resource limits")
 	r.String(&c.DataDir, "data-dir", "./data", "DIR", "data directory (created if missing; see DATA DIRECTORY below)")

@@ -133,6 +133,15 @@ func serve(cfg *config, log *slog.Logger, sig <-chan os.Signal) error {
 	if mgmtAddr != "" {
 		attrs = append(attrs, "mgmt", mgmtAddr)
 	}
+	stopProm, promAddr, err := startPrometheus(cfg, b, log)
+	if err != nil {
+		shutdown(srv, log)
+		return err
+	}
+	defer stopProm()
+	if promAddr != "" {
+		attrs = append(attrs, "prometheus", promAddr)
+	}
 	attrs = append(attrs, "data_dir", cfg.DataDir, "memory_limit", cfg.MemoryLimit, "version", amqpserver.Version)
 	log.Info("Warren started", attrs...)
 

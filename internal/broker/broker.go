@@ -75,6 +75,7 @@ type Broker struct {
 	paging          atomic.Bool   // publishes page bodies out; sweepPaging ran when it started
 	alarm           alarm
 	sess            sessions
+	totals          totals // see totals.go
 	hookMu          sync.Mutex
 	onVHostDeleted  []func(vhost string)
 	canPage         bool // the store is on disk, so paging bodies out saves memory

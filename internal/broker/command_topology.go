@@ -120,6 +120,9 @@ func (c *declareQueueCmd) apply(a *applier) (any, error) {
 	}
 	q := newQueue(v, QueueDecl{Name: c.Name, Durable: c.Durable, AutoDelete: c.AutoDelete, Exclusive: c.Exclusive, Args: c.Args, Owner: c.owner})
 	v.queues[c.Name] = q
+	if !a.boot {
+		v.broker.totals.queuesCreated.Add(1)
+	}
 	return q, nil
 }
 

@@ -649,6 +649,9 @@ func (q *Queue) destroy(a *applier) int {
 		return 0
 	}
 	q.deleted = true
+	if !a.boot {
+		q.retireQueueLocked()
+	}
 	n := q.ready.len()
 	q.ready.drain(q.releaseLocked)
 	q.readyBytes = 0

@@ -111,6 +111,8 @@ type sessions struct {
 }
 
 // RegisterSession adds s to the registry until the returned function runs.
+// That function calls s.Info once, to keep the session's counters in the
+// broker's totals (totals.go): call it holding no lock that Info takes.
 func (b *Broker) RegisterSession(s Session) (unregister func()) {
 	b.sess.mu.Lock()
 	if b.sess.all == nil {
@@ -118,10 +120,15 @@ func (b *Broker) RegisterSession(s Session) (unregister func()) {
 	}
 	b.sess.all[s] = struct{}{}
 	b.sess.mu.Unlock()
+	b.totals.connsOpened.Add(1)
 	return func() {
 		b.sess.mu.Lock()
+		_, ok := b.sess.all[s]
 		delete(b.sess.all, s)
 		b.sess.mu.Unlock()
+		if ok {
+			b.retireSession(s)
+		}
 	}
 }
 

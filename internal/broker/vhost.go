@@ -322,6 +322,7 @@ type QueueDecl struct {
 // DeclareQueue declares (or, passively, checks) a queue and returns it with its
 // ready message count and consumer count.
 func (v *VHost) DeclareQueue(d QueueDecl) (*Queue, int, int, error) {
+	v.broker.totals.queuesDeclared.Add(1)
 	if d.Passive {
 		q, ok := v.Queue(d.Name)
 		if !ok {
