@@ -72,7 +72,8 @@ type Broker struct {
 	freeDisk        func() (uint64, error)
 	diskMu          sync.Mutex    // one free-space check at a time, so they apply in order
 	pageSeq         atomic.Uint64 // ids of paged-out bodies in the store
-	paging          atomic.Bool   // publishes page bodies out; sweepPaging ran when it started
+	sweeping        atomic.Bool   // sweepPaging is running
+	lastSweep       atomic.Int64  // when it last ended, unix nanoseconds
 	alarm           alarm
 	sess            sessions
 	totals          totals // see totals.go

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/warren-mq/warren/internal/store"
 )
@@ -48,11 +49,27 @@ func (b *Broker) pagingNeeded() bool {
 	return b.memHigh > 0 && b.canPage && b.MemoryUsed() > b.memHigh/2 && !b.alarm.diskOn.Load()
 }
 
+// sweepEvery is how often a sweep over every queue may run while paging:
+// most of what it looks at is paged out already.
+const sweepEvery = time.Second
+
+// maybeSweep starts sweepPaging on its own goroutine when paging is needed,
+// at most once per sweepEvery: a publish pages out its own message, the
+// sweep those queued before paging started, which would otherwise stay in
+// memory for as long as they are queued (half the limit's worth).
+func (b *Broker) maybeSweep() {
+	if b.sweeping.Load() || nowNano()-b.lastSweep.Load() < int64(sweepEvery) || b.sweeping.Swap(true) {
+		return
+	}
+	go func() {
+		b.sweepPaging()
+		b.lastSweep.Store(nowNano())
+		b.sweeping.Store(false)
+	}()
+}
+
 // sweepPaging pages out the bodies still in memory of every message that
-// waits in a queue: those queued before paging started would otherwise stay
-// in memory for as long as they are queued, half the limit's worth. Publish
-// starts it once each time paging starts; it runs on its own goroutine, one
-// queue lock at a time.
+// waits in a queue, one queue lock at a time.
 func (b *Broker) sweepPaging() {
 	b.mu.RLock()
 	vhosts := make([]*VHost, 0, len(b.vhosts))
@@ -68,9 +85,6 @@ func (b *Broker) sweepPaging() {
 		}
 		v.mu.RUnlock()
 		for _, q := range queues {
-			if !b.pagingNeeded() {
-				return
-			}
 			q.pageOutReady()
 		}
 	}

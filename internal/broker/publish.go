@@ -61,15 +61,9 @@ func (v *VHost) Publish(r *Router, e *Exchange, m *Message, durable func(ok bool
 	}
 	clear(r.queues)
 	m.rec.Store(nil) // the store has its own reference until written
-	if m.refs.Load() > 0 {
-		if v.broker.pagingNeeded() {
-			v.broker.pageOut(v.Name, m) // still queued somewhere: its body goes to disk
-			if !v.broker.paging.Swap(true) {
-				go v.broker.sweepPaging() // and so do those queued before paging started
-			}
-		} else if v.broker.paging.Load() {
-			v.broker.paging.Store(false) // the next time paging starts, sweep again
-		}
+	if m.refs.Load() > 0 && v.broker.pagingNeeded() {
+		v.broker.pageOut(v.Name, m) // still queued somewhere: its body goes to disk
+		v.broker.maybeSweep()       // and so do those queued before paging started
 	}
 	if w != nil {
 		w.release(nil)

@@ -288,15 +288,7 @@ func TestLimitsDiskAlarmInTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var blocked atomic.Int64
-	notes := conn.NotifyBlocked(make(chan amqp.Blocking, 16))
-	go func() {
-		for b := range notes {
-			if b.Active {
-				blocked.Add(1)
-			}
-		}
-	}()
+	blocked, _ := countBlocks(conn)
 	ch, err := conn.Channel()
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package limits
 
 import (
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,17 +28,7 @@ func TestLimitsMemoryAlarmHysteresis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var blocked, unblocked atomic.Int64
-	notes := pub.NotifyBlocked(make(chan amqp.Blocking, 16))
-	go func() {
-		for b := range notes {
-			if b.Active {
-				blocked.Add(1)
-			} else {
-				unblocked.Add(1)
-			}
-		}
-	}()
+	blocked, unblocked := countBlocks(pub)
 	pch, err := pub.Channel()
 	if err != nil {
 		t.Fatal(err)

@@ -41,18 +41,7 @@ func fillPastLimit(t *testing.T, limit int64, size int, persistent bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// amqp091-go stops reading while a notification channel is full: drain it.
-	var blocked, unblocked atomic.Int64
-	notes := pub.NotifyBlocked(make(chan amqp.Blocking, 16))
-	go func() {
-		for b := range notes {
-			if b.Active {
-				blocked.Add(1)
-			} else {
-				unblocked.Add(1)
-			}
-		}
-	}()
+	blocked, unblocked := countBlocks(pub)
 	ch, err := pub.Channel()
 	if err != nil {
 		t.Fatal(err)

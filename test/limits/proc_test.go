@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -178,6 +179,24 @@ func (w *warren) status(field string) (uint64, error) {
 		}
 	}
 	return 0, errors.New(field + " not in /proc status")
+}
+
+// countBlocks counts the connection.blocked and connection.unblocked that
+// conn receives. (amqp091-go stops reading while a notification channel is
+// full, so it is drained at once.)
+func countBlocks(conn *amqp.Connection) (blocked, unblocked *atomic.Int64) {
+	blocked, unblocked = new(atomic.Int64), new(atomic.Int64)
+	notes := conn.NotifyBlocked(make(chan amqp.Blocking, 16))
+	go func() {
+		for b := range notes {
+			if b.Active {
+				blocked.Add(1)
+			} else {
+				unblocked.Add(1)
+			}
+		}
+	}()
+	return blocked, unblocked
 }
 
 // checkFor polls fn until it is true or timeout passes.
