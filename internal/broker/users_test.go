@@ -242,3 +242,37 @@ func TestLimitsParse(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The publish path's checks: Current on every publish (the exchange's write
+// check is cached until permissions change), CheckTopic on topic exchanges.
+func BenchmarkAccessPublishChecks(b *testing.B) {
+	br, err := New(Config{Store: store.NewMemory()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := br.SetTopicPermissions("guest", "/", TopicPermission{Exchange: "amq.topic", Write: "^{username}\\.", Read: ".*"}); err != nil {
+		b.Fatal(err)
+	}
+	a := br.Access("guest", "/")
+	b.Run("Current", func(b *testing.B) {
+		for b.Loop() {
+			if !a.Current() {
+				b.Fatal("stale")
+			}
+		}
+	})
+	b.Run("Check", func(b *testing.B) {
+		for b.Loop() {
+			if a.Check("exchange", "orders", Write) != nil {
+				b.Fatal("refused")
+			}
+		}
+	})
+	b.Run("CheckTopic", func(b *testing.B) {
+		for b.Loop() {
+			if a.CheckTopic("amq.topic", "guest.orders.new", Write) != nil {
+				b.Fatal("refused")
+			}
+		}
+	})
+}
