@@ -170,14 +170,7 @@ type setVHostLimitsCmd struct{ VHost, Limits string }
 func (c *setVHostLimitsCmd) typ() cmdType    { return cmdSetVHostLimits }
 func (c *setVHostLimitsCmd) fields() []field { return []field{{2, &c.VHost}, {4, &c.Limits}} }
 func (c *setVHostLimitsCmd) apply(a *applier) (any, error) {
-	l := decodeLimits(c.Limits)
-	a.b.changeAccess(func(s *accessState) {
-		if len(l) == 0 {
-			delete(s.vhostLimits, c.VHost)
-		} else {
-			s.vhostLimits[c.VHost] = l
-		}
-	})
+	a.b.changeAccess(func(s *accessState) { putLimits(s.vhostLimits, c.VHost, c.Limits) })
 	return nil, nil
 }
 
@@ -187,13 +180,15 @@ type setUserLimitsCmd struct{ User, Limits string }
 func (c *setUserLimitsCmd) typ() cmdType    { return cmdSetUserLimits }
 func (c *setUserLimitsCmd) fields() []field { return []field{{2, &c.User}, {4, &c.Limits}} }
 func (c *setUserLimitsCmd) apply(a *applier) (any, error) {
-	l := decodeLimits(c.Limits)
-	a.b.changeAccess(func(s *accessState) {
-		if len(l) == 0 {
-			delete(s.userLimits, c.User)
-		} else {
-			s.userLimits[c.User] = l
-		}
-	})
+	a.b.changeAccess(func(s *accessState) { putLimits(s.userLimits, c.User, c.Limits) })
 	return nil, nil
+}
+
+// putLimits sets m[key] to the encoded limits, or removes it for none.
+func putLimits(m map[string]map[string]int64, key, encoded string) {
+	if l := decodeLimits(encoded); len(l) > 0 {
+		m[key] = l
+	} else {
+		delete(m, key)
+	}
 }

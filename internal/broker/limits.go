@@ -113,22 +113,16 @@ func (b *Broker) UserLimits(user string) map[string]int64 {
 }
 
 // AllVHostLimits returns every vhost's limits, by vhost.
-func (b *Broker) AllVHostLimits() map[string]map[string]int64 {
-	b.acc.mu.RLock()
-	defer b.acc.mu.RUnlock()
-	out := map[string]map[string]int64{}
-	for k, v := range b.acc.vhostLimits {
-		out[k] = maps.Clone(v)
-	}
-	return out
-}
+func (b *Broker) AllVHostLimits() map[string]map[string]int64 { return b.allLimits(b.acc.vhostLimits) }
 
 // AllUserLimits returns every user's limits, by user.
-func (b *Broker) AllUserLimits() map[string]map[string]int64 {
+func (b *Broker) AllUserLimits() map[string]map[string]int64 { return b.allLimits(b.acc.userLimits) }
+
+func (b *Broker) allLimits(m map[string]map[string]int64) map[string]map[string]int64 {
 	b.acc.mu.RLock()
 	defer b.acc.mu.RUnlock()
-	out := map[string]map[string]int64{}
-	for k, v := range b.acc.userLimits {
+	out := make(map[string]map[string]int64, len(m))
+	for k, v := range m {
 		out[k] = maps.Clone(v)
 	}
 	return out
