@@ -56,6 +56,7 @@ func recorded() map[string]fakeResp {
 	} {
 		r["GET "+path] = fakeResp{200, "@" + file}
 	}
+	r["GET /api/nodes"] = fakeResp{200, "@nodes"}
 	return r
 }
 

@@ -72,6 +72,20 @@ func getOverview(x *cmdCtx) (*overview, error) {
 	return &ov, nil
 }
 
+// localNode is the node the API runs on, from /api/nodes (not from
+// /api/overview, which costs more and fails alone on a RabbitMQ whose web
+// dispatcher lost its contexts).
+func localNode(x *cmdCtx) (*nodeInfo, error) {
+	var nodes []nodeInfo
+	if err := x.c.getJSON(x.ctx, apiPath("nodes"), &nodes); err != nil {
+		return nil, err
+	}
+	if len(nodes) == 0 {
+		return nil, &cliError{code: exitSoftware, msg: "GET /api/nodes: the API lists no node"}
+	}
+	return &nodes[0], nil
+}
+
 func getNode(x *cmdCtx, name string) (*nodeInfo, error) {
 	var n nodeInfo
 	if err := x.c.getJSON(x.ctx, apiPath("nodes", name), &n); err != nil {
@@ -208,19 +222,14 @@ func awaitStartup(x *cmdCtx) error {
 	}
 }
 
-// nodeRunning asks the overview for the node's name and that node whether
-// it is running.
+// nodeRunning asks the node whether it is running.
 func nodeRunning(x *cmdCtx) error {
-	ov, err := getOverview(x)
-	if err != nil {
-		return err
-	}
-	n, err := getNode(x, ov.Node)
+	n, err := localNode(x)
 	if err != nil {
 		return err
 	}
 	if !n.Running {
-		return &cliError{code: exitUnavailable, msg: fmt.Sprintf("node %s is not running", ov.Node)}
+		return &cliError{code: exitUnavailable, msg: fmt.Sprintf("node %s is not running", n.Name)}
 	}
 	return nil
 }
@@ -235,19 +244,15 @@ func ping(x *cmdCtx) error {
 }
 
 func checkRunning(x *cmdCtx) error {
-	ov, err := getOverview(x)
+	n, err := localNode(x)
 	if err != nil {
 		return err
 	}
-	x.info("Checking if RabbitMQ is running on node %s ...", ov.Node)
-	n, err := getNode(x, ov.Node)
-	if err != nil {
-		return err
-	}
+	x.info("Checking if RabbitMQ is running on node %s ...", n.Name)
 	if !n.Running {
-		return &cliError{code: exitUnavailable, msg: fmt.Sprintf("RabbitMQ on node %s is not running or has not fully booted yet", ov.Node)}
+		return &cliError{code: exitUnavailable, msg: fmt.Sprintf("RabbitMQ on node %s is not running or has not fully booted yet", n.Name)}
 	}
-	fmt.Fprintf(x.e.stdout, "RabbitMQ on node %s is fully booted and running\n", ov.Node)
+	fmt.Fprintf(x.e.stdout, "RabbitMQ on node %s is fully booted and running\n", n.Name)
 	return nil
 }
 
@@ -275,11 +280,11 @@ func healthCheck(x *cmdCtx, name string) (map[string]any, error) {
 }
 
 func checkLocalAlarms(x *cmdCtx) error {
-	ov, err := getOverview(x)
+	n, err := localNode(x)
 	if err != nil {
 		return err
 	}
-	x.info("Asking node %s to report any local resource alarms ...", ov.Node)
+	x.info("Asking node %s to report any local resource alarms ...", n.Name)
 	body, err := healthCheck(x, "local-alarms")
 	if err != nil {
 		if alarms, ok := body["alarms"].([]any); ok {
@@ -292,20 +297,20 @@ func checkLocalAlarms(x *cmdCtx) error {
 		}
 		return err
 	}
-	fmt.Fprintf(x.e.stdout, "Node %s reported no local alarms\n", ov.Node)
+	fmt.Fprintf(x.e.stdout, "Node %s reported no local alarms\n", n.Name)
 	return nil
 }
 
 func checkVirtualHosts(x *cmdCtx) error {
-	ov, err := getOverview(x)
+	n, err := localNode(x)
 	if err != nil {
 		return err
 	}
-	x.info("Checking if all vhosts are running on node %s ...", ov.Node)
+	x.info("Checking if all vhosts are running on node %s ...", n.Name)
 	if _, err := healthCheck(x, "virtual-hosts"); err != nil {
 		return err
 	}
-	fmt.Fprintf(x.e.stdout, "Node %s reported all vhosts as running\n", ov.Node)
+	fmt.Fprintf(x.e.stdout, "Node %s reported all vhosts as running\n", n.Name)
 	return nil
 }
 

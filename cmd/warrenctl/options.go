@@ -281,31 +281,31 @@ func resolveConnection(o *options, getenv func(string) string) error {
 }
 
 // applyURL takes scheme, host, port and credentials from a base URL such as
-// http://guest:guest@127.0.0.1:15672 wherever they were not set explicitly
-// on the command line.
+// http://guest:guest@127.0.0.1:15672 for whatever no flag, variable or config
+// line set on its own: --url with --password wrong tries the wrong password.
 func applyURL(o *options) error {
 	u, err := url.Parse(o.url)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return usageErr("url must look like http://user:pass@host:15672, got %q", o.url)
 	}
-	if !o.set["tls"] || u.Scheme == "https" {
-		o.tls = u.Scheme == "https"
+	if !o.set["tls"] {
+		o.tls, o.set["tls"] = u.Scheme == "https", true
 	}
-	if !o.set["host"] || o.host == "" {
-		o.host = u.Hostname()
-		o.set["host"] = true
+	if !o.set["host"] {
+		o.host, o.set["host"] = u.Hostname(), true
 	}
-	if p := u.Port(); p != "" {
-		n, _ := strconv.Atoi(p)
-		o.port, o.set["port"] = n, true
-	} else if !o.set["port"] {
-		o.port, o.set["port"] = map[bool]int{false: 80, true: 443}[o.tls], true
-	}
-	if u.User != nil {
-		o.user, o.set["user"] = u.User.Username(), true
-		if pw, ok := u.User.Password(); ok {
-			o.password, o.set["password"] = pw, true
+	if !o.set["port"] {
+		n, _ := strconv.Atoi(u.Port())
+		if n == 0 {
+			n = map[bool]int{false: 80, true: 443}[u.Scheme == "https"]
 		}
+		o.port, o.set["port"] = n, true
+	}
+	if u.User != nil && !o.set["user"] {
+		o.user, o.set["user"] = u.User.Username(), true
+	}
+	if pw, ok := u.User.Password(); ok && !o.set["password"] {
+		o.password, o.set["password"] = pw, true
 	}
 	return nil
 }
