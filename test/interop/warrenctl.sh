@@ -58,6 +58,7 @@ eventually() {
 	expect_line "$@"
 }
 
+ctl -q await_startup -t 30 # the API listener opens just after the AMQP one
 ctl ping
 ctl check_running
 ctl check_local_alarms
