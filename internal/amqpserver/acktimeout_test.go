@@ -2,6 +2,7 @@ package amqpserver
 
 import (
 	"encoding/json"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -57,5 +58,46 @@ func TestAckTimeoutPerQueue(t *testing.T) {
 	}
 	if conn.IsClosed() {
 		t.Fatal("connection closed")
+	}
+}
+
+// Ticks wake a read without ending it, and without pushing back the
+// heartbeat deadline: a silent peer still times out, data still arrives.
+func TestAckTimeoutTicksKeepHeartbeatDeadline(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	client, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	d := &deadlineReader{nc: server}
+	ticks := 0
+	d.tick = func() {
+		ticks++
+		d.tickAt = time.Now().Add(5 * time.Millisecond).UnixNano()
+	}
+	d.tickAt = time.Now().UnixNano()
+	d.timeout.Store(int64(300 * time.Millisecond))
+	buf := make([]byte, 8)
+	if _, err := d.Read(buf); !isTimeout(err) {
+		t.Fatalf("read from a silent peer: %v, want a timeout", err)
+	}
+	if ticks < 2 {
+		t.Fatalf("%d ticks during the read", ticks)
+	}
+	// With the heartbeat off, ticks alone never end a read; data does.
+	d.timeout.Store(0)
+	go func() { _, _ = client.Write([]byte("x")) }()
+	if n, err := d.Read(buf); n != 1 || err != nil {
+		t.Fatalf("read: %d %v", n, err)
 	}
 }

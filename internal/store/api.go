@@ -264,6 +264,7 @@ func (s *File) Stats() Stats {
 	st.SyncedAppends = s.syncedAppends.Load()
 	st.Compactions = s.compactions.Load()
 	st.Deleted = s.deleted.Load()
+	st.MetaCommits, st.MetaSyncs = s.meta.commits.Load(), s.meta.writes.Load()
 	return st
 }
 

@@ -26,8 +26,9 @@ type metaFile struct {
 	records  int // records in the file
 	lastLive int // records the last compaction wrote
 
-	snapshot atomic.Pointer[func() [][]byte]
-	bytes    atomic.Int64 // size, for Stats without a lock
+	snapshot        atomic.Pointer[func() [][]byte]
+	bytes           atomic.Int64 // size, for Stats without a lock
+	commits, writes atomic.Uint64
 	// queueDrops is set by DeleteQueue: the next metadata write first makes
 	// the message store's acks durable, so a queue deleted and then declared
 	// again never gets its old messages back after a crash.
@@ -190,6 +191,8 @@ func (s *File) appendMeta(batch []metaPending) error {
 	}
 	m.size += int64(len(b))
 	m.records += len(batch)
+	m.commits.Add(uint64(len(batch)))
+	m.writes.Add(1)
 	m.bytes.Store(m.size)
 	return nil
 }

@@ -90,6 +90,9 @@ type Stats struct {
 	SyncedAppends uint64 // appended records those syncs covered; SyncedAppends/Syncs is the group-commit factor
 	Compactions   uint64 // segments rewritten because they were mostly dead
 	Deleted       uint64 // segments deleted
+	// MetaCommits and MetaSyncs count metadata records written and the
+	// writes (one fdatasync each) they took: concurrent commits share one.
+	MetaCommits, MetaSyncs uint64
 }
 
 // Store is what the broker persists through. All methods are safe for

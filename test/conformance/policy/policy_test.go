@@ -2,6 +2,7 @@ package policy
 
 import (
 	"encoding/json"
+	"errors"
 	"regexp"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/warren-mq/warren/internal/broker"
+	"github.com/warren-mq/warren/internal/testbroker"
 )
 
 // A max-length policy set on a queue that already holds more drops the
@@ -244,4 +246,33 @@ func TestPolicyValidation(t *testing.T) {
 	q := e.declare(ch, "q", nil)
 	publish(t, ch, "", q, "ok")
 	wantBodies(t, "after refusals", getAll(t, ch, q), "ok")
+}
+
+// An expires policy set on an unused live queue starts its expiry clock:
+// the queue goes.
+func TestPolicyExpiresLiveQueue(t *testing.T) {
+	e := setup(t)
+	conn := e.dial()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := e.declare(ch, "q", nil)
+	e.mustSetPolicy("expires", "^"+regexp.QuoteMeta(q)+"$", "queues", 0, `{"expires":1}`)
+	testbroker.CheckFor(t, waitTimeout, func() bool {
+		c, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.QueueDeclarePassive(q, false, false, false, false, nil)
+		var ae *amqp.Error
+		if errors.As(err, &ae) && ae.Code == 404 {
+			return true
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		return false
+	})
 }
