@@ -2,7 +2,10 @@ package broker
 
 import (
 	"fmt"
+	"log/slog"
 	"runtime"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -205,4 +208,43 @@ func TestBrokerPagingSweep(t *testing.T) {
 	if used := b.MemoryUsed(); used != 0 {
 		t.Fatalf("%d bytes counted with every queue empty", used)
 	}
+}
+
+// TestBrokerAlarmLogRateLimited: an alarm that keeps changing state logs one
+// line, not one per change (the rest are summed up after alarmLogEvery).
+func TestBrokerAlarmLogRateLimited(t *testing.T) {
+	var buf syncBuffer
+	b, err := New(Config{MemoryLimit: 1000, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	before := strings.Count(buf.String(), "alarm")
+	for range 100 {
+		b.addMemory(1000)
+		b.addMemory(-1000)
+	}
+	if n := b.AlarmChanges(); n != 200 {
+		t.Fatalf("%d alarm changes, want 200", n)
+	}
+	if n := strings.Count(buf.String(), "alarm") - before; n != 1 {
+		t.Fatalf("%d alarm log lines for 200 changes, want 1:\n%s", n, buf.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
