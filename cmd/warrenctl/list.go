@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 )
 
@@ -16,7 +17,26 @@ type listSpec struct {
 	defaults      []string
 	fixed         bool // takes no column arguments
 	vhostScoped   bool
-	field         map[string]func(obj map[string]any) any
+	// field says where a column comes from when it is not the API field of
+	// the same name.
+	field map[string]col
+	// bulky lists ask the API for only the fields their columns need
+	// (RabbitMQ's columns parameter), so 50,000 queues are not sent whole.
+	bulky bool
+}
+
+// col is one column's source: the API field at path (dotted for nested
+// objects), converted by fn when set. path is also what the list asks for.
+type col struct {
+	path string
+	fn   func(obj map[string]any) any
+}
+
+func (c col) value(obj map[string]any) any {
+	if c.fn != nil {
+		return c.fn(obj)
+	}
+	return get(obj, c.path)
 }
 
 // get follows a dotted path through nested objects.
@@ -32,11 +52,7 @@ func get(obj map[string]any, path string) any {
 	return v
 }
 
-func from(path string) func(map[string]any) any {
-	return func(o map[string]any) any { return get(o, path) }
-}
-
-func constant(v any) func(map[string]any) any { return func(map[string]any) any { return v } }
+func from(path string) col { return col{path: path} }
 
 // protocolTerm turns the API's "AMQP 0-9-1" into rabbitmqctl's {0,9,1}.
 func protocolTerm(o map[string]any) any {
@@ -81,7 +97,7 @@ func vhostPath(kind string) func(string) string {
 
 var listSpecs = []*listSpec{
 	{
-		name: "list_queues", summary: "Lists queues and their properties", vhostScoped: true,
+		name: "list_queues", summary: "Lists queues and their properties", vhostScoped: true, bulky: true,
 		path:     vhostPath("queues"),
 		infoLine: func(v string) string { return "Timeout: %.1f seconds ...\nListing queues for vhost " + v + " ..." },
 		columns: []string{"arguments", "auto_delete", "consumer_capacity", "consumer_utilisation", "consumers", "disk_reads",
@@ -91,10 +107,10 @@ var listSpecs = []*listSpec{
 			"messages_unacknowledged", "messages_unacknowledged_ram", "name", "online", "owner_pid", "pid", "policy", "slave_pids",
 			"state", "synchronised_slave_pids", "type"},
 		defaults: []string{"name", "messages"},
-		field: map[string]func(map[string]any) any{
+		field: map[string]col{
 			"leader":                 from("node"),
-			"members":                func(o map[string]any) any { return []any{o["node"]} },
-			"online":                 func(o map[string]any) any { return []any{o["node"]} },
+			"members":                {"node", func(o map[string]any) any { return []any{o["node"]} }},
+			"online":                 {"node", func(o map[string]any) any { return []any{o["node"]} }},
 			"pid":                    from("name"),
 			"owner_pid":              from("owner_pid_details.name"),
 			"exclusive_consumer_pid": from("exclusive_consumer_pid"),
@@ -103,27 +119,27 @@ var listSpecs = []*listSpec{
 		},
 	},
 	{
-		name: "list_exchanges", summary: "Lists exchanges", vhostScoped: true,
+		name: "list_exchanges", summary: "Lists exchanges", vhostScoped: true, bulky: true,
 		path:     vhostPath("exchanges"),
 		infoLine: func(v string) string { return "Listing exchanges for vhost " + v + " ..." },
 		columns:  []string{"arguments", "auto_delete", "durable", "internal", "name", "policy", "type"},
 		defaults: []string{"name", "type"},
 	},
 	{
-		name: "list_bindings", summary: "Lists all bindings on a vhost", vhostScoped: true,
+		name: "list_bindings", summary: "Lists all bindings on a vhost", vhostScoped: true, bulky: true,
 		path:     vhostPath("bindings"),
 		infoLine: func(v string) string { return "Listing bindings for vhost " + v + "..." },
 		columns:  []string{"arguments", "destination_kind", "destination_name", "routing_key", "source_kind", "source_name"},
 		defaults: []string{"source_name", "source_kind", "destination_name", "destination_kind", "routing_key", "arguments"},
-		field: map[string]func(map[string]any) any{
+		field: map[string]col{
 			"source_name":      from("source"),
-			"source_kind":      constant("exchange"),
+			"source_kind":      {"source", func(map[string]any) any { return "exchange" }},
 			"destination_name": from("destination"),
 			"destination_kind": from("destination_type"),
 		},
 	},
 	{
-		name: "list_connections", summary: "Lists AMQP 0.9.1 connections for the node",
+		name: "list_connections", summary: "Lists AMQP 0.9.1 connections for the node", bulky: true,
 		path:     func(string) string { return apiPath("connections") },
 		infoLine: func(string) string { return "Listing connections ..." },
 		columns: []string{"auth_mechanism", "channel_max", "channels", "client_properties", "connected_at", "frame_max", "host",
@@ -131,32 +147,32 @@ var listSpecs = []*listSpec{
 			"protocol", "recv_cnt", "recv_oct", "send_cnt", "send_oct", "send_pend", "ssl", "ssl_cipher", "ssl_hash",
 			"ssl_key_exchange", "ssl_protocol", "state", "timeout", "user", "vhost"},
 		defaults: []string{"user", "peer_host", "peer_port", "state"},
-		field: map[string]func(map[string]any) any{
+		field: map[string]col{
 			"pid":      from("name"),
-			"protocol": protocolTerm,
+			"protocol": {"protocol", protocolTerm},
 		},
 	},
 	{
-		name: "list_channels", summary: "Lists all channels in the node",
+		name: "list_channels", summary: "Lists all channels in the node", bulky: true,
 		path:     func(string) string { return apiPath("channels") },
 		infoLine: func(string) string { return "Listing channels ..." },
 		columns: []string{"acks_uncommitted", "confirm", "connection", "consumer_count", "global_prefetch_count",
 			"messages_unacknowledged", "messages_uncommitted", "messages_unconfirmed", "name", "number", "pid",
 			"prefetch_count", "transactional", "user", "vhost"},
 		defaults: []string{"pid", "user", "consumer_count", "messages_unacknowledged"},
-		field: map[string]func(map[string]any) any{
+		field: map[string]col{
 			"pid":        from("name"),
 			"connection": from("connection_details.name"),
 		},
 	},
 	{
-		name: "list_consumers", summary: "Lists all consumers for a vhost", vhostScoped: true,
+		name: "list_consumers", summary: "Lists all consumers for a vhost", vhostScoped: true, bulky: true,
 		path:     vhostPath("consumers"),
 		infoLine: func(v string) string { return "Listing consumers in vhost " + v + " ..." },
 		columns: []string{"ack_required", "active", "activity_status", "arguments", "channel_pid", "consumer_tag",
 			"prefetch_count", "queue_name"},
 		defaults: []string{"queue_name", "channel_pid", "consumer_tag", "ack_required", "prefetch_count", "active", "arguments"},
-		field: map[string]func(map[string]any) any{
+		field: map[string]col{
 			"queue_name":  from("queue.name"),
 			"channel_pid": from("channel_details.name"),
 		},
@@ -167,7 +183,7 @@ var listSpecs = []*listSpec{
 		infoLine: func(string) string { return "Listing users ..." },
 		columns:  []string{"user", "tags"},
 		defaults: []string{"user", "tags"},
-		field:    map[string]func(map[string]any) any{"user": from("name"), "tags": userTags},
+		field:    map[string]col{"user": from("name"), "tags": {"tags", userTags}},
 	},
 	{
 		name: "list_vhosts", summary: "Lists virtual hosts",
@@ -175,7 +191,7 @@ var listSpecs = []*listSpec{
 		infoLine: func(string) string { return "Listing vhosts ..." },
 		columns:  []string{"cluster_state", "default_queue_type", "description", "name", "tags", "tracing"},
 		defaults: []string{"name"},
-		field:    map[string]func(map[string]any) any{"tags": userTags},
+		field:    map[string]col{"tags": {"tags", userTags}},
 	},
 	{
 		name: "list_permissions", summary: "Lists user permissions in a virtual host", fixed: true, vhostScoped: true,
@@ -266,13 +282,31 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// query asks a bulky list for only the API fields cols read.
+func (s *listSpec) query(cols []string) string {
+	if !s.bulky {
+		return ""
+	}
+	var fields []string
+	for _, c := range cols {
+		f := c
+		if src, ok := s.field[c]; ok {
+			f = src.path
+		}
+		if !contains(fields, f) {
+			fields = append(fields, f)
+		}
+	}
+	return "?columns=" + url.QueryEscape(strings.Join(fields, ","))
+}
+
 func runList(x *cmdCtx, s *listSpec) error {
 	cols, err := columnsOf(s, x.args)
 	if err != nil {
 		return err
 	}
 	var objs []map[string]any
-	if err := x.c.getJSON(x.ctx, s.path(x.o.vhost), &objs); err != nil {
+	if err := x.c.getJSON(x.ctx, s.path(x.o.vhost)+s.query(cols), &objs); err != nil {
 		if statusOf(err) == 404 && s.vhostScoped {
 			// rabbitmqctl lists nothing for a vhost that does not exist.
 			objs = nil
@@ -290,8 +324,8 @@ func runList(x *cmdCtx, s *listSpec) error {
 	for i, obj := range objs {
 		r := make([]any, len(cols))
 		for j, c := range cols {
-			if f := s.field[c]; f != nil {
-				r[j] = f(obj)
+			if f, ok := s.field[c]; ok {
+				r[j] = f.value(obj)
 			} else {
 				r[j] = obj[c]
 			}

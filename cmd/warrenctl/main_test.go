@@ -151,6 +151,9 @@ func TestCtlListQueuesRecordedRabbitMQ(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, want) {
 		t.Fatalf("list_queues columns -q: code %d\n got %q\nwant prefix %q", code, out, want)
 	}
+	if r := f.requests(); r[len(r)-1].query != "columns=name%2Cmessages_ready%2Cmessages_unacknowledged%2Carguments%2Cpolicy%2Cdurable" {
+		t.Fatalf("list_queues asked for %q", r[len(r)-1].query)
+	}
 	out, _, _ = ctl(t, f.URL, "-s", "list_queues", "name,messages")
 	if !strings.HasPrefix(out, "aliveness-test\t0\n") {
 		t.Fatalf("-s with comma-separated columns: %q", out)
