@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 )
 
@@ -227,17 +226,36 @@ func setTopicPermissions(x *cmdCtx) error {
 	return err
 }
 
+// clearTopicPermissions with an exchange removes only that exchange's entry:
+// the API deletes all of a user's topic permissions in a vhost at once, so
+// the others are put back.
 func clearTopicPermissions(x *cmdCtx) error {
 	user, vhost := x.args[0], x.o.vhost
 	path := apiPath("topic-permissions", vhost, user)
-	if len(x.args) == 2 {
-		x.info("Clearing topic permissions on \"%s\" for user \"%s\" in vhost \"%s\" ...", x.args[1], user, vhost)
-		path += "/" + url.PathEscape(x.args[1])
-	} else {
+	if len(x.args) == 1 {
 		x.info("Clearing topic permissions for user \"%s\" in vhost \"%s\" ...", user, vhost)
+		_, err := x.c.do(x.ctx, http.MethodDelete, path, nil, nil)
+		return err
 	}
-	_, err := x.c.do(x.ctx, http.MethodDelete, path, nil, nil)
-	return err
+	exchange := x.args[1]
+	x.info("Clearing topic permissions on \"%s\" for user \"%s\" in vhost \"%s\" ...", exchange, user, vhost)
+	var perms []map[string]any
+	if err := x.c.getJSON(x.ctx, path, &perms); err != nil {
+		return err
+	}
+	if _, err := x.c.do(x.ctx, http.MethodDelete, path, nil, nil); err != nil {
+		return err
+	}
+	for _, p := range perms {
+		if p["exchange"] == exchange {
+			continue
+		}
+		body := map[string]any{"exchange": p["exchange"], "write": p["write"], "read": p["read"]}
+		if _, err := x.c.do(x.ctx, http.MethodPut, path, body, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func setPolicy(operator bool) func(*cmdCtx) error {

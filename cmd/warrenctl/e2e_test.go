@@ -150,9 +150,17 @@ func e2e(t *testing.T, apiURL, amqpURL string) {
 	s.wantLine(user+"\t^e2e-.*\t.*\t.*", "list_permissions", "-p", v)
 	s.ok("set_topic_permissions", "-p", v, user, "amq.topic", "^a\\.", "^b\\.")
 	s.wantLine(user+"\tamq.topic\t^a\\.\t^b\\.", "list_topic_permissions", "-p", v)
+	s.ok("set_topic_permissions", "-p", v, user, "other.topic", "^c", "^d")
+	s.ok("clear_topic_permissions", "-p", v, user, "other.topic")
+	if out := s.ok("-s", "list_topic_permissions", "-p", v); out != user+"\tamq.topic\t^a\\.\t^b\\.\n" {
+		t.Fatalf("after clearing other.topic's topic permissions:\n%s", out)
+	}
 	s.ok("set_policy", "-p", v, "--priority", "1", "--apply-to", "queues", "cap", "^e2e-", `{"max-length":2}`)
 	s.wantLine(v+"\tcap\t^e2e-\tqueues\t{\"max-length\":2}\t1", "list_policies", "-p", v)
 	s.ok("set_vhost_limits", "-p", v, `{"max-queues":10}`)
+	s.wantLine(`{"max-queues":10}`, "list_vhost_limits", "-p", v)
+	s.wantLine(v+"\t"+`{"max-queues":10}`, "list_vhost_limits", "--global")
+	s.wantLine(v+"\t^e2e-.*\t.*\t.*", "list_user_permissions", user)
 
 	// A queue with messages, a consumer and a connection to look at.
 	u, err := url.Parse(amqpURL)

@@ -337,3 +337,51 @@ func runList(x *cmdCtx, s *listSpec) error {
 	}
 	return writeRows(x.e.stdout, x.o, cols, rows)
 }
+
+func init() {
+	commands["list_user_permissions"] = &command{group: "Listing", usage: "[--no-table-headers] <username>",
+		summary: "Lists permissions of a user across all virtual hosts", minArgs: 1, maxArgs: 1, run: listUserPermissions}
+	commands["list_vhost_limits"] = &command{group: "Listing", usage: "[--vhost <vhost>] [--global] [--no-table-headers]",
+		summary: "Displays configured virtual host limits (of all vhosts with --global)", maxArgs: 0, run: listVHostLimits}
+}
+
+func listUserPermissions(x *cmdCtx) error {
+	user := x.args[0]
+	var perms []map[string]any
+	if err := x.c.getJSON(x.ctx, apiPath("users", user, "permissions"), &perms); err != nil {
+		return userGone(err, user)
+	}
+	x.info("Listing permissions for user \"%s\" ...", user)
+	cols := []string{"vhost", "configure", "write", "read"}
+	rows := make([][]any, len(perms))
+	for i, p := range perms {
+		rows[i] = []any{p["vhost"], p["configure"], p["write"], p["read"]}
+	}
+	return writeRows(x.e.stdout, x.o, cols, rows)
+}
+
+// listVHostLimits prints one vhost's limits as a bare JSON object, or with
+// --global a vhost/limits table, as rabbitmqctl does.
+func listVHostLimits(x *cmdCtx) error {
+	path := apiPath("vhost-limits", x.o.vhost)
+	if x.o.global {
+		path = apiPath("vhost-limits")
+	}
+	var limits []map[string]any
+	if err := x.c.getJSON(x.ctx, path, &limits); err != nil {
+		return vhostGone(err, x.o.vhost)
+	}
+	if x.o.global {
+		x.info("Listing limits for all vhosts ...")
+		rows := make([][]any, len(limits))
+		for i, l := range limits {
+			rows[i] = []any{l["vhost"], compactJSON(l["value"])}
+		}
+		return writeRows(x.e.stdout, x.o, []string{"vhost", "limits"}, rows)
+	}
+	x.info("Listing limits for vhost \"%s\" ...", x.o.vhost)
+	for _, l := range limits {
+		fmt.Fprintln(x.e.stdout, compactJSON(l["value"]))
+	}
+	return nil
+}
