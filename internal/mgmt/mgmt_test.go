@@ -5,10 +5,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/warren-mq/warren/internal/broker"
 	"github.com/warren-mq/warren/internal/testbroker"
 )
@@ -663,3 +665,32 @@ type nopSink struct{}
 func (nopSink) Deliver(*broker.Consumer, *broker.Queue, *broker.Entry) bool { return false }
 func (nopSink) Cancelled(*broker.Consumer)                                  {}
 
+// TestMgmtCloseAMQPConnection closes a real AMQP connection through the API:
+// the client gets 320 CONNECTION_FORCED with the X-Reason text.
+func TestMgmtCloseAMQPConnection(t *testing.T) {
+	a := newAPI(t)
+	conn, err := amqp.DialConfig(a.inst.URL, amqp.Config{Properties: amqp.Table{"connection_name": "to-close"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	var name string
+	testbroker.CheckFor(t, 5*time.Second, func() bool {
+		for _, c := range a.get("/api/connections").list(t) {
+			if m := c.(map[string]any); m["user_provided_name"] == "to-close" {
+				name = m["name"].(string)
+			}
+		}
+		return name != ""
+	})
+	want(t, a.del("/api/connections/"+url.PathEscape(name), "X-Reason", "maintenance window"), 204)
+	select {
+	case e := <-closed:
+		if e == nil || e.Code != 320 || !strings.Contains(e.Reason, "maintenance window") {
+			t.Errorf("closed with %v", e)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("connection not closed")
+	}
+}
