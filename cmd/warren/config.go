@@ -24,6 +24,7 @@ type config struct {
 	LogLevel slog.Level
 
 	PrometheusAddr string
+	LogFormat      string
 
 	MemoryLimit   int64
 	DiskFreeLimit int64
@@ -63,6 +64,7 @@ func (c *config) register(r *registry) {
 		s.cliOnly, s.stops = true, true
 	}
 	Value(r, &c.LogLevel, "log-level", "info", "debug|info|warn|error", "log level; debug also prints the effective configuration at start-up", parseLevel)
+	r.Enum(&c.LogFormat, "log-format", "text", []string{"text", "json"}, "log line format: text (key=value pairs) or json (one JSON object per line, for log collectors)")
 
 	r.Section("Listeners")
 	r.String(&c.AMQPAddr, "amqp-addr", ":5672", "ADDR", "AMQP listen address (host:port)")

@@ -54,7 +54,12 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer, si
 		fmt.Fprintf(stdout, "warren %s\n", amqpserver.Version)
 		return 0
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	logOpts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	var logTo slog.Handler = slog.NewTextHandler(stderr, logOpts)
+	if cfg.LogFormat == "json" {
+		logTo = slog.NewJSONHandler(stderr, logOpts)
+	}
+	log := slog.New(logTo)
 	slog.SetDefault(log)
 	logEffective(log, reg, from)
 	if err := serve(cfg, log, sig); err != nil {

@@ -58,6 +58,10 @@ type connection struct {
 	// handshakeDeadline is accept time plus the handshake timeout: the one
 	// read deadline until connection.open, however slowly bytes trickle in.
 	handshakeDeadline time.Time
+	// What logs.go says when the connection ends.
+	accepted  bool // the client sent the protocol header
+	endLevel  slog.Level
+	endReason string
 
 	sess       sessionState // the management view (session.go)
 	statsDirty []*channel   // channels with counters to flush
@@ -180,6 +184,7 @@ func (c *connection) serve() {
 		}
 		return
 	}
+	c.logAccepted()
 	go func() {
 		defer close(c.writerDone)
 		hb := func() time.Duration { return time.Duration(c.heartbeat.Load()) }
@@ -196,12 +201,14 @@ func (c *connection) serve() {
 			c.sendClose(refused.err)
 		} else if errors.As(err, &ae) && c.tuned {
 			c.sendClose(ae)
-		} else if !isClosedErr(err) {
+		} else if isClosedErr(err) {
+			c.endWith(slog.LevelWarn, "client unexpectedly closed TCP connection")
+		} else {
 			c.log.Debug("handshake failed", "err", err)
+			c.endWith(slog.LevelWarn, "handshake failed: "+err.Error())
 		}
 		return
 	}
-	c.log.Debug("connection open")
 	c.loop()
 }
 
@@ -223,9 +230,11 @@ func (c *connection) loop() {
 			var ae *amqp091.Error
 			if errors.As(err, &ae) && !c.closing {
 				c.sendClose(ae) // framing is lost: close without waiting for close-ok
-			} else if !isClosedErr(err) && !c.closing {
+			} else if !c.closing {
 				if isTimeout(err) {
-					c.log.Warn("missed heartbeats from client, closing connection")
+					c.endWith(slog.LevelWarn, fmt.Sprintf("missed heartbeats from client, timeout: %ds", time.Duration(c.heartbeat.Load())/time.Second))
+				} else {
+					c.endWith(slog.LevelWarn, "client unexpectedly closed TCP connection")
 				}
 			}
 			return
@@ -315,6 +324,7 @@ func (c *connection) channelResult(ch *channel, err error) error {
 	if ae.Hard() {
 		return ae
 	}
+	c.logChannelError(ch.id, ae)
 	ch.fail(ae)
 	return nil
 }
@@ -359,6 +369,7 @@ func (c *connection) openChannel(id uint16, payload []byte) error {
 	}
 	ch := newChannel(c, id)
 	c.channels[id] = ch
+	c.srv.broker.CountChannel(true)
 	c.publishChannels()
 	c.out.sendMethod(id, &amqp091.ChannelOpenOk{})
 	return nil
@@ -367,8 +378,10 @@ func (c *connection) openChannel(id uint16, payload []byte) error {
 // sendClose sends connection.close for err.
 func (c *connection) sendClose(err *amqp091.Error) {
 	c.sess.state.Store(stateClosing)
-	if err.Code != amqp091.ConnectionForced && err.Code != amqp091.AccessRefused {
-		c.log.Warn("closing connection", "code", err.Code, "text", err.Text)
+	if err.Code != amqp091.AccessRefused { // a refused login is logged as such
+		c.logConnectionError(err)
+	} else {
+		c.endWith(slog.LevelInfo, err.Text)
 	}
 	c.out.sendMethod(0, &amqp091.ConnectionClose{ReplyCode: err.Code, ReplyText: err.Text, FailingClassID: err.ClassID, FailingMethodID: err.MethodID})
 }
@@ -379,6 +392,9 @@ func (c *connection) forceClose(reason string) {
 		return
 	}
 	close(c.forcedCh)
+	// c.log is the reader's; c.name is set for good before any goroutine starts.
+	c.srv.log.Warn(fmt.Sprintf("Error on AMQP connection (%s): operation none caused a connection exception connection_forced: %q", c.name, reason),
+		"connection", c.name, "reason", reason)
 	c.sess.state.Store(stateClosing)
 	c.out.sendMethod(0, &amqp091.ConnectionClose{ReplyCode: amqp091.ConnectionForced, ReplyText: "CONNECTION_FORCED - " + reason})
 	time.AfterFunc(closeOkTimeout, func() { c.nc.Close() })
@@ -395,6 +411,7 @@ func (c *connection) closeChannels() {
 // teardown ends the connection: channels released, exclusive queues deleted,
 // outbox flushed, socket closed.
 func (c *connection) teardown() {
+	c.logClosed()
 	if c.sess.unregister != nil {
 		c.sess.unregister()
 	}
@@ -443,6 +460,7 @@ func (c *connection) channel(id uint16) *channel {
 func (c *connection) dropChannel(id uint16) {
 	if ch, ok := c.channels[id]; ok {
 		c.srv.closeChannelCounted(c)
+		c.srv.broker.CountChannel(false)
 		c.retireStats(ch)
 	}
 	delete(c.channels, id)

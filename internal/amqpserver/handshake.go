@@ -96,6 +96,7 @@ func (c *connection) handshake() error {
 	c.log = c.log.With("vhost", v.Name, "user", c.user.Name)
 	c.out.sendMethod(0, &amqp091.ConnectionOpenOk{})
 	c.register(startOk.Mechanism)
+	c.logOpened(startOk.Mechanism)
 	// From now on the deadline is per read: two heartbeat intervals of silence.
 	hb := time.Duration(c.heartbeat.Load())
 	c.rd.timeout.Store(int64(2 * hb)) // 0 when heartbeats are off

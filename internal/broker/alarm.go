@@ -117,10 +117,11 @@ func (b *Broker) logAlarmLocked(l *alarmLog, what string, on bool, attrs ...any)
 	now := time.Now()
 	if l.last.IsZero() || now.Sub(l.last) >= alarmLogEvery {
 		l.last = now
+		// RabbitMQ's words, which operators grep for.
 		if on {
-			b.log.Warn(what+" alarm set: blocking publishers", attrs...)
+			b.log.Warn(what+" resource limit alarm set. Publishers will be blocked until this alarm clears", attrs...)
 		} else {
-			b.log.Info(what+" alarm cleared", attrs...)
+			b.log.Warn(what+" resource limit alarm cleared", attrs...)
 		}
 		return
 	}
@@ -137,7 +138,7 @@ func (b *Broker) logAlarmLocked(l *alarmLog, what string, on bool, attrs ...any)
 			if on {
 				state = "set"
 			}
-			b.log.Warn(what+" alarm changed state repeatedly", "changes", l.held, "within", alarmLogEvery, "now", state)
+			b.log.Warn(what+" resource limit alarm changed state repeatedly", "changes", l.held, "within", alarmLogEvery, "now", state)
 			l.last, l.held, l.timer = time.Now(), 0, nil
 		})
 	}

@@ -503,8 +503,19 @@ func (b *Broker) SetPolicy(p Policy) error {
 		return amqp091.NewError(amqp091.NotFound, "no vhost '%s'", p.VHost)
 	}
 	c := &setPolicyCmd{VHost: p.VHost, Name: p.Name, Pattern: p.Pattern, ApplyTo: cp.ApplyTo, Priority: int64(p.Priority), Definition: string(cp.Definition), Operator: p.Operator}
-	_, _, err = b.commit(c, true)
+	if _, _, err = b.commit(c, true); err == nil {
+		b.log.Info(fmt.Sprintf("Successfully set %s '%s' matching %s names in virtual host '%s' using pattern '%s'", policyKind(p.Operator), p.Name, cp.ApplyTo, p.VHost, p.Pattern),
+			"vhost", p.VHost, "policy", p.Name, "operator", p.Operator, "definition", string(cp.Definition), "priority", p.Priority)
+	}
 	return err
+}
+
+// policyKind names a policy or operator policy in log lines.
+func policyKind(operator bool) string {
+	if operator {
+		return "operator policy"
+	}
+	return "policy"
 }
 
 // ClearPolicy removes a policy (or operator policy); durable.
@@ -520,6 +531,9 @@ func (b *Broker) ClearPolicy(vhost, name string, operator bool) error {
 		return amqp091.NewError(amqp091.NotFound, "no policy '%s' in vhost '%s'", name, vhost)
 	}
 	_, _, err := b.commit(&clearPolicyCmd{VHost: vhost, Name: name, Operator: operator}, true)
+	if err == nil {
+		b.log.Info(fmt.Sprintf("Successfully cleared %s '%s' in virtual host '%s'", policyKind(operator), name, vhost), "vhost", vhost, "policy", name, "operator", operator)
+	}
 	return err
 }
 

@@ -392,7 +392,7 @@ func (f *fixture) expect(path string, want map[string]float64, labels ...string)
 // it; then delete the queue: gauges follow, counters never go back.
 func TestPromScenarioValues(t *testing.T) {
 	f := start(t)
-	_, ch, d := publish3consume1(t, f.inst.URL, "prom-q")
+	conn, ch, d := publish3consume1(t, f.inst.URL, "prom-q")
 
 	f.expect("/metrics", map[string]float64{
 		"rabbitmq_queues":                                             1,
@@ -422,21 +422,21 @@ func TestPromScenarioValues(t *testing.T) {
 		"rabbitmq_detailed_queue_messages":       3,
 	}, "vhost", "/", "queue", "prom-q")
 
-	if len(f.inst.Broker.Sessions()) > 0 {
-		// The AMQP front end registers its connections: what they count.
-		f.expect("/metrics", map[string]float64{
-			"rabbitmq_connections":                          1,
-			"rabbitmq_channels":                             1,
-			"rabbitmq_connections_opened_total":             1,
-			"rabbitmq_global_messages_received_total":       3,
-			"rabbitmq_global_messages_confirmed_total":      3,
-			"rabbitmq_global_messages_routed_total":         3,
-			"rabbitmq_channel_messages_published_total":     3,
-			"rabbitmq_channel_messages_delivered_ack_total": 1,
-		})
-	} else {
-		t.Log("no sessions registered by the AMQP front end: connection and channel values not checked here (see TestPromSessionTotals)")
-	}
+	// What the AMQP front end's session counts.
+	f.expect("/metrics", map[string]float64{
+		"rabbitmq_connections":                            1,
+		"rabbitmq_channels":                               1,
+		"rabbitmq_connections_opened_total":               1,
+		"rabbitmq_channels_opened_total":                  1,
+		"rabbitmq_global_messages_received_total":         3,
+		"rabbitmq_global_messages_received_confirm_total": 3,
+		"rabbitmq_global_messages_confirmed_total":        3,
+		"rabbitmq_global_messages_routed_total":           3,
+		"rabbitmq_global_publishers":                      1,
+		"rabbitmq_channel_messages_published_total":       3,
+		"rabbitmq_channel_messages_delivered_ack_total":   1,
+		"rabbitmq_channel_messages_unacked":               1,
+	})
 
 	if err := ch.Cancel("c1", false); err != nil {
 		t.Fatal(err)
@@ -466,6 +466,18 @@ func TestPromScenarioValues(t *testing.T) {
 	if _, ok := value(mf, "rabbitmq_queue_messages_ready", "queue", "prom-q"); ok {
 		t.Error("a deleted queue still has per-object series")
 	}
+
+	conn.Close()
+	f.expect("/metrics", map[string]float64{
+		"rabbitmq_connections":                      0,
+		"rabbitmq_channels":                         0,
+		"rabbitmq_connections_closed_total":         1,
+		"rabbitmq_channels_closed_total":            1,
+		"rabbitmq_global_messages_received_total":   3,
+		"rabbitmq_global_messages_confirmed_total":  3,
+		"rabbitmq_channel_messages_published_total": 3,
+		"rabbitmq_global_publishers":                0,
+	})
 }
 
 // fakeSession is a session as a front end would register it.
