@@ -176,7 +176,7 @@ func TestServerLogPolicyAndAlarm(t *testing.T) {
 	// (The line for the alarm clearing is held back when it follows the
 	// setting within 10 s: see alarmLogEvery.)
 	free.Store(1 << 10)
-	logs.want(t, "WARN", "disk resource limit alarm set. Publishers will be blocked until this alarm clears",
+	logs.want(t, "WARN", "disk resource limit alarm set: publishers will be blocked until it clears",
 		map[string]any{"free": float64(1 << 10), "limit": float64(1 << 20)})
 }
 

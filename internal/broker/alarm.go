@@ -119,7 +119,7 @@ func (b *Broker) logAlarmLocked(l *alarmLog, what string, on bool, attrs ...any)
 		l.last = now
 		// RabbitMQ's words, which operators grep for.
 		if on {
-			b.log.Warn(what+" resource limit alarm set. Publishers will be blocked until this alarm clears", attrs...)
+			b.log.Warn(what+" resource limit alarm set: publishers will be blocked until it clears", attrs...)
 		} else {
 			b.log.Warn(what+" resource limit alarm cleared", attrs...)
 		}
