@@ -200,6 +200,13 @@ func clearLimits(x *cmdCtx, vhost string, keep map[string]any) error {
 
 func clearVHostLimits(x *cmdCtx) error {
 	x.info("Clearing vhost \"%s\" limits ...", x.o.vhost)
+	var cur []json.RawMessage
+	if err := x.c.getJSON(x.ctx, apiPath("vhost-limits", x.o.vhost), &cur); err != nil {
+		return vhostGone(err, x.o.vhost)
+	}
+	if len(cur) == 0 {
+		return &cliError{code: exitUnavailable, msg: "Parameter does not exist"}
+	}
 	return clearLimits(x, x.o.vhost, nil)
 }
 
@@ -321,10 +328,15 @@ func closeAllConnections(x *cmdCtx) error {
 		conns = conns[:x.o.limit]
 	}
 	if x.o.global {
-		x.info("Closing all connections to the node (limit: %d)", x.o.limit)
+		node := "the node"
+		if n, err := localNode(x); err == nil {
+			node = n.Name
+		}
+		x.info("Closing all connections to node %s (across all vhosts), reason: %s...", node, reason)
 	} else {
-		x.info("Closing all connections in vhost %s (limit: %d)", x.o.vhost, x.o.limit)
+		x.info("Closing all connections in vhost %s, reason: %s...", x.o.vhost, reason)
 	}
+	closed := 0
 	for i, c := range conns {
 		if i > 0 && x.o.perConnectionDelay > 0 {
 			if err := sleepCtx(x.ctx, x.o.perConnectionDelay); err != nil {
@@ -336,7 +348,11 @@ func closeAllConnections(x *cmdCtx) error {
 		if err != nil && statusOf(err) != http.StatusNotFound { // already gone is fine
 			return err
 		}
+		if err == nil {
+			closed++
+		}
 	}
+	fmt.Fprintf(x.e.stdout, "Closed %d connections\n", closed)
 	return nil
 }
 
@@ -376,11 +392,11 @@ func deleteQueue(x *cmdCtx) error {
 	if _, err := x.c.do(x.ctx, http.MethodDelete, path, nil, nil); err != nil {
 		return queueGone(err, x, name)
 	}
-	n := termText(q["messages"])
+	n := termText(q["messages_ready"])
 	if n == "" {
 		n = "0"
 	}
 	// The result, not an info line: printed even with -q, as rabbitmqctl does.
-	fmt.Fprintf(x.e.stdout, "Queue was successfully deleted with %s messages\n", n)
+	fmt.Fprintf(x.e.stdout, "Queue was successfully deleted with %s ready messages\n", n)
 	return nil
 }

@@ -214,7 +214,7 @@ func e2e(t *testing.T, apiURL, amqpURL string) {
 	if err != nil || !strings.Contains(string(exported), `"`+v+`"`) || !strings.Contains(string(exported), `"`+user+`"`) {
 		t.Fatalf("export lacks vhost or user (%v): %.300s", err, exported)
 	}
-	if out := s.ok("delete_queue", "-p", v, q); !strings.Contains(out, "Queue was successfully deleted with 0 messages") {
+	if out := s.ok("delete_queue", "-p", v, q); !strings.Contains(out, "Queue was successfully deleted with 0 ready messages") {
 		t.Fatalf("delete_queue: %q", out)
 	}
 	s.fails(exitDataErr, "delete_queue", "-p", v, q)
@@ -243,6 +243,35 @@ func e2e(t *testing.T, apiURL, amqpURL string) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("connection not closed by close_connection")
+	}
+
+	conn2, err := amqp.Dial(u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close()
+	closed2 := conn2.NotifyClose(make(chan *amqp.Error, 1))
+	// Wait until the vhost lists only conn2: the first one may linger a moment.
+	testbroker.CheckFor(t, 30*time.Second, func() bool {
+		out, _, code := ctl(t, apiURL, "-s", "list_connections", "name", "vhost")
+		var names []string
+		for _, l := range strings.Split(out, "\n") {
+			if n, ok := strings.CutSuffix(l, "\t"+v); ok {
+				names = append(names, n)
+			}
+		}
+		return code == 0 && len(names) == 1 && names[0] != name
+	})
+	if out := s.ok("close_all_connections", "-p", v, "maintenance"); !strings.Contains(out, "Closed 1 connections") {
+		t.Fatalf("close_all_connections: %q", out)
+	}
+	select {
+	case e := <-closed2:
+		if e == nil || e.Code != amqp.ConnectionForced {
+			t.Fatalf("close_all_connections closed with %v", e)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("connection not closed by close_all_connections")
 	}
 
 	s.ok("clear_policy", "-p", v, "cap")

@@ -292,7 +292,7 @@ func TestCtlConnectionSettings(t *testing.T) {
 func TestCtlWritesSendRabbitMQRequests(t *testing.T) {
 	routes := recorded()
 	routes["GET /api/users/bob"] = fakeResp{200, `{"name":"bob","password_hash":"aGFzaA==","hashing_algorithm":"rabbit_password_hashing_sha256","tags":["monitoring"],"limits":{}}`}
-	routes["GET /api/queues/shop%2Feu/my%20queue"] = fakeResp{200, `{"name":"my queue","vhost":"shop/eu","messages":7}`}
+	routes["GET /api/queues/shop%2Feu/my%20queue"] = fakeResp{200, `{"name":"my queue","vhost":"shop/eu","messages":9,"messages_ready":7}`}
 	routes["GET /api/definitions"] = fakeResp{200, `{"rabbit_version":"3.10.8","users":[]}`}
 	routes["GET /api/vhost-limits/shop"] = fakeResp{200, `[]`}
 	f := newFakeAPI(t, routes)
@@ -319,9 +319,10 @@ func TestCtlWritesSendRabbitMQRequests(t *testing.T) {
 		{[]string{"set_vhost_limits", "-p", "shop", `{"max-connections":10}`}, "PUT", "/api/vhost-limits/shop/max-connections", "", `{"value":10}`, `Setting vhost limits to "{"max-connections":10}" for vhost "shop" ...`},
 		{[]string{"purge_queue", "-p", "shop/eu", "my queue"}, "DELETE", "/api/queues/shop%2Feu/my%20queue/contents", "", "", "Purging queue 'my queue' in vhost 'shop/eu' ..."},
 		{[]string{"delete_queue", "-p", "shop/eu", "my queue", "--if-empty", "-u"}, "DELETE", "/api/queues/shop%2Feu/my%20queue", "if-empty=true&if-unused=true", "",
-			"Deleting queue 'my queue' on vhost 'shop/eu' ...\nQueue was successfully deleted with 7 messages\n"},
+			"Deleting queue 'my queue' on vhost 'shop/eu' ...\nQueue was successfully deleted with 7 ready messages\n"},
 		{[]string{"close_connection", "127.0.0.1:46652 -> 127.0.0.1:5672", "go away"}, "DELETE", "/api/connections/127.0.0.1:46652%20-%3E%20127.0.0.1:5672", "", "", "Closing connection 127.0.0.1:46652 -> 127.0.0.1:5672, reason: go away..."},
-		{[]string{"close_all_connections", "--global", "maintenance"}, "DELETE", "/api/connections/127.0.0.1:46652%20-%3E%20127.0.0.1:5672", "", "", "Closing all connections"},
+		{[]string{"close_all_connections", "--global", "maintenance"}, "DELETE", "/api/connections/127.0.0.1:46652%20-%3E%20127.0.0.1:5672", "", "",
+			"Closing all connections to node rabbit@vm (across all vhosts), reason: maintenance...\nClosed 2 connections\n"},
 		{[]string{"import_definitions", "-"}, "POST", "/api/definitions", "", `{"users":[]}`, "Importing definitions in JSON from standard input ..."},
 	} {
 		out, errs, code := ctlEnv(t, map[string]string{"WARRENCTL_URL": f.URL}, `{"users":[]}`, tc.args...)
