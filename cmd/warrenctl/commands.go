@@ -11,7 +11,7 @@ func init() {
 	add := func(name, group, usage, summary string, minArgs, maxArgs int, run func(*cmdCtx) error) {
 		commands[name] = &command{group: group, usage: usage, summary: summary, minArgs: minArgs, maxArgs: maxArgs, run: run}
 	}
-	add("add_user", "Users", "<username> <password>", "Creates a new user. It has no permissions for any virtual host until set_permissions.", 2, 2, addUser)
+	add("add_user", "Users", "<username> <password>", "Creates a new user; it has no permissions for any virtual host until set_permissions", 2, 2, addUser)
 	add("delete_user", "Users", "<username>", "Removes a user", 1, 1, deleteUser)
 	add("change_password", "Users", "<username> <password>", "Changes the user password", 2, 2, changePassword)
 	add("set_user_tags", "Users", "<username> <tag> [...]", "Sets user tags (replacing the old ones; none clears them)", 1, -1, setUserTags)

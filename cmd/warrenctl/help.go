@@ -11,6 +11,7 @@ var groupOrder = []string{"Listing", "Users", "Access Control", "Virtual hosts",
 const generalOptions = `General options (anywhere on the command line):
 
   --host <host>, -H        management API host (default localhost)      WARRENCTL_HOST
+  --node <node>, -n        rabbitmqctl's node name: rabbit@broker1 means --host broker1
   --port <port>, -P        management API port (default 15672)          WARRENCTL_PORT
   --username <user>        user (default guest)                         WARRENCTL_USER
   --password <password>    password (default guest)                     WARRENCTL_PASSWORD

@@ -280,6 +280,10 @@ func TestCtlConnectionSettings(t *testing.T) {
 	if o.host != "flaghost" || o.vhost != "flagv" || o.port != 1111 {
 		t.Fatalf("flags over env and config: %+v", o)
 	}
+	o = resolve(map[string]string{"WARRENCTL_HOST": "envhost"}, "-n", "rabbit@nodehost")
+	if o.host != "nodehost" {
+		t.Fatalf("-n rabbit@nodehost: %+v", o)
+	}
 	o = resolve(map[string]string{"WARRENCTL_URL": "https://u:p@urlhost:3333"})
 	if o.host != "urlhost" || o.port != 3333 || o.user != "u" || o.password != "p" || !o.tls {
 		t.Fatalf("url: %+v", o)

@@ -141,6 +141,18 @@ var optSpecs = []optSpec{
 		o.format = v
 		return nil
 	}},
+	// rabbitmqctl's node name: its host part is the API's host, so
+	// "-n rabbit@broker1" reaches http://broker1:15672.
+	{[]string{"--node", "-n"}, true, func(o *options, v string) error {
+		_, host, ok := strings.Cut(v, "@")
+		if !ok || host == "" {
+			return usageErr("--node takes a node name such as rabbit@broker1, got %q", v)
+		}
+		if !o.set["host"] {
+			o.host, o.set["host"] = host, true
+		}
+		return nil
+	}},
 	// Accepted for compatibility with rabbitmqctl scripts; nothing to do over HTTP.
 	{[]string{"--online", "--offline", "--local", "--longnames", "-l"}, false, func(*options, string) error { return nil }},
 }
