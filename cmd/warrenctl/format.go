@@ -26,8 +26,7 @@ func writeRows(w io.Writer, o *options, cols []string, rows [][]any) error {
 				if j > 0 {
 					b.WriteByte(',')
 				}
-				k, _ := json.Marshal(c)
-				b.Write(k)
+				b.Write(marshal(c))
 				b.WriteByte(':')
 				b.Write(jsonValue(c, r[j]))
 			}
@@ -65,11 +64,19 @@ func jsonValue(col string, v any) []byte {
 	if col == "definition" {
 		v = compactJSON(v)
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
+	return marshal(v)
+}
+
+// marshal is json.Marshal without HTML escaping, so a connection name
+// prints as "a -> b", as rabbitmqctl prints it, not "a -\u003e b".
+func marshal(v any) []byte {
+	var b bytes.Buffer
+	e := json.NewEncoder(&b)
+	e.SetEscapeHTML(false)
+	if err := e.Encode(v); err != nil {
 		return []byte(`""`)
 	}
-	return b
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
 
 // cellText renders one value as rabbitmqctl's table formatter renders the
@@ -150,10 +157,7 @@ func amqpValueText(v any) string {
 	}
 }
 
-func quoteTerm(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
-}
+func quoteTerm(s string) string { return string(marshal(s)) }
 
 func compactJSON(v any) string {
 	if s, ok := v.(string); ok {
@@ -162,11 +166,7 @@ func compactJSON(v any) string {
 	if v == nil {
 		return ""
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Sprint(v)
-	}
-	return string(b)
+	return string(marshal(v))
 }
 
 func sortedKeys(m map[string]any) []string {

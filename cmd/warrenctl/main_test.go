@@ -192,6 +192,8 @@ func TestCtlListOthersRecordedRabbitMQ(t *testing.T) {
 		{[]string{"list_policies"}, []string{`Listing policies for vhost "/" ...`, "vhost\tname\tpattern\tapply-to\tdefinition\tpriority", "/\tctl-rec-pol\t^ctl-rec-\tqueues\t{\"max-length\":50}\t3"}},
 		{[]string{"list_policies", "--formatter", "json"}, []string{`{"vhost":"/","name":"ctl-rec-pol","pattern":"^ctl-rec-","apply-to":"queues","definition":"{\"max-length\":50}","priority":3}`}},
 		{[]string{"list_users", "--formatter", "json"}, []string{`,{"user":"bob","tags":["policymaker","monitoring"]}`}},
+		{[]string{"list_channels", "name", "--formatter", "json"}, []string{`[`, `{"name":"127.0.0.1:44968 -> 127.0.0.1:5672 (1)"}`, `,{"name":"127.0.0.1:46652 -> 127.0.0.1:5672 (1)"}`, `]`}},
+		{[]string{"list_connections", "protocol", "--formatter", "json"}, []string{`{"protocol":[0,9,1]}`}},
 	} {
 		out, errs, code := ctl(t, f.URL, tc.args...)
 		if code != 0 {
