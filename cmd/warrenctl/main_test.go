@@ -23,6 +23,8 @@ type fakeAPI struct {
 	mu     sync.Mutex
 	routes map[string]fakeResp // "METHOD escaped-path"
 	reqs   []fakeReq
+	// hook, when set, answers a request instead of routes if it returns true.
+	hook func(w http.ResponseWriter, r *http.Request) bool
 }
 
 type fakeResp struct {
@@ -66,7 +68,11 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.reqs = append(f.reqs, fakeReq{r.Method, path, r.URL.RawQuery, string(body), r.Header.Clone()})
 	resp, ok := f.routes[r.Method+" "+path]
+	hook := f.hook
 	f.mu.Unlock()
+	if hook != nil && hook(w, r) {
+		return
+	}
 	if u, p, _ := r.BasicAuth(); u != "guest" || p != "guest" {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(401)
@@ -536,5 +542,65 @@ func TestCtlHelp(t *testing.T) {
 	}
 	if _, _, code := ctl(t, "http://127.0.0.1:1"); code != exitUsage {
 		t.Fatalf("no command: %d", code)
+	}
+}
+
+func TestCtlAwaitStartupWaitsForTheNode(t *testing.T) {
+	routes := recorded()
+	f := newFakeAPI(t, routes)
+	// The first answers say the API is not ready (503), then the node is
+	// up but not running, then running.
+	var mu sync.Mutex
+	calls := 0
+	nodes, err := os.ReadFile("testdata/nodes.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != "/api/nodes" {
+			return false
+		}
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		switch {
+		case n <= 2:
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case n <= 4:
+			_, _ = io.WriteString(w, `[{"name":"rabbit@vm","running":false}]`)
+		default:
+			_, _ = w.Write(nodes)
+		}
+		return true
+	}
+	f.mu.Unlock()
+	if out, errs, code := ctl(t, f.URL, "await_startup"); code != 0 || out != "" {
+		t.Fatalf("await_startup: exit %d out %q err %q", code, out, errs)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != 5 {
+		t.Fatalf("await_startup asked %d times, want 5", calls)
+	}
+}
+
+func TestCtlCheckRunningAndImportFailures(t *testing.T) {
+	routes := recorded()
+	routes["GET /api/nodes"] = fakeResp{200, `[{"name":"rabbit@vm","running":false}]`}
+	routes["POST /api/definitions"] = fakeResp{400, `{"error":"bad_request","reason":"Validation failed\n\ndefinition must be a dictionary (shop/operator_policy/cap)"}`}
+	f := newFakeAPI(t, routes)
+	if _, errs, code := ctl(t, f.URL, "check_running"); code != exitUnavailable || !strings.Contains(errs, "RabbitMQ on node rabbit@vm is not running") {
+		t.Fatalf("check_running: exit %d %q", code, errs)
+	}
+	if _, errs, code := ctlEnv(t, map[string]string{"WARRENCTL_URL": f.URL}, "{not json", "import_definitions"); code != exitDataErr || !strings.Contains(errs, "not valid JSON") {
+		t.Fatalf("import of bad JSON: exit %d %q", code, errs)
+	}
+	if _, errs, code := ctlEnv(t, map[string]string{"WARRENCTL_URL": f.URL}, "{}", "import_definitions", "-"); code != exitSoftware || !strings.Contains(errs, "definition must be a dictionary") {
+		t.Fatalf("import refused by the API: exit %d %q", code, errs)
+	}
+	if _, errs, code := ctl(t, f.URL, "import_definitions", filepath.Join(t.TempDir(), "missing.json")); code != exitDataErr || !strings.Contains(errs, "cannot read definitions") {
+		t.Fatalf("import of a missing file: exit %d %q", code, errs)
 	}
 }
