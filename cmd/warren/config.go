@@ -20,8 +20,10 @@ type config struct {
 
 	AMQPAddr string
 	MgmtAddr string
-	DataDir  string
-	LogLevel slog.Level
+	// MgmtTLSAddr serves the management API over TLS with --tls-cert.
+	MgmtTLSAddr string
+	DataDir     string
+	LogLevel    slog.Level
 
 	PrometheusAddr string
 	LogFormat      string
@@ -89,6 +91,7 @@ func (c *config) register(r *registry) {
 	r.String(&c.LoadDefinitions, "load-definitions", "", "FILE", "import a definitions file (RabbitMQ's JSON format: users, vhosts, permissions, policies, exchanges, queues, bindings...) at every start before accepting connections; importing it again changes nothing (RabbitMQ's load_definitions). See also the definitions subcommand")
 
 	r.Section("TLS (AMQPS; enabled when --tls-cert is set)")
+	r.String(&c.MgmtTLSAddr, "mgmt-tls-addr", "", "ADDR", "management HTTP API over TLS (RabbitMQ's management.ssl, port 15671) with --tls-cert and --tls-key; off by default")
 	r.String(&c.AMQPSAddr, "amqps-addr", ":5671", "ADDR", "AMQPS listen address (host:port); needs --tls-cert and --tls-key")
 	r.String(&c.TLSCert, "tls-cert", "", "FILE", "PEM server certificate chain (RabbitMQ's ssl_options.certfile)")
 	r.String(&c.TLSKey, "tls-key", "", "FILE", "PEM private key of --tls-cert, unencrypted (ssl_options.keyfile)")
@@ -129,6 +132,9 @@ func (c *config) check() error {
 	}
 	if c.TLSCert == "" && (c.TLSCA != "" || c.TLSVerify != "verify_none" || c.TLSFailIfNoPeerCert) {
 		return fmt.Errorf("--tls-ca, --tls-verify and --tls-fail-if-no-peer-cert need --tls-cert and --tls-key")
+	}
+	if c.MgmtTLSAddr != "" && c.TLSCert == "" {
+		return fmt.Errorf("--mgmt-tls-addr needs --tls-cert and --tls-key")
 	}
 	if c.TLSVerify == "verify_peer" && c.TLSCA == "" {
 		return fmt.Errorf("--tls-verify verify_peer needs --tls-ca (the CA bundle client certificates are checked against)")

@@ -76,12 +76,52 @@ func (o *listOpts) nameMatches(name string) bool {
 	return strings.Contains(name, o.name)
 }
 
-// writeList filters, sorts, pages and projects items as RabbitMQ does;
-// total is the count before the name filter.
+// lazyItem is a list item whose object is built only if it is sorted on a
+// field sortKey cannot give, or lands on the page asked for: a page of 100
+// of 50,000 queues builds 100 objects.
+type lazyItem struct {
+	// sortKey returns the value of a top-level field without building the
+	// object, false if it cannot.
+	sortKey func(field string) (any, bool)
+	build   func() obj
+	o       obj
+}
+
+func (it *lazyItem) get() obj {
+	if it.o == nil {
+		it.o = it.build()
+	}
+	return it.o
+}
+
+func (it *lazyItem) key(path []string) any {
+	if len(path) == 1 && it.sortKey != nil {
+		if v, ok := it.sortKey(path[0]); ok {
+			return v
+		}
+	}
+	return lookup(it.get(), path)
+}
+
+// writeList sorts, pages and projects built items as RabbitMQ does; total
+// is the count before the name filter.
 func (r *req) writeList(items []obj, o *listOpts, total int) error {
+	lazy := make([]*lazyItem, len(items))
+	for i, it := range items {
+		lazy[i] = &lazyItem{o: it}
+	}
+	return r.writeLazy(lazy, o, total)
+}
+
+// writeLazy is writeList for items built on demand.
+func (r *req) writeLazy(items []*lazyItem, o *listOpts, total int) error {
 	if o.sort != nil {
-		slices.SortStableFunc(items, func(a, b obj) int {
-			c := compareValues(lookup(a, o.sort), lookup(b, o.sort))
+		keys := make(map[*lazyItem]any, len(items))
+		for _, it := range items {
+			keys[it] = it.key(o.sort)
+		}
+		slices.SortStableFunc(items, func(a, b *lazyItem) int {
+			c := compareValues(keys[a], keys[b])
 			if o.sortReverse {
 				return -c
 			}
@@ -98,14 +138,20 @@ func (r *req) writeList(items []obj, o *listOpts, total int) error {
 		}
 		items = items[min(start, len(items)):min(start+o.size, len(items))]
 	}
+	out := make([]obj, len(items))
 	for i, it := range items {
-		items[i] = o.project(it)
+		if p, ok := o.cheapProjection(it); ok {
+			out[i] = p
+			continue
+		}
+		out[i] = o.project(it.get())
+		it.o = nil // let a long list's objects go once written
 	}
 	if !o.paged {
-		return writeJSON(r.w, items)
+		return writeJSON(r.w, out)
 	}
 	pages := (filtered + o.size - 1) / o.size
-	return writeJSON(r.w, obj{"filtered_count": filtered, "item_count": len(items), "items": items,
+	return writeJSON(r.w, obj{"filtered_count": filtered, "item_count": len(out), "items": out,
 		"page": o.page, "page_count": pages, "page_size": o.size, "total_count": total})
 }
 
@@ -147,6 +193,26 @@ func (o *listOpts) project(it obj) obj {
 	return out
 }
 
+// cheapProjection builds the columns asked for from sortKey alone when it
+// gives them all (rabbitmqadmin's list queues name messages, for instance).
+func (o *listOpts) cheapProjection(it *lazyItem) (obj, bool) {
+	if o.columns == nil || it.sortKey == nil || it.o != nil {
+		return nil, false
+	}
+	out := obj{}
+	for _, path := range o.columns {
+		if len(path) != 1 {
+			return nil, false
+		}
+		v, ok := it.sortKey(path[0])
+		if !ok {
+			return nil, false
+		}
+		out[path[0]] = v
+	}
+	return out, true
+}
+
 func withoutStats(it obj) obj {
 	out := obj{}
 	for k, v := range it {
@@ -171,6 +237,11 @@ func lookup(it obj, path []string) any {
 }
 
 func compareValues(a, b any) int {
+	if x, ok := a.(string); ok {
+		if y, ok := b.(string); ok {
+			return strings.Compare(x, y)
+		}
+	}
 	fa, aNum := number(a)
 	fb, bNum := number(b)
 	if aNum && bNum {

@@ -571,6 +571,10 @@ func TestMgmtRates(t *testing.T) {
 	if r := q["messages_details"].(map[string]any)["rate"]; r != 2.0 {
 		t.Errorf("messages rate %v, want 2/s", r)
 	}
+	x := a.get("/api/exchanges/%2F/amq.default").obj(t)["message_stats"].(map[string]any)
+	if x["publish_in"] != 10.0 || x["publish_in_details"].(map[string]any)["rate"] != 2.0 {
+		t.Errorf("exchange publish_in %v, rate %v", x["publish_in"], x["publish_in_details"])
+	}
 	o := a.get("/api/overview").obj(t)
 	if r := o["message_stats"].(map[string]any)["publish_details"].(map[string]any)["rate"]; r != 2.0 {
 		t.Errorf("overview publish rate %v", r)

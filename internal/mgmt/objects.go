@@ -158,11 +158,12 @@ func policyDefinition(d map[string]any) obj {
 }
 
 func (s *Server) exchangeObj(vhost string, e *broker.Exchange) obj {
-	name := e.Name
-	return obj{"name": name, "vhost": vhost, "type": e.Kind, "durable": e.Durable, "auto_delete": e.AutoDelete,
+	var c counters
+	c[cPublishIn], c[cPublishOut] = e.PublishStats()
+	st := s.rates.get("x\x00" + vhost + "\x00" + e.Name)
+	return obj{"name": e.Name, "vhost": vhost, "type": e.Kind, "durable": e.Durable, "auto_delete": e.AutoDelete,
 		"internal": e.Internal, "arguments": jsonArgs(e.Args), "policy": orNull(e.Policy().Policy),
-		"user_who_performed_action": "rmq-internal",
-		"message_stats":             obj{"publish_in": 0, "publish_in_details": obj{"rate": 0.0}, "publish_out": 0, "publish_out_details": obj{"rate": 0.0}}}
+		"user_who_performed_action": "rmq-internal", "message_stats": messageStats(&c, st, []counter{cPublishIn, cPublishOut})}
 }
 
 // bindingRow is a binding with the vhost and source it belongs to.

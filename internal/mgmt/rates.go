@@ -34,12 +34,14 @@ const (
 	cMessagesUnacked
 	cRecvOct
 	cSendOct
+	cPublishIn
+	cPublishOut
 	nCounters
 )
 
 var counterNames = [nCounters]string{"publish", "confirm", "return_unroutable", "drop_unroutable", "deliver", "deliver_no_ack",
 	"get", "get_no_ack", "get_empty", "redeliver", "ack", "deliver_get", "messages", "messages_ready", "messages_unacknowledged",
-	"recv_oct", "send_oct"}
+	"recv_oct", "send_oct", "publish_in", "publish_out"}
 
 type counters [nCounters]uint64
 
@@ -98,7 +100,8 @@ func (s *series) rate(c counter) float64 {
 	return (float64(s.cur.c[c]) - float64(s.prev.c[c])) / dt
 }
 
-// sampler keeps the samples. Keys: "q\x00vhost\x00queue", "s\x00connection",
+// sampler keeps the samples. Keys: "q\x00vhost\x00queue",
+// "x\x00vhost\x00exchange", "s\x00connection",
 // "ch\x00channel", "v\x00vhost" and "n" for the node's totals.
 type sampler struct {
 	s    *Server
@@ -147,6 +150,11 @@ func (sm *sampler) take(now time.Time) {
 	for _, v := range sm.s.b.VHosts() {
 		vc := &counters{}
 		vhosts[v.Name] = vc
+		for _, e := range v.Exchanges() {
+			var c counters
+			c[cPublishIn], c[cPublishOut] = e.PublishStats()
+			cur["x\x00"+v.Name+"\x00"+e.Name] = c
+		}
 		for _, q := range v.Queues() {
 			qi := q.Info()
 			c := queueCounters(&qi)

@@ -165,18 +165,56 @@ func (s *Server) listQueues(r *req) error {
 	if err != nil {
 		return err
 	}
-	var items []obj
+	var items []*lazyItem
 	total := 0
 	for _, v := range vs {
 		for _, q := range v.Queues() {
 			total++
 			if o.nameMatches(q.Name) {
-				qi := q.Info()
-				items = append(items, s.queueObj(&qi, false))
+				items = append(items, s.lazyQueue(q))
 			}
 		}
 	}
-	return r.writeList(orEmpty(items), o, total)
+	return r.writeLazy(items, o, total)
+}
+
+// lazyQueue is a queue for a list: sorting on its name, counts and flags
+// takes one snapshot at most, and the object is built only for the page.
+func (s *Server) lazyQueue(q *broker.Queue) *lazyItem {
+	var qi *broker.QueueInfo
+	info := func() *broker.QueueInfo {
+		if qi == nil {
+			x := q.Info()
+			qi = &x
+		}
+		return qi
+	}
+	return &lazyItem{
+		sortKey: func(field string) (any, bool) {
+			switch field {
+			case "name":
+				return q.Name, true
+			case "durable":
+				return q.Durable, true
+			case "auto_delete":
+				return q.AutoDelete, true
+			case "exclusive":
+				return q.Exclusive, true
+			case "messages":
+				return info().MessagesReady + info().MessagesUnacked, true
+			case "messages_ready":
+				return info().MessagesReady, true
+			case "messages_unacknowledged":
+				return info().MessagesUnacked, true
+			case "consumers":
+				return info().Consumers, true
+			case "vhost":
+				return info().VHost, true
+			}
+			return nil, false
+		},
+		build: func() obj { return s.queueObj(info(), false) },
+	}
 }
 
 func (s *Server) queue(r *req) (*broker.VHost, *broker.Queue, error) {
@@ -436,6 +474,11 @@ func (s *Server) publish(r *req) error {
 		return err
 	}
 	res := v.Publish(&broker.Router{}, e, m, nil)
+	out := uint64(0)
+	if res.Routed {
+		out = 1 // at least one queue; Publish does not say how many
+	}
+	e.AddPublished(1, out)
 	return writeJSON(r.w, obj{"routed": res.Routed})
 }
 
