@@ -210,19 +210,35 @@ func clearVHostLimits(x *cmdCtx) error {
 	return clearLimits(x, x.o.vhost, nil)
 }
 
+// missingUserOrVHost turns the API's "vhost_or_user_not_found" (400) or a
+// 404 into rabbitmqctl's answer, naming which one is missing: no user is 67,
+// no vhost 69.
+func missingUserOrVHost(x *cmdCtx, err error, user, vhost string) error {
+	if st := statusOf(err); st != http.StatusBadRequest && st != http.StatusNotFound {
+		return err
+	}
+	if _, e := x.c.do(x.ctx, http.MethodGet, apiPath("users", user), nil, nil); statusOf(e) == http.StatusNotFound {
+		return &cliError{code: exitNoUser, msg: fmt.Sprintf("User %s does not exist", user)}
+	}
+	if _, e := x.c.do(x.ctx, http.MethodGet, apiPath("vhosts", vhost), nil, nil); statusOf(e) == http.StatusNotFound {
+		return &cliError{code: exitUnavailable, msg: fmt.Sprintf("Virtual host %s does not exist", vhost)}
+	}
+	return err
+}
+
 func setPermissions(x *cmdCtx) error {
 	user, vhost := x.args[0], x.o.vhost
 	x.info("Setting permissions for user \"%s\" in vhost \"%s\" ...", user, vhost)
 	_, err := x.c.do(x.ctx, http.MethodPut, apiPath("permissions", vhost, user),
 		map[string]string{"configure": x.args[1], "write": x.args[2], "read": x.args[3]}, nil)
-	return err
+	return missingUserOrVHost(x, err, user, vhost)
 }
 
 func clearPermissions(x *cmdCtx) error {
 	user, vhost := x.args[0], x.o.vhost
 	x.info("Clearing permissions for user \"%s\" in vhost \"%s\" ...", user, vhost)
 	_, err := x.c.do(x.ctx, http.MethodDelete, apiPath("permissions", vhost, user), nil, nil)
-	return err
+	return missingUserOrVHost(x, err, user, vhost)
 }
 
 func setTopicPermissions(x *cmdCtx) error {
@@ -230,7 +246,7 @@ func setTopicPermissions(x *cmdCtx) error {
 	x.info("Setting topic permissions on \"%s\" for user \"%s\" in vhost \"%s\" ...", x.args[1], user, vhost)
 	_, err := x.c.do(x.ctx, http.MethodPut, apiPath("topic-permissions", vhost, user),
 		map[string]string{"exchange": x.args[1], "write": x.args[2], "read": x.args[3]}, nil)
-	return err
+	return missingUserOrVHost(x, err, user, vhost)
 }
 
 // clearTopicPermissions with an exchange removes only that exchange's entry:
@@ -356,10 +372,11 @@ func closeAllConnections(x *cmdCtx) error {
 	return nil
 }
 
-// queueGone maps a 404 on a queue path to rabbitmqctl's message.
+// queueGone maps a 404 on a queue path to a clear message and exit code 69,
+// as rabbitmqctl purge_queue exits (its delete_queue exits 64).
 func queueGone(err error, x *cmdCtx, name string) error {
 	if statusOf(err) == http.StatusNotFound {
-		return &cliError{code: exitDataErr, msg: fmt.Sprintf("Queue '%s' not found in vhost '%s'", name, x.o.vhost)}
+		return &cliError{code: exitUnavailable, msg: fmt.Sprintf("Queue '%s' not found in vhost '%s'", name, x.o.vhost)}
 	}
 	return err
 }

@@ -147,6 +147,8 @@ func e2e(t *testing.T, apiURL, amqpURL string) {
 	s.wantLine(user+"\t[management, monitoring]", "list_users")
 	s.ok("set_permissions", "-p", v, user, "^e2e-.*", ".*", ".*")
 	s.ok("set_permissions", "-p", v, "guest", ".*", ".*", ".*")
+	s.fails(exitNoUser, "set_permissions", "-p", v, user+"-nobody", ".*", ".*", ".*")
+	s.fails(exitUnavailable, "set_permissions", "-p", v+"-nowhere", user, ".*", ".*", ".*")
 	s.wantLine(user+"\t^e2e-.*\t.*\t.*", "list_permissions", "-p", v)
 	s.ok("set_topic_permissions", "-p", v, user, "amq.topic", "^a\\.", "^b\\.")
 	s.wantLine(user+"\tamq.topic\t^a\\.\t^b\\.", "list_topic_permissions", "-p", v)
@@ -217,7 +219,7 @@ func e2e(t *testing.T, apiURL, amqpURL string) {
 	if out := s.ok("delete_queue", "-p", v, q); !strings.Contains(out, "Queue was successfully deleted with 0 ready messages") {
 		t.Fatalf("delete_queue: %q", out)
 	}
-	s.fails(exitDataErr, "delete_queue", "-p", v, q)
+	s.fails(exitUnavailable, "delete_queue", "-p", v, q)
 	small := filepath.Join(t.TempDir(), "small.json")
 	if err := os.WriteFile(small, []byte(`{"queues":[{"name":"`+q+`","vhost":"`+v+`","durable":true,"auto_delete":false,"arguments":{}}]}`), 0o600); err != nil {
 		t.Fatal(err)

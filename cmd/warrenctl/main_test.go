@@ -373,6 +373,10 @@ func TestCtlExitCodes(t *testing.T) {
 	routes["DELETE /api/users/nobody"] = fakeResp{404, "@notfound"}
 	routes["DELETE /api/vhosts/nothere"] = fakeResp{404, "@notfound"}
 	routes["DELETE /api/queues/%2F/nosuchq/contents"] = fakeResp{404, "@notfound"}
+	missing := fakeResp{400, `{"error":"bad_request","reason":"vhost_or_user_not_found"}`}
+	routes["PUT /api/permissions/%2F/nobody"] = missing
+	routes["PUT /api/permissions/nosuchv/carol"] = missing
+	routes["PUT /api/topic-permissions/nosuchv/carol"] = missing
 	f := newFakeAPI(t, routes)
 	for _, tc := range []struct {
 		args []string
@@ -383,8 +387,11 @@ func TestCtlExitCodes(t *testing.T) {
 		{[]string{"add_vhost", "bad"}, exitSoftware, "PUT /api/vhosts/bad: HTTP 400 Bad Request: bad_request: not_json"},
 		{[]string{"delete_user", "nobody"}, exitNoUser, `User "nobody" does not exist`},
 		{[]string{"delete_vhost", "nothere"}, exitDataErr, "Virtual host 'nothere' does not exist"},
-		{[]string{"purge_queue", "nosuchq"}, exitDataErr, "Queue 'nosuchq' not found in vhost '/'"},
+		{[]string{"purge_queue", "nosuchq"}, exitUnavailable, "Queue 'nosuchq' not found in vhost '/'"},
 		{[]string{"set_policy", "p", ".*", "not json"}, exitUsage, "policy definition must be a JSON object"},
+		{[]string{"set_permissions", "nobody", ".*", ".*", ".*"}, exitNoUser, "User nobody does not exist"},
+		{[]string{"set_permissions", "-p", "nosuchv", "carol", ".*", ".*", ".*"}, exitUnavailable, "Virtual host nosuchv does not exist"},
+		{[]string{"set_topic_permissions", "-p", "nosuchv", "carol", "amq.topic", ".*", ".*"}, exitUnavailable, "Virtual host nosuchv does not exist"},
 		{[]string{"--password", "wrong", "list_users"}, exitSoftware, "refused user \"guest\": GET /api/users: HTTP 401 Unauthorized: not_authorized: Login failed"},
 	} {
 		_, errs, code := ctlEnv(t, map[string]string{"WARRENCTL_URL": f.URL}, "", tc.args...)

@@ -94,7 +94,7 @@ ctl purge_queue -p "$vhost" smoke-q
 ctl export_definitions "$tmp/export.json"
 grep -q "\"$vhost\"" "$tmp/export.json" || { echo "FAIL: export lacks $vhost"; exit 1; }
 ctl delete_queue -p "$vhost" smoke-q
-expect_exit 65 delete_queue -p "$vhost" smoke-q
+expect_exit 69 delete_queue -p "$vhost" smoke-q
 ctl clear_policy -p "$vhost" smoke
 ctl clear_permissions -p "$vhost" "$user"
 ctl delete_user "$user"
