@@ -34,9 +34,9 @@ Flags win over the environment, which wins over the config file. The config
 file holds "key = value" lines: host, port, username, password, vhost, ssl,
 cacert, cert, key, insecure, url; '#' starts a comment.
 
-Exit codes: 0 ok, 64 usage, 65 data error (e.g. no such vhost), 67 no such
-user, 69 unavailable (cannot connect, health check failed), 70 the API refused
-or failed the request, 75 timed out.
+Exit codes (rabbitmqctl's): 0 ok, 64 usage, 65 data error (delete_vhost of no
+vhost), 67 no such user, 69 unavailable (cannot connect, a health check failed,
+no such queue or vhost), 70 the API refused or failed the request, 75 timed out.
 `
 
 // writeOverview prints the command list, grouped as rabbitmqctl groups it.
