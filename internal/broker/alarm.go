@@ -179,6 +179,9 @@ func (b *Broker) checkMemory(total int64) {
 	case !b.alarm.memory && total >= b.memHigh:
 		b.setAlarmLocked(false, true)
 		b.logAlarmLocked(&b.alarm.memLog, "memory", true, "used", total, "limit", b.memHigh)
+		if b.canPage {
+			b.startSweep() // bodies still in memory may free enough to go on
+		}
 	case b.alarm.memory && total < b.memLow:
 		b.setAlarmLocked(false, false)
 		b.logAlarmLocked(&b.alarm.memLog, "memory", false, "used", total, "resume_below", b.memLow)

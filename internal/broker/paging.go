@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -58,19 +59,45 @@ const sweepEvery = time.Second
 // sweep those queued before paging started, which would otherwise stay in
 // memory for as long as they are queued (half the limit's worth).
 func (b *Broker) maybeSweep() {
-	if b.sweeping.Load() || nowNano()-b.lastSweep.Load() < int64(sweepEvery) || b.sweeping.Swap(true) {
+	if nowNano()-b.lastSweep.Load() >= int64(sweepEvery) {
+		b.startSweep()
+	}
+}
+
+// startSweep starts a sweep unless one is running. While the memory alarm
+// holds publishers, none publishes to start the next one, so the sweep goes
+// on every sweepEvery for as long as it finds bodies to page out.
+func (b *Broker) startSweep() {
+	if b.sweeping.Load() || b.sweeping.Swap(true) {
 		return
 	}
 	go func() {
-		b.sweepPaging()
-		b.lastSweep.Store(nowNano())
-		b.sweeping.Store(false)
+		defer b.sweeping.Store(false)
+		for {
+			paged := b.sweepPaging()
+			b.lastSweep.Store(nowNano())
+			if paged == 0 || !b.alarm.memOn.Load() {
+				return
+			}
+			select {
+			case <-time.After(sweepEvery):
+			case <-b.stop:
+				return
+			}
+		}
 	}()
 }
 
-// sweepPaging pages out the bodies still in memory of every message that
-// waits in a queue, one queue lock at a time.
-func (b *Broker) sweepPaging() {
+// sweepBatch is how many bodies a sweep pages out before it waits for them
+// to be written: a sweep over a long backlog must not hold all of its bodies,
+// records and index slots in flight at once (that is the memory it frees).
+const sweepBatch = 2048
+
+// sweepPaging pages out the bodies still in memory of messages that wait in
+// queues, newest first (the oldest are delivered soonest), a batch at a time
+// under one queue lock, until paging is no longer needed. It returns how
+// many it paged out.
+func (b *Broker) sweepPaging() (paged int) {
 	b.mu.RLock()
 	vhosts := make([]*VHost, 0, len(b.vhosts))
 	for _, v := range b.vhosts {
@@ -85,47 +112,71 @@ func (b *Broker) sweepPaging() {
 		}
 		v.mu.RUnlock()
 		for _, q := range queues {
-			q.pageOutReady()
-		}
-	}
-}
-
-// pageOutReady pages out the bodies of the queue's ready messages, newest
-// first: the oldest are delivered soonest.
-func (q *Queue) pageOutReady() {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for i := range q.ready.levels {
-		f := &q.ready.levels[i]
-		for j := f.count - 1; j >= 0; j-- {
-			if m := f.at(j).Msg; m.page.bits.Load() == 0 {
-				q.vhost.broker.pageOut(q.vhost.Name, m)
+			for level := range q.ready.levels {
+				// from counts entries from the tail: publishes in between
+				// only make a batch look at a few entries again.
+				for from, more := 0, true; more; {
+					var wg sync.WaitGroup
+					var n int
+					from, n, more = q.pageOutReady(level, from, &wg)
+					wg.Wait()
+					if paged += n; !b.pagingNeeded() {
+						return paged
+					}
+				}
 			}
 		}
 	}
+	return paged
+}
+
+// pageOutReady pages out up to sweepBatch bodies of one priority level's
+// ready messages, starting from entries from its tail; it returns where to
+// go on, how many it paged out and whether there is more.
+func (q *Queue) pageOutReady(level, from int, wg *sync.WaitGroup) (next, issued int, more bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	f := &q.ready.levels[level]
+	for ; from < f.count; from++ {
+		if issued == sweepBatch {
+			return from, issued, true
+		}
+		if m := f.at(f.count - 1 - from).Msg; m.page.bits.Load() == 0 && q.vhost.broker.pageOut(q.vhost.Name, m, wg) {
+			issued++
+		}
+	}
+	return from, issued, false
 }
 
 // pageMinBody is the smallest body worth paging out: a paged body costs
 // an index slot in the store (storeSlotCost) for as long as it is queued.
 const pageMinBody = 2 * storeSlotCost
 
-// pageOut writes m's body to the store and drops it from memory once written.
-func (b *Broker) pageOut(vhost string, m *Message) {
+// pageOut writes m's body to the store and drops it from memory once
+// written; it reports whether it wrote, and wg (if not nil) is done when the
+// write is.
+func (b *Broker) pageOut(vhost string, m *Message, wg *sync.WaitGroup) bool {
 	if m.BodySize < pageMinBody {
-		return
+		return false
 	}
 	p := &m.page
 	if !p.bits.CompareAndSwap(0, pageIssued) {
-		return
+		return false
 	}
 	body := m.body.Load()
 	if body == nil {
-		return
+		return false
+	}
+	if wg != nil {
+		wg.Add(1)
 	}
 	p.id, p.vhost, p.broker = b.pageSeq.Add(1), vhost, b
 	b.addMemory(storeSlotCost) // the page record's index slot, until ackPage
 	rec := []store.MessageRecord{{VHost: vhost, Queue: pageQueue, ID: p.id, Transient: true, Data: *body}}
 	b.store.AppendMessages(rec, func(err error) {
+		if wg != nil {
+			defer wg.Done()
+		}
 		if err != nil {
 			return // keep the body in memory
 		}
@@ -144,6 +195,7 @@ func (b *Broker) pageOut(vhost string, m *Message) {
 	if old := p.bits.Or(pageAppended); old&pageReleased != 0 {
 		b.ackPage(p)
 	}
+	return true
 }
 
 // released is called when the last queue lets go of m; it returns the bytes

@@ -62,8 +62,8 @@ func (v *VHost) Publish(r *Router, e *Exchange, m *Message, durable func(ok bool
 	clear(r.queues)
 	m.rec.Store(nil) // the store has its own reference until written
 	if m.refs.Load() > 0 && v.broker.pagingNeeded() {
-		v.broker.pageOut(v.Name, m) // still queued somewhere: its body goes to disk
-		v.broker.maybeSweep()       // and so do those queued before paging started
+		v.broker.pageOut(v.Name, m, nil) // still queued somewhere: its body goes to disk
+		v.broker.maybeSweep()            // and so do those queued before paging started
 	}
 	if w != nil {
 		w.release(nil)
