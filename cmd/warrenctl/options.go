@@ -26,12 +26,12 @@ type options struct {
 	timeout                        time.Duration
 
 	// Command options.
-	priority                          int
-	applyTo, description, tags, dqt   string
-	ifEmpty, ifUnused, global, noWait bool
-	limit                             int
-	format                            string
-	perConnectionDelay                time.Duration
+	priority                        int
+	applyTo, description, tags, dqt string
+	ifEmpty, ifUnused, global       bool
+	limit                           int
+	format                          string
+	perConnectionDelay              time.Duration
 }
 
 // optSpec describes one option: its names, whether it takes a value, and how
@@ -161,7 +161,7 @@ var optSpecs = []optSpec{
 // be anywhere; "--" ends them; "-" alone is positional (standard input or
 // output for definitions).
 func parseArgs(args []string) (*options, []string, error) {
-	o := &options{set: map[string]bool{}, priority: 0}
+	o := &options{set: map[string]bool{}}
 	byName := map[string]*optSpec{}
 	for i := range optSpecs {
 		for _, n := range optSpecs[i].names {
