@@ -431,7 +431,7 @@ func TestMgmtAccessRoutes(t *testing.T) {
 	if l := a.get("/api/vhost-limits/v%201").list(t); len(l) != 0 {
 		t.Errorf("vhost limits after delete %v", l)
 	}
-	want(t, a.post("/api/users/bulk-delete", `{"users":["u1","u2","nobody"]}`), 204)
+	wantError(t, a.post("/api/users/bulk-delete", `{"users":["u1","u2","nobody"]}`), 400, "bad_request", "no_such_user: nobody")
 	if l := a.get("/api/users").list(t); len(l) != 1 {
 		t.Errorf("users after bulk delete %v", l)
 	}
@@ -696,5 +696,44 @@ func TestMgmtCloseAMQPConnection(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("connection not closed")
+	}
+}
+
+// TestMgmtDefinitionsConcurrentImport imports the same file from several
+// clients at once: each succeeds and the result is the file's objects once.
+func TestMgmtDefinitionsConcurrentImport(t *testing.T) {
+	a := newAPI(t)
+	var qs, bs []string
+	for i := range 20 {
+		n := "cq" + strings.Repeat("x", i)
+		qs = append(qs, `{"name":"`+n+`","vhost":"/","durable":true,"auto_delete":false,"arguments":{}}`)
+		bs = append(bs, `{"source":"amq.direct","vhost":"/","destination":"`+n+`","destination_type":"queue","routing_key":"k","arguments":{}}`)
+	}
+	file := `{"vhosts":[{"name":"/"}],"users":[{"name":"ci","password_hash":"","hashing_algorithm":"rabbit_password_hashing_sha256","tags":[]}],` +
+		`"queues":[` + strings.Join(qs, ",") + `],"bindings":[` + strings.Join(bs, ",") + `]}`
+	codes := make(chan int, 4)
+	for range 4 {
+		go func() {
+			req, _ := http.NewRequest("POST", a.url+"/api/definitions", strings.NewReader(file))
+			req.SetBasicAuth("guest", "guest")
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			res.Body.Close()
+			codes <- res.StatusCode
+		}()
+	}
+	for range 4 {
+		if c := <-codes; c != 204 {
+			t.Errorf("concurrent import: %d", c)
+		}
+	}
+	if l := a.get("/api/queues/%2F").list(t); len(l) != 20 {
+		t.Errorf("%d queues after the imports, want 20", len(l))
+	}
+	if l := a.get("/api/exchanges/%2F/amq.direct/bindings/source").list(t); len(l) != 20 {
+		t.Errorf("%d bindings after the imports, want 20", len(l))
 	}
 }

@@ -161,12 +161,19 @@ func (s *Server) bulkDeleteUsers(r *req) error {
 	if err := r.decode(&body); err != nil {
 		return err
 	}
+	// As RabbitMQ: every user that exists is deleted; a missing one is then a 400.
+	var missing []string
 	for _, name := range body.Users {
-		if _, ok := s.b.User(name); ok {
-			if err := s.b.DeleteUser(name); err != nil {
-				return err
-			}
+		if _, ok := s.b.User(name); !ok {
+			missing = append(missing, name)
+			continue
 		}
+		if err := s.b.DeleteUser(name); err != nil {
+			return err
+		}
+	}
+	if len(missing) > 0 {
+		return badRequest("no_such_user: " + strings.Join(missing, ", "))
 	}
 	return noContent(r, false)
 }
