@@ -111,8 +111,9 @@ type sessions struct {
 }
 
 // RegisterSession adds s to the registry until the returned function runs.
-// That function calls s.Info once, to keep the session's counters in the
-// broker's totals (totals.go): call it holding no lock that Info takes.
+// That function calls s.Info and s.Channels once, to keep the session's
+// counters in the broker's totals (totals.go): call it holding no lock they
+// take, and before closing the channels, whose counters Info still includes.
 func (b *Broker) RegisterSession(s Session) (unregister func()) {
 	b.sess.mu.Lock()
 	if b.sess.all == nil {

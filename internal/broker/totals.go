@@ -24,9 +24,8 @@ type Totals struct {
 	ChannelsOpened, ChannelsClosed uint64
 	// DeletedQueues holds the message counters deleted queues had.
 	DeletedQueues MessageStats
-	// ClosedSessions holds the counters closed sessions had. Their
-	// unroutable messages are all in DropUnroutable: SessionInfo does not
-	// say which were returned.
+	// ClosedSessions holds the counters closed sessions had (see
+	// SessionStats for how their unroutable messages are split).
 	ClosedSessions MessageStats
 	// Bytes and frames in and out of closed sessions.
 	ClosedRecvOct, ClosedSendOct, ClosedRecvCnt, ClosedSendCnt uint64
@@ -82,7 +81,7 @@ func (q *Queue) retireQueueLocked() {
 // Info must not wait for anything the caller of unregister holds.
 func (b *Broker) retireSession(s Session) {
 	in := s.Info()
-	st := in.MessageStats()
+	st := SessionStats(in, s.Channels())
 	t := &b.totals
 	t.connsClosed.Add(1)
 	t.mu.Lock()
@@ -94,15 +93,24 @@ func (b *Broker) retireSession(s Session) {
 	t.mu.Unlock()
 }
 
-// MessageStats returns the session's message counters as MessageStats. All
-// its unroutable messages are in DropUnroutable: SessionInfo counts returned
-// and dropped ones together (its channels' Stats split them).
-func (in SessionInfo) MessageStats() MessageStats {
-	return MessageStats{
+// SessionStats returns a session's message counters as MessageStats.
+// SessionInfo counts returned and dropped unroutable messages together; the
+// open channels' Stats tell how many were returned, and the rest count as
+// dropped (the split of channels closed earlier is not kept).
+func SessionStats(in SessionInfo, chans []ChannelInfo) MessageStats {
+	st := MessageStats{
 		Publish: in.MessagesPublished, Confirm: in.MessagesConfirmed, DropUnroutable: in.MessagesUnroutable,
 		Deliver: in.MessagesDelivered, DeliverNoAck: in.MessagesDeliveredNoAck, Get: in.MessagesGet, GetNoAck: in.MessagesGetNoAck,
 		GetEmpty: in.MessagesGetEmpty, Redeliver: in.MessagesRedelivered, Ack: in.MessagesAcknowledged,
 	}
+	var returned uint64
+	for i := range chans {
+		returned += chans[i].Stats.ReturnUnroutable
+	}
+	if returned <= st.DropUnroutable {
+		st.ReturnUnroutable, st.DropUnroutable = returned, st.DropUnroutable-returned
+	}
+	return st
 }
 
 // FreeDisk returns the free space on the store's file system.

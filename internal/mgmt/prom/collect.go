@@ -79,14 +79,8 @@ func (h *Handler) read(withQueues func(vhost string) bool) *scrape {
 		}
 	}
 	for _, ss := range b.Sessions() {
-		se := session{info: ss.Info, chans: ss.Session.Channels(), stats: ss.Info.MessageStats()}
-		var returned uint64
-		for i := range se.chans {
-			returned += se.chans[i].Stats.ReturnUnroutable
-		}
-		if returned <= se.stats.DropUnroutable {
-			se.stats.ReturnUnroutable, se.stats.DropUnroutable = returned, se.stats.DropUnroutable-returned
-		}
+		se := session{info: ss.Info, chans: ss.Session.Channels()}
+		se.stats = broker.SessionStats(se.info, se.chans)
 		s.sessions = append(s.sessions, se)
 	}
 	s.store = b.StoreStats()
@@ -149,7 +143,8 @@ func (c *collector) info(e *emitter) {
 
 func (c *collector) queues(e *emitter, s *scrape) {
 	for _, m := range queueMetrics {
-		if !c.want(m.group) {
+		// RabbitMQ has queue_consumers in two families.
+		if !c.want(m.group) && !(m.name == "queue_consumers" && c.want("queue_metrics")) {
 			continue
 		}
 		if c.mode == aggregated {

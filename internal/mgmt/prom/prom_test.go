@@ -533,9 +533,9 @@ func TestPromSessionTotals(t *testing.T) {
 		"rabbitmq_global_messages_routed_total":     5,
 		"rabbitmq_channel_messages_published_total": 7,
 		"rabbitmq_connection_incoming_bytes_total":  100,
-		// The split of a closed session's unroutable messages is not
-		// known (SessionInfo sums them); the returned count holds.
+		// Split by the channels the session had open when it closed.
 		"rabbitmq_global_messages_unroutable_returned_total": 1,
+		"rabbitmq_global_messages_unroutable_dropped_total":  1,
 		"rabbitmq_global_publishers":                         0,
 	})
 }
@@ -577,6 +577,10 @@ func TestPromDetailedFilters(t *testing.T) {
 	}
 	if _, ok := value(mf, "rabbitmq_detailed_exchange_name", "vhost", "/", "exchange", "amq.direct"); !ok {
 		t.Error("no exchange_name for amq.direct")
+	}
+	mf = f.scrape("/metrics/detailed?family=queue_metrics")
+	if _, ok := value(mf, "rabbitmq_detailed_queue_consumers", "vhost", "other", "queue", "dq"); !ok {
+		t.Error("no queue_consumers in family queue_metrics")
 	}
 	if mf := f.scrape("/metrics/detailed"); len(mf) != 2 {
 		t.Errorf("no family asked for: %d families, want identity and build info only", len(mf))
