@@ -138,7 +138,7 @@ func serve(cfg *config, log *slog.Logger, sig <-chan os.Signal) error {
 	if mgmtAddr != "" {
 		attrs = append(attrs, "mgmt", mgmtAddr)
 	}
-	stopProm, promAddr, err := startPrometheus(cfg, b, log)
+	stopProm, promAddr, err := startPrometheus(cfg, b, log, scfg.MaxConnections)
 	if err != nil {
 		shutdown(srv, log)
 		return err

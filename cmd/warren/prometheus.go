@@ -20,7 +20,7 @@ const defaultPrometheusAddr = ":15692"
 // and returns a function that stops it. The default address being taken
 // (another broker's plugin on this host) is logged and the broker runs
 // without metrics; an address asked for explicitly must be free.
-func startPrometheus(cfg *config, b *broker.Broker, log *slog.Logger) (stop func(), addr string, err error) {
+func startPrometheus(cfg *config, b *broker.Broker, log *slog.Logger, maxConns int) (stop func(), addr string, err error) {
 	if cfg.PrometheusAddr == "" {
 		return func() {}, "", nil
 	}
@@ -32,7 +32,7 @@ func startPrometheus(cfg *config, b *broker.Broker, log *slog.Logger) (stop func
 		}
 		return nil, "", fmt.Errorf("--prometheus-addr: %w", err)
 	}
-	hs := &http.Server{Handler: prom.New(prom.Config{Broker: b, Version: amqpserver.Version, Logger: log}),
+	hs := &http.Server{Handler: prom.New(prom.Config{Broker: b, Version: amqpserver.Version, MaxConnections: maxConns, Logger: log}),
 		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	go func() {
 		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -20,7 +20,7 @@ func TestRunServesPrometheusMetrics(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"rabbitmq_identity_info{", "rabbitmq_queues 0", "rabbitmq_disk_space_available_limit_bytes 5e+07"} {
+	for _, want := range []string{"rabbitmq_identity_info{", "rabbitmq_queues 0", "rabbitmq_disk_space_available_limit_bytes 5e+07", "\nrabbitmq_process_max_tcp_sockets "} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}

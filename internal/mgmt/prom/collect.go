@@ -52,6 +52,7 @@ type scrape struct {
 	diskFree  float64
 	diskOK    bool
 	memLimit  int64
+	maxConns  int
 	diskLimit int64
 	uptime    float64
 	proc      procStats
@@ -89,6 +90,7 @@ func (h *Handler) read(withQueues func(vhost string) bool) *scrape {
 		s.diskFree, s.diskOK = float64(n), true
 	}
 	s.memLimit, s.diskLimit = b.Limits()
+	s.maxConns = h.cfg.MaxConnections
 	s.uptime = time.Since(h.started).Seconds()
 	s.proc = readProcStats()
 	return s

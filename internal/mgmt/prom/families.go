@@ -156,6 +156,8 @@ var nodeMetrics = []nodeMetric{
 	{def{"node_coarse_metrics", "disk_space_available_bytes", "Disk space available in bytes", gauge}, func(s *scrape) (float64, bool) { return s.diskFree, s.diskOK }},
 
 	{def{"node_metrics", "process_max_fds", "Open file descriptors limit", gauge}, func(s *scrape) (float64, bool) { return s.proc.maxFDs, s.proc.maxFDsOK }},
+	{def{"node_metrics", "process_max_tcp_sockets", "Open TCP sockets limit", gauge},
+		func(s *scrape) (float64, bool) { return float64(s.maxConns), s.maxConns > 0 }},
 	{def{"node_metrics", "resident_memory_limit_bytes", "Memory high watermark in bytes", gauge}, always(func(s *scrape) float64 { return float64(s.memLimit) })},
 	{def{"node_metrics", "disk_space_available_limit_bytes", "Free disk space low watermark in bytes", gauge}, always(func(s *scrape) float64 { return float64(s.diskLimit) })},
 	// The process's uptime: the dashboard's "uptime" panel reads this name.

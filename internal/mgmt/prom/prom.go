@@ -41,6 +41,9 @@ type Config struct {
 	Node, ClusterName string
 	// Version is Warren's version, shown in rabbitmq_build_info.
 	Version string
+	// MaxConnections is the AMQP listener's connection limit, shown as
+	// rabbitmq_process_max_tcp_sockets; 0 leaves that series out.
+	MaxConnections int
 	// Logger receives scrape errors; nil means the broker's logger.
 	Logger *slog.Logger
 }

@@ -591,7 +591,7 @@ func TestPromDetailedFilters(t *testing.T) {
 func TestPromNodeAndAlarms(t *testing.T) {
 	inst := testbroker.Start(t, testbroker.Options{Broker: broker.Config{MemoryLimit: 1 << 30, DiskFreeLimit: 1 << 40,
 		FreeDisk: func() (uint64, error) { return 1 << 20, nil }}})
-	srv := httptest.NewServer(prom.New(prom.Config{Broker: inst.Broker}))
+	srv := httptest.NewServer(prom.New(prom.Config{Broker: inst.Broker, MaxConnections: 1000}))
 	t.Cleanup(srv.Close)
 	f := &fixture{t: t, inst: inst, srv: srv}
 	f.expect("/metrics", map[string]float64{
@@ -600,6 +600,7 @@ func TestPromNodeAndAlarms(t *testing.T) {
 		"rabbitmq_disk_space_available_bytes":       1 << 20,
 		"rabbitmq_disk_space_available_limit_bytes": 1 << 40,
 		"rabbitmq_resident_memory_limit_bytes":      1 << 30,
+		"rabbitmq_process_max_tcp_sockets":          1000,
 	})
 	mf := f.scrape("/metrics")
 	for _, n := range []string{"rabbitmq_process_resident_memory_bytes", "rabbitmq_process_open_fds", "rabbitmq_process_max_fds", "rabbitmq_erlang_uptime_seconds"} {
