@@ -16,7 +16,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/warren-mq/warren/internal/broker"
@@ -61,7 +60,8 @@ type Server struct {
 	routes  []route
 	rates   *sampler
 
-	nameMu      sync.Mutex
+	// clusterName is the name until an operator sets the cluster_name
+	// global parameter.
 	clusterName string
 }
 
