@@ -230,7 +230,7 @@ func (c *connection) loop() {
 			var ae *amqp091.Error
 			if errors.As(err, &ae) && !c.closing {
 				c.sendClose(ae) // framing is lost: close without waiting for close-ok
-			} else if !c.closing {
+			} else if !c.closing && !c.forced.Load() {
 				if isTimeout(err) {
 					c.endWith(slog.LevelWarn, fmt.Sprintf("missed heartbeats from client, timeout: %ds", time.Duration(c.heartbeat.Load())/time.Second))
 				} else {

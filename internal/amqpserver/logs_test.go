@@ -12,6 +12,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/warren-mq/warren/internal/amqp091"
 	"github.com/warren-mq/warren/internal/broker"
 )
 
@@ -142,11 +143,16 @@ func TestServerLogConnectionEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	for _, s := range b.Sessions() {
-		if s.Info.Name == name {
-			s.Session.Close("Closed via management plugin")
+	// The server registers the session just after sending open-ok.
+	checkFor(t, 10*time.Second, "the session registered", func() bool {
+		for _, s := range b.Sessions() {
+			if s.Info.Name == name {
+				s.Session.Close("Closed via management plugin")
+				return true
+			}
 		}
-	}
+		return false
+	})
 	logs.want(t, "WARN", `Error on AMQP connection (`+name+`): operation none caused a connection exception connection_forced: "Closed via management plugin"`,
 		map[string]any{"connection": name, "reason": "Closed via management plugin"})
 	logs.want(t, "INFO", "closing AMQP connection ("+name+" - closed-by-admin, vhost: '/', user: 'guest'): connection forced", nil)
@@ -181,3 +187,37 @@ func TestServerLogPolicyAndAlarm(t *testing.T) {
 }
 
 func jsonLogger(w *logBuffer) *slog.Logger { return slog.New(slog.NewJSONHandler(w, nil)) }
+
+// TestServerLogHeartbeatsAndHardErrors: a silent client and a connection
+// exception while running, over the raw protocol.
+func TestServerLogHeartbeatsAndHardErrors(t *testing.T) {
+	logs, _, addr := startJSONLogged(t)
+
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	name := nc.LocalAddr().String() + " -> " + nc.RemoteAddr().String()
+	c := &rawConn{t: t, nc: nc, fr: amqp091.NewFrameReader(nc, 0)}
+	if _, err := nc.Write(amqp091.ProtocolHeader); err != nil {
+		t.Fatal(err)
+	}
+	c.expect("connection.start")
+	c.send(0, &amqp091.ConnectionStartOk{Mechanism: "PLAIN", Response: "\x00guest\x00guest", Locale: "en_US"})
+	c.expect("connection.tune")
+	c.send(0, &amqp091.ConnectionTuneOk{ChannelMax: 2047, FrameMax: 131072, Heartbeat: 1})
+	c.send(0, &amqp091.ConnectionOpen{VirtualHost: "/"})
+	c.expect("connection.open-ok")
+	// Silence: the server gives up after two intervals.
+	logs.want(t, "WARN", "closing AMQP connection ("+name+", vhost: '/', user: 'guest'): missed heartbeats from client, timeout: 1s", nil)
+
+	r := dialRaw(t, addr, 0)
+	defer r.nc.Close()
+	name = r.nc.LocalAddr().String() + " -> " + r.nc.RemoteAddr().String()
+	r.send(0, &amqp091.ConnectionTuneOk{ChannelMax: 2047, FrameMax: 131072})
+	r.expect("connection.close")
+	logs.want(t, "ERROR", "Error on AMQP connection ("+name+", vhost: '/', user: 'guest', state: running), channel 0: "+
+		"operation connection.tune-ok caused a connection exception channel_error: unexpected method in connection state running",
+		map[string]any{"code": float64(504)})
+}
