@@ -94,12 +94,7 @@ func (s script) wantLine(line string, args ...string) {
 func (s script) eventually(line string, args ...string) {
 	s.t.Helper()
 	var out string
-	defer func() {
-		if s.t.Failed() {
-			s.t.Logf("warrenctl %s: no line %q; last output:\n%s", strings.Join(args, " "), line, out)
-		}
-	}()
-	testbroker.CheckFor(s.t, 30*time.Second, func() bool {
+	ok := poll(30*time.Second, func() bool {
 		// An error is retried too: RabbitMQ's API answers 500 now and then
 		// while its statistics are being collected.
 		var errs string
@@ -108,6 +103,24 @@ func (s script) eventually(line string, args ...string) {
 		out += errs
 		return code == 0 && hasLine(out, line)
 	})
+	if !ok {
+		s.t.Fatalf("warrenctl %s: no line %q within 30 s; last output:\n%s", strings.Join(args, " "), line, out)
+	}
+}
+
+// poll calls fn until it is true or timeout passes. Unlike
+// testbroker.CheckFor it waits 100 ms between tries: each try is a round of
+// HTTP requests to a management API that may be a shared RabbitMQ, which
+// samples its statistics every few seconds anyway.
+func poll(timeout time.Duration, fn func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !fn() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond) // a polling interval, not synchronisation
+	}
+	return true
 }
 
 func unique(t *testing.T) string {
@@ -254,8 +267,10 @@ func e2e(t *testing.T, apiURL, amqpURL string) {
 	defer conn2.Close()
 	closed2 := conn2.NotifyClose(make(chan *amqp.Error, 1))
 	// Wait until the vhost lists only conn2: the first one may linger a moment.
-	testbroker.CheckFor(t, 30*time.Second, func() bool {
-		out, _, code := ctl(t, apiURL, "-s", "list_connections", "name", "vhost")
+	var last string
+	only2 := poll(30*time.Second, func() bool {
+		out, errs, code := ctl(t, apiURL, "-s", "list_connections", "name", "vhost")
+		last = out + errs
 		var names []string
 		for _, l := range strings.Split(out, "\n") {
 			if n, ok := strings.CutSuffix(l, "\t"+v); ok {
@@ -264,6 +279,9 @@ func e2e(t *testing.T, apiURL, amqpURL string) {
 		}
 		return code == 0 && len(names) == 1 && names[0] != name
 	})
+	if !only2 {
+		t.Fatalf("list_connections does not show just the second connection in %s; last:\n%s", v, last)
+	}
 	if out := s.ok("close_all_connections", "-p", v, "maintenance"); !strings.Contains(out, "Closed 1 connections") {
 		t.Fatalf("close_all_connections: %q", out)
 	}

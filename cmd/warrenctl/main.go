@@ -108,6 +108,9 @@ func run(args []string, e *ioEnv) int {
 	if err != nil {
 		return fail(e, err, name)
 	}
+	// Nothing outlives a command: tests run thousands of them in one
+	// process, and a broker's file descriptors are not ours to hold.
+	defer c.hc.CloseIdleConnections()
 	x := &cmdCtx{ctx: ctx, o: o, c: c, e: e, args: pos}
 	if err := cmd.run(x); err != nil {
 		return fail(e, err, name)

@@ -14,6 +14,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/warren-mq/warren/internal/testbroker"
 )
 
 // fakeAPI answers with responses recorded from RabbitMQ 3.10.8's management
@@ -610,4 +613,37 @@ func TestCtlCheckRunningAndImportFailures(t *testing.T) {
 	if _, errs, code := ctl(t, f.URL, "import_definitions", filepath.Join(t.TempDir(), "missing.json")); code != exitDataErr || !strings.Contains(errs, "cannot read definitions") {
 		t.Fatalf("import of a missing file: exit %d %q", code, errs)
 	}
+}
+
+// TestCtlClosesItsConnections: a command leaves no connection open, so a
+// test running thousands of commands in one process (or a script looping
+// over warrenctl) cannot exhaust the broker's file descriptors.
+func TestCtlClosesItsConnections(t *testing.T) {
+	var mu sync.Mutex
+	open := 0
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `[]`)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch s {
+		case http.StateNew:
+			open++
+		case http.StateClosed, http.StateHijacked:
+			open--
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	for i := 0; i < 50; i++ {
+		if _, errs, code := ctl(t, srv.URL, "list_queues"); code != 0 {
+			t.Fatalf("list_queues: %d %s", code, errs)
+		}
+	}
+	testbroker.CheckFor(t, 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return open == 0
+	})
 }
