@@ -737,3 +737,35 @@ func TestMgmtDefinitionsConcurrentImport(t *testing.T) {
 		t.Errorf("%d bindings after the imports, want 20", len(l))
 	}
 }
+
+// TestMgmtOverviewSamples asks the overview for chart samples as RabbitMQ's
+// web UI does (lengths_age/lengths_incr, msg_rates_age/msg_rates_incr).
+func TestMgmtOverviewSamples(t *testing.T) {
+	a := newAPI(t)
+	want(t, a.put("/api/queues/%2F/hq", `{}`), 201)
+	now := time.Now()
+	a.s.rates.take(now.Add(-20 * time.Second))
+	for range 4 {
+		a.post("/api/exchanges/%2F/amq.default/publish", `{"routing_key":"hq","payload":"x","payload_encoding":"string","properties":{}}`)
+	}
+	a.s.rates.take(now.Add(-10 * time.Second))
+	o := a.get("/api/overview?lengths_age=60&lengths_incr=5&msg_rates_age=60&msg_rates_incr=5").obj(t)
+	md := o["queue_totals"].(map[string]any)["messages_details"].(map[string]any)
+	samples := md["samples"].([]any)
+	if len(samples) != 13 {
+		t.Fatalf("%d samples over 60 s every 5 s, want 13", len(samples))
+	}
+	if s0 := samples[0].(map[string]any); s0["sample"] != 4.0 || int64(s0["timestamp"].(float64))%5000 != 0 {
+		t.Errorf("newest sample %v", s0)
+	}
+	if s := samples[12].(map[string]any); s["sample"] != 0.0 {
+		t.Errorf("oldest sample %v, want 0 (before the first sample)", s)
+	}
+	pd := o["message_stats"].(map[string]any)["publish_details"].(map[string]any)
+	if pd["avg_rate"] != 4.0/60 || len(pd["samples"].([]any)) != 13 {
+		t.Errorf("publish details %v", pd)
+	}
+	if _, ok := a.get("/api/overview").obj(t)["queue_totals"].(map[string]any)["messages_details"].(map[string]any)["samples"]; ok {
+		t.Error("samples without being asked for")
+	}
+}

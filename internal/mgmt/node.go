@@ -90,7 +90,7 @@ func (s *Server) overview(r *req) error {
 	for _, k := range []string{"channel_closed", "channel_created", "connection_closed", "connection_created", "queue_created", "queue_declared", "queue_deleted"} {
 		churn[k], churn[k+"_details"] = 0, obj{"rate": 0.0}
 	}
-	return r.writeOne(obj{
+	o := obj{
 		"management_version": compatVersion, "rates_mode": "basic",
 		"sample_retention_policies": obj{"global": []int{600, 3600, 28800, 86400}, "basic": []int{600, 3600}, "detailed": []int{600}},
 		"exchange_types":            exchangeTypes, "product_version": s.cfg.Version, "product_name": "Warren",
@@ -102,7 +102,9 @@ func (s *Server) overview(r *req) error {
 			"messages_unacknowledged": totals[cMessagesUnacked], "messages_unacknowledged_details": details(st, cMessagesUnacked)},
 		"object_totals":             obj{"channels": chans, "connections": conns, "consumers": consumers, "exchanges": exchanges, "queues": queues},
 		"statistics_db_event_queue": 0, "node": s.node, "listeners": s.listeners(), "contexts": s.contexts(),
-	})
+	}
+	s.withHistory(r, o)
+	return r.writeOne(o)
 }
 
 // ClusterName returns the cluster name: the cluster_name global parameter

@@ -112,6 +112,7 @@ type sampler struct {
 	series  map[string]*series
 	retired counters // message counters of closed sessions and deleted queues
 	last    map[string]counters
+	hist    []sample // the node's, oldest first (history.go)
 }
 
 func newSampler(s *Server, interval time.Duration) *sampler {
@@ -228,6 +229,7 @@ func (sm *sampler) take(now time.Time) {
 		next[k] = s
 	}
 	sm.series = next
+	sm.recordLocked(sample{at: now, c: node})
 }
 
 // rates returns the series of key (nil if not sampled yet).
