@@ -464,7 +464,8 @@ func (ch *channel) consume(m *amqp091.BasicConsume) error {
 	}
 	ch.mu.Lock()
 	cs := &consumerState{q: q, prefetch: ch.prefetchConsumer}
-	cs.c = &broker.Consumer{Tag: tag, NoAck: m.NoAck, Exclusive: m.Exclusive, Priority: priority, Sink: ch, Data: cs}
+	cs.c = &broker.Consumer{Tag: tag, NoAck: m.NoAck, Exclusive: m.Exclusive, Priority: priority, Sink: ch, Data: cs,
+		Channel: ch.name(), PrefetchCount: int(ch.prefetchConsumer), Args: m.Arguments}
 	ch.consumers[tag] = cs
 	ch.mu.Unlock()
 	if err := q.Consume(cs.c); err != nil {

@@ -44,7 +44,11 @@ func (c *connection) waitAlarm() bool {
 	if notify {
 		c.out.sendMethod(0, &amqp091.ConnectionBlocked{Reason: reason})
 	}
-	c.log.Info("publisher blocked", "reason", reason)
+	if n, ok := c.srv.blockLog.allow(); ok {
+		// One line per interval however many publishers block: an alarm
+		// blocks every publishing connection at once.
+		c.log.Info("publisher blocked", "reason", reason, "others_not_logged", n)
+	}
 	// Nobody reads the socket while the reader waits here; the watch sees the
 	// client go away, so its connection ends now, not when the alarm clears.
 	w := watchPeer(c.nc, c.rd)

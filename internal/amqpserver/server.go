@@ -79,6 +79,7 @@ type Server struct {
 	shutdown  bool
 	wg        sync.WaitGroup
 
+	blockLog  logEvery // publishers blocked by an alarm
 	acceptLog logEvery // accept errors
 	limitLog  logEvery // sockets refused at MaxConnections
 	auth      authThrottle

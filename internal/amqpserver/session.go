@@ -203,8 +203,11 @@ func (c *connection) Channels() []broker.ChannelInfo {
 	return out
 }
 
+// name is RabbitMQ's channel name: "<connection name> (N)".
+func (ch *channel) name() string { return ch.conn.name + " (" + itoa(int(ch.id)) + ")" }
+
 func (ch *channel) info() broker.ChannelInfo {
-	ci := broker.ChannelInfo{Number: int(ch.id), Name: ch.conn.name + " (" + itoa(int(ch.id)) + ")", State: "running", Transactional: ch.stats.tx.Load()}
+	ci := broker.ChannelInfo{Number: int(ch.id), Name: ch.name(), State: "running", Transactional: ch.stats.tx.Load()}
 	if ch.conn.user != nil {
 		ci.User = ch.conn.user.Name
 	}

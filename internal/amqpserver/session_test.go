@@ -111,6 +111,9 @@ func TestServerSessionRegistry(t *testing.T) {
 		t.Errorf("queue info %+v", qi)
 	}
 
+	if cl := queueConsumers(qs, q.Name); len(cl) != 1 || cl[0].Channel != info.Name+" (2)" || cl[0].PrefetchCount != 7 || !cl[0].AckRequired || cl[0].Tag != "c1" {
+		t.Errorf("consumers %+v", cl)
+	}
 	if x, _ := qs.Exchange(""); x == nil {
 		t.Fatal("no default exchange")
 	} else if in, out := x.PublishStats(); in != 4 || out != 3 {
@@ -129,4 +132,12 @@ func TestServerSessionRegistry(t *testing.T) {
 		t.Fatal("connection not closed")
 	}
 	testbroker.CheckFor(t, 5*time.Second, func() bool { return len(b.Sessions()) == 0 })
+}
+
+func queueConsumers(v *broker.VHost, name string) []broker.ConsumerInfo {
+	q, ok := v.Queue(name)
+	if !ok {
+		return nil
+	}
+	return q.ConsumerList()
 }
