@@ -769,3 +769,51 @@ func TestMgmtOverviewSamples(t *testing.T) {
 		t.Error("samples without being asked for")
 	}
 }
+
+// TestMgmtAMQPCounters checks counts of real AMQP traffic: publishes (from
+// the exchanges), deliveries and acks (from the queue), channel stats.
+func TestMgmtAMQPCounters(t *testing.T) {
+	a := newAPI(t)
+	conn, err := amqp.Dial(a.inst.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare("aq", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, 5))
+	for range 5 {
+		if err := ch.Publish("", "aq", false, false, amqp.Publishing{Body: []byte("m")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 5 {
+		<-confirms
+	}
+	for range 2 {
+		m, ok, err := ch.Get("aq", false)
+		if err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+		if err := m.Ack(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testbroker.CheckFor(t, 5*time.Second, func() bool {
+		a.s.rates.take(time.Now())
+		ms := a.get("/api/overview").obj(t)["message_stats"].(map[string]any)
+		return ms["publish"] == 5.0 && ms["get"] == 2.0 && ms["ack"] == 2.0
+	})
+	q := a.get("/api/queues/%2F/aq").obj(t)
+	if q["messages"] != 3.0 || q["message_stats"].(map[string]any)["get"] != 2.0 {
+		t.Errorf("queue %v messages, stats %v", q["messages"], q["message_stats"])
+	}
+}

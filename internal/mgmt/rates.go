@@ -137,7 +137,35 @@ func (sm *sampler) run(interval time.Duration) {
 	}
 }
 
-// take records one sample of every queue, session, channel, vhost and the node.
+// contribution is what an object's counters add to its vhost's and the
+// node's message totals: queues count deliveries and acks (so a channel's
+// close loses none), exchanges count publishes, sessions count confirms
+// and unroutable messages.
+func contribution(key string, c *counters) counters {
+	var out counters
+	switch key[0] {
+	case 'q':
+		for _, i := range []counter{cDeliver, cDeliverNoAck, cGet, cGetNoAck, cGetEmpty, cRedeliver, cAck, cDeliverGet} {
+			out[i] = c[i]
+		}
+	case 'x':
+		out[cPublish] = c[cPublishIn]
+	case 's':
+		for _, i := range []counter{cConfirm, cReturnUnroutable, cDropUnroutable} {
+			out[i] = c[i]
+		}
+	}
+	return out
+}
+
+func (c *counters) add(o *counters) {
+	for i := range c {
+		c[i] += o[i]
+	}
+}
+
+// take records one sample of every queue, exchange, session, channel, vhost
+// and the node.
 func (sm *sampler) take(now time.Time) {
 	defer func() {
 		// A bug here must cost the rates, not the broker.
@@ -154,29 +182,31 @@ func (sm *sampler) take(now time.Time) {
 		for _, e := range v.Exchanges() {
 			var c counters
 			c[cPublishIn], c[cPublishOut] = e.PublishStats()
-			cur["x\x00"+v.Name+"\x00"+e.Name] = c
+			k := "x\x00" + v.Name + "\x00" + e.Name
+			cur[k] = c
+			part := contribution(k, &c)
+			vc.add(&part)
 		}
 		for _, q := range v.Queues() {
 			qi := q.Info()
 			c := queueCounters(&qi)
-			cur["q\x00"+v.Name+"\x00"+q.Name] = c
+			k := "q\x00" + v.Name + "\x00" + q.Name
+			cur[k] = c
+			part := contribution(k, &c)
 			for i := cMessages; i <= cMessagesUnacked; i++ {
-				vc[i] += c[i]
-				node[i] += c[i]
+				part[i] = c[i]
 			}
-			// Deliveries and acks are counted by queues, so a channel's close loses none.
-			for _, i := range []counter{cDeliver, cDeliverNoAck, cGet, cGetNoAck, cGetEmpty, cRedeliver, cAck, cDeliverGet, cPublish} {
-				vc[i] += c[i]
-			}
+			vc.add(&part)
 		}
 	}
 	for _, ss := range sm.s.b.Sessions() {
 		c := sessionCounters(&ss.Info)
-		cur["s\x00"+ss.Info.Name] = c
+		k := "s\x00" + ss.Info.Name
+		cur[k] = c
 		if vc := vhosts[ss.Info.VHost]; vc != nil {
-			for _, i := range []counter{cConfirm, cReturnUnroutable, cDropUnroutable, cRecvOct, cSendOct} {
-				vc[i] += c[i]
-			}
+			part := contribution(k, &c)
+			part[cRecvOct], part[cSendOct] = c[cRecvOct], c[cSendOct]
+			vc.add(&part)
 		}
 		for _, ch := range ss.Session.Channels() {
 			var cc counters
@@ -186,34 +216,17 @@ func (sm *sampler) take(now time.Time) {
 	}
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
-	// Keep what gone objects counted in the node's totals.
+	// What gone objects counted stays in the node's totals.
 	for k, c := range sm.last {
-		if _, ok := cur[k]; !ok && (k[0] == 'q' || k[0] == 's') {
-			for i := range cDeliverGet + 1 {
-				if k[0] == 'q' && i >= cConfirm && i <= cDropUnroutable || k[0] == 's' && (i < cConfirm || i > cDropUnroutable) {
-					continue
-				}
-				sm.retired[i] += c[i]
-			}
+		if _, ok := cur[k]; !ok {
+			part := contribution(k, &c)
+			sm.retired.add(&part)
 		}
 	}
-	for k, c := range cur {
-		switch k[0] {
-		case 'q':
-			for i := range cDeliverGet + 1 {
-				if i < cConfirm || i > cDropUnroutable {
-					node[i] += c[i]
-				}
-			}
-		case 's':
-			for _, i := range []counter{cConfirm, cReturnUnroutable, cDropUnroutable, cRecvOct, cSendOct} {
-				node[i] += c[i]
-			}
-		}
+	for _, vc := range vhosts {
+		node.add(vc)
 	}
-	for i := range cDeliverGet + 1 {
-		node[i] += sm.retired[i]
-	}
+	node.add(&sm.retired)
 	for name, vc := range vhosts {
 		cur["v\x00"+name] = *vc
 	}
