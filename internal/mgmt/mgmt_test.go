@@ -131,6 +131,9 @@ func TestMgmtAuth(t *testing.T) {
 		t.Errorf("WWW-Authenticate %q", r.header.Get("WWW-Authenticate"))
 	}
 	wantError(t, a.do("GET", "/api/overview", "guest", "bad", ""), 401, "not_authorized", "Login failed")
+	if r := a.do("GET", "/api/auth", "-", "", ""); r.code != 200 || r.obj(t)["enable_uaa"] != false {
+		t.Errorf("/api/auth without a login: %d %s", r.code, r.body)
+	}
 	wantError(t, a.do("GET", "/api/overview", "nobody", "x", ""), 401, "not_authorized", "Login failed")
 
 	for _, u := range []struct{ name, tags string }{{"none", ""}, {"mgmt", "management"}, {"mon", "monitoring"}, {"pm", "policymaker"}} {

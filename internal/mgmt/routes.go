@@ -13,7 +13,9 @@ func (s *Server) addRoutes() {
 	s.handle(get, "/api/extensions", m, func(r *req) error { return writeJSON(r.w, []obj{}) })
 	s.handle(get, "/api/feature-flags", adm, func(r *req) error { return writeJSON(r.w, featureFlags) })
 	s.handle(get, "/api/whoami", m, s.whoami)
-	s.handle(get, "/api/auth", m, func(r *req) error { return writeJSON(r.w, obj{}) })
+	s.handle(get, "/api/auth", levelNone, func(r *req) error {
+		return writeJSON(r.w, obj{"enable_uaa": false, "uaa_client_id": "", "uaa_location": "", "oauth_enabled": false})
+	})
 
 	s.handle(get, "/api/definitions", adm, s.getDefinitions)
 	s.handle(post, "/api/definitions", adm, s.postDefinitions)
@@ -125,7 +127,9 @@ func (s *Server) addRoutes() {
 	s.handle(get, "/api/health/checks/protocol-listener/{protocol}", m, s.checkProtocol)
 	ok := func(r *req) error { return statusOK(r, nil) }
 	s.handle(get, "/api/health/checks/virtual-hosts", m, ok)
-	s.handle(get, "/api/health/checks/node-is-quorum-critical", m, ok)
-	s.handle(get, "/api/health/checks/node-is-mirror-sync-critical", m, ok)
+	single := func(r *req) error { return statusOK(r, obj{"reason": "single node cluster"}) }
+	s.handle(get, "/api/health/checks/node-is-quorum-critical", m, single)
+	s.handle(get, "/api/health/checks/node-is-mirror-sync-critical", m, single)
+	s.handle(get, "/api/health/checks/certificate-expiration/{within}/{unit}", m, ok)
 	s.handle(get, "/api/health/checks/is-in-service", m, ok)
 }

@@ -107,6 +107,7 @@ const (
 	levelPolicymaker
 	levelMonitor
 	levelAdmin
+	levelNone // no login: what the web UI asks before it has one
 )
 
 func (l level) allowed(u *broker.User) bool {
@@ -122,7 +123,7 @@ func (l level) allowed(u *broker.User) bool {
 }
 
 func (l level) refusal() string {
-	return [...]string{"Not management user", "Not policymaker user", "Not monitor user", "Not administrator user"}[l]
+	return [...]string{"Not management user", "Not policymaker user", "Not monitor user", "Not administrator user", ""}[l]
 }
 
 // req is one authenticated request with its path parameters.
@@ -244,6 +245,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 	if !ok {
 		w.Header().Set("Allow", allowed(rt))
 		w.WriteHeader(http.StatusMethodNotAllowed)
+		return
+	}
+	if m.lvl == levelNone {
+		if err := m.h(&req{Request: hr, w: w, s: s, vars: vars}); err != nil {
+			writeError(w, err)
+		}
 		return
 	}
 	user, ok := s.authenticate(w, hr)
