@@ -105,9 +105,13 @@ func TestServerSessionRegistry(t *testing.T) {
 		}
 	}
 	qs, _ := b.VHost("/")
-	if queue, ok := qs.Queue(q.Name); !ok {
+	queue, ok := qs.Queue(q.Name)
+	if !ok {
 		t.Fatal("queue gone")
-	} else if qi := queue.Info(); qi.Stats.Publish != 3 || qi.Stats.Deliver != 2 || qi.Stats.Get != 1 || qi.Stats.Ack != 2 || qi.Consumers != 1 {
+	}
+	// The queue hears of acks once the connection has handled what it read.
+	testbroker.CheckFor(t, 5*time.Second, func() bool { return queue.Info().Stats.Ack == 2 })
+	if qi := queue.Info(); qi.Stats.Publish != 3 || qi.Stats.Deliver != 2 || qi.Stats.Get != 1 || qi.Consumers != 1 || qi.MessagesUnacked != 1 || qi.MessageBytesUnacked != 1 {
 		t.Errorf("queue info %+v", qi)
 	}
 

@@ -41,6 +41,7 @@ type QueueInfo struct {
 	Policy                         AppliedPolicy
 	MessagesReady, MessagesUnacked int
 	MessageBytesReady              int64 // body bytes of ready messages
+	MessageBytesUnacked            int64 // body bytes of delivered, unacknowledged messages
 	Consumers                      int
 	// SingleActiveConsumerTag is the active consumer of a single-active-consumer queue.
 	SingleActiveConsumerTag string
@@ -53,7 +54,7 @@ func (q *Queue) Info() QueueInfo {
 		Args: q.Args, EffectiveArgs: q.EffectiveArgs(), Policy: q.Policy()}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	qi.MessagesReady, qi.MessagesUnacked, qi.MessageBytesReady = q.ready.len(), q.unacked, q.readyBytes
+	qi.MessagesReady, qi.MessagesUnacked, qi.MessageBytesReady, qi.MessageBytesUnacked = q.ready.len(), q.unacked, q.readyBytes, q.unackedBytes
 	qi.Consumers, qi.Stats = len(q.consumers), q.stats
 	if q.args.singleActive && len(q.consumers) > 0 {
 		qi.SingleActiveConsumerTag = q.consumers[0].Tag

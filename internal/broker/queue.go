@@ -33,6 +33,7 @@ type Queue struct {
 	ready        *readyList
 	readyBytes   int64
 	unacked      int
+	unackedBytes int64 // body bytes of unacked entries
 	nextSeq      uint64
 	consumers    []*Consumer // highest priority first, then by arrival
 	rr           int
@@ -371,6 +372,7 @@ func (q *Queue) settleDeliveredLocked(e Entry, noAck bool) {
 		return
 	}
 	q.unacked++
+	q.unackedBytes += int64(e.Msg.BodySize)
 	if !e.Redelivered && q.persists(e.Msg) {
 		_ = q.vhost.broker.store.MarkDelivered(q.vhost.Name, q.Name, []uint64{e.Seq})
 	}
@@ -554,10 +556,18 @@ func (q *Queue) countDeliveryLocked(e Entry, noAck, get bool) {
 	}
 }
 
+// unackedGoneLocked accounts for delivered entries being settled.
+func (q *Queue) unackedGoneLocked(es []Entry) {
+	q.unacked -= len(es)
+	for _, e := range es {
+		q.unackedBytes -= int64(e.Msg.BodySize)
+	}
+}
+
 // Ack settles delivered entries for good.
 func (q *Queue) Ack(es []Entry) {
 	q.mu.Lock()
-	q.unacked -= len(es)
+	q.unackedGoneLocked(es)
 	q.stats.Ack += uint64(len(es))
 	q.storeAck(es)
 	for _, e := range es {
@@ -569,7 +579,7 @@ func (q *Queue) Ack(es []Entry) {
 // Requeue puts delivered entries back at their original places, marked redelivered.
 func (q *Queue) Requeue(es []Entry) {
 	q.mu.Lock()
-	q.unacked -= len(es)
+	q.unackedGoneLocked(es)
 	if q.deleted {
 		for _, e := range es {
 			q.releaseLocked(e)
@@ -592,7 +602,7 @@ func (q *Queue) Requeue(es []Entry) {
 // dead-lettered if the queue has a dead-letter exchange.
 func (q *Queue) Reject(es []Entry) {
 	q.mu.Lock()
-	q.unacked -= len(es)
+	q.unackedGoneLocked(es)
 	for _, e := range es {
 		q.dropLocked(e, "rejected")
 	}
