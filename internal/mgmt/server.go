@@ -343,7 +343,7 @@ func writeError(w http.ResponseWriter, err error) {
 
 // writeJSON writes v with 200.
 func writeJSON(w http.ResponseWriter, v any) error {
-	b, err := json.Marshal(v)
+	b, err := appendJSON(nil, v)
 	if err != nil {
 		return err
 	}
