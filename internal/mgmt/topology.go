@@ -236,10 +236,12 @@ func (s *Server) getQueue(r *req) error {
 	}
 	qi := q.Info()
 	o := s.queueObj(&qi, true)
-	_, idx := s.channels()
 	cds := []obj{}
-	for _, ci := range q.ConsumerList() {
-		cds = append(cds, s.consumerObj(&ci, idx))
+	if cl := q.ConsumerList(); len(cl) > 0 {
+		_, idx := s.channels() // every session's channels: only when needed
+		for _, ci := range cl {
+			cds = append(cds, s.consumerObj(&ci, idx))
+		}
 	}
 	o["consumer_details"] = cds
 	return r.writeOne(o)
