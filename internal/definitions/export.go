@@ -3,6 +3,7 @@ package definitions
 import (
 	"encoding/json"
 	"strings"
+	"time"
 
 	"github.com/warren-mq/warren/internal/amqp091"
 	"github.com/warren-mq/warren/internal/broker"
@@ -68,14 +69,14 @@ func exportVHost(f *File, b *broker.Broker, v *broker.VHost) {
 			continue
 		}
 		exported["e:"+x.Name] = true
-		f.Exchanges = append(f.Exchanges, Exchange{Name: x.Name, VHost: v.Name, Type: x.Kind, Durable: x.Durable, AutoDelete: x.AutoDelete, Internal: x.Internal, Arguments: jsonArgs(x.Args)})
+		f.Exchanges = append(f.Exchanges, Exchange{Name: x.Name, VHost: v.Name, Type: x.Kind, Durable: x.Durable, AutoDelete: x.AutoDelete, Internal: x.Internal, Arguments: ArgsToJSON(x.Args)})
 	}
 	for _, q := range v.Queues() {
 		if q.Exclusive {
 			continue
 		}
 		exported["q:"+q.Name] = true
-		f.Queues = append(f.Queues, Queue{Name: q.Name, VHost: v.Name, Durable: q.Durable, AutoDelete: q.AutoDelete, Arguments: jsonArgs(q.Args), Type: "classic"})
+		f.Queues = append(f.Queues, Queue{Name: q.Name, VHost: v.Name, Durable: q.Durable, AutoDelete: q.AutoDelete, Arguments: ArgsToJSON(q.Args), Type: "classic"})
 	}
 	for _, x := range v.Exchanges() {
 		if x.Name == "" {
@@ -89,7 +90,7 @@ func exportVHost(f *File, b *broker.Broker, v *broker.VHost) {
 			if !exported[prefix+bd.Destination] && !(bd.ToExchange && strings.HasPrefix(bd.Destination, "amq.")) {
 				continue
 			}
-			f.Bindings = append(f.Bindings, Binding{Source: x.Name, VHost: v.Name, Destination: bd.Destination, DestinationType: kind, RoutingKey: bd.Key, Arguments: jsonArgs(bd.Args)})
+			f.Bindings = append(f.Bindings, Binding{Source: x.Name, VHost: v.Name, Destination: bd.Destination, DestinationType: kind, RoutingKey: bd.Key, Arguments: ArgsToJSON(bd.Args)})
 		}
 	}
 }
@@ -101,8 +102,9 @@ func applyTo(s string) string {
 	return s
 }
 
-// jsonArgs converts a field table for JSON: never null, nested tables as objects.
-func jsonArgs(t amqp091.Table) map[string]any {
+// ArgsToJSON converts a field table for JSON: never null, nested tables as
+// objects, byte arrays as strings, timestamps as Unix seconds.
+func ArgsToJSON(t amqp091.Table) map[string]any {
 	out := map[string]any{}
 	for k, v := range t {
 		out[k] = jsonValue(v)
@@ -113,7 +115,7 @@ func jsonArgs(t amqp091.Table) map[string]any {
 func jsonValue(v any) any {
 	switch v := v.(type) {
 	case amqp091.Table:
-		return jsonArgs(v)
+		return ArgsToJSON(v)
 	case []any:
 		out := make([]any, len(v))
 		for i, x := range v {
@@ -122,6 +124,8 @@ func jsonValue(v any) any {
 		return out
 	case []byte:
 		return string(v)
+	case time.Time:
+		return v.Unix()
 	}
 	return v
 }

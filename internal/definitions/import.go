@@ -77,7 +77,7 @@ func importExchange(b *broker.Broker, x Exchange) error {
 	if err != nil {
 		return err
 	}
-	args, err := table(x.Arguments)
+	args, err := ArgsFromJSON(x.Arguments)
 	if err != nil {
 		return err
 	}
@@ -95,11 +95,14 @@ func importQueue(b *broker.Broker, q Queue) error {
 	if err != nil {
 		return err
 	}
-	args, err := table(q.Arguments)
+	args, err := ArgsFromJSON(q.Arguments)
 	if err != nil {
 		return err
 	}
 	if q.Type != "" && q.Type != "classic" {
+		if args == nil {
+			args = amqp091.Table{}
+		}
 		if _, set := args["x-queue-type"]; !set {
 			args["x-queue-type"] = q.Type // refused with the broker's message
 		}
@@ -113,7 +116,7 @@ func importBinding(b *broker.Broker, bd Binding) error {
 	if err != nil {
 		return err
 	}
-	args, err := table(bd.Arguments)
+	args, err := ArgsFromJSON(bd.Arguments)
 	if err != nil {
 		return err
 	}
@@ -128,12 +131,16 @@ func importBinding(b *broker.Broker, bd Binding) error {
 	return v.Bind(broker.BindingDecl{Source: bd.Source, Destination: bd.Destination, ToExchange: toExchange, Key: bd.RoutingKey, Args: args}, nil)
 }
 
-// table converts JSON arguments to an AMQP field table: integral numbers
-// become 64-bit integers (as RabbitMQ's JSON decoder makes them), others
-// floats; objects nest as tables.
-func table(m map[string]any) (amqp091.Table, error) {
+// ArgsFromJSON converts JSON arguments (decoded with UseNumber, or as
+// float64) to an AMQP field table: integral numbers become 64-bit integers,
+// as RabbitMQ's JSON decoder makes them, others floats; objects nest as
+// tables. An empty object gives a nil table.
+func ArgsFromJSON(m map[string]any) (amqp091.Table, error) {
+	if len(m) == 0 {
+		return nil, nil
+	}
 	t := amqp091.Table{}
-	for _, k := range slices.Sorted(maps.Keys(m)) {
+	for _, k := range sortedKeys(m) {
 		v, err := fieldValue(m[k])
 		if err != nil {
 			return nil, fmt.Errorf("argument '%s': %w", k, err)
@@ -159,10 +166,8 @@ func fieldValue(v any) (any, error) {
 			return int64(v), nil
 		}
 		return v, nil
-	case string, bool:
+	case string, bool, nil:
 		return v, nil
-	case nil:
-		return nil, nil
 	case []any:
 		out := make([]any, len(v))
 		for i, x := range v {
@@ -174,7 +179,11 @@ func fieldValue(v any) (any, error) {
 		}
 		return out, nil
 	case map[string]any:
-		return table(v)
+		t, err := ArgsFromJSON(v)
+		if t == nil && err == nil {
+			t = amqp091.Table{}
+		}
+		return t, err
 	}
 	return nil, fmt.Errorf("unsupported JSON value %T", v)
 }

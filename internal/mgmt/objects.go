@@ -5,13 +5,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/warren-mq/warren/internal/amqp091"
 	"github.com/warren-mq/warren/internal/broker"
+	"github.com/warren-mq/warren/internal/definitions"
 )
 
 // The JSON shapes of RabbitMQ 3.10-3.13's management API, built from the
@@ -19,86 +18,10 @@ import (
 // RabbitMQ itself sends null (policy of a queue without one, for instance).
 
 // jsonArgs converts a field table for JSON: never null.
-func jsonArgs(t amqp091.Table) obj {
-	out := obj{}
-	for k, v := range t {
-		out[k] = jsonValue(v)
-	}
-	return out
-}
+func jsonArgs(t amqp091.Table) obj { return definitions.ArgsToJSON(t) }
 
-func jsonValue(v any) any {
-	switch v := v.(type) {
-	case amqp091.Table:
-		return jsonArgs(v)
-	case []any:
-		out := make([]any, len(v))
-		for i, x := range v {
-			out[i] = jsonValue(x)
-		}
-		return out
-	case []byte:
-		return string(v)
-	case time.Time:
-		return v.Unix()
-	}
-	return v
-}
-
-// fieldTable converts JSON (decoded with UseNumber) to an AMQP field table:
-// integral numbers become 64-bit integers, as RabbitMQ's decoder makes them.
-func fieldTable(m map[string]any) (amqp091.Table, error) {
-	if len(m) == 0 {
-		return nil, nil
-	}
-	t := amqp091.Table{}
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		v, err := fieldValue(m[k])
-		if err != nil {
-			return nil, fmt.Errorf("argument '%s': %w", k, err)
-		}
-		t[k] = v
-	}
-	return t, nil
-}
-
-func fieldValue(v any) (any, error) {
-	switch v := v.(type) {
-	case json.Number:
-		if i, err := v.Int64(); err == nil {
-			return i, nil
-		}
-		return v.Float64()
-	case float64:
-		if v == float64(int64(v)) {
-			return int64(v), nil
-		}
-		return v, nil
-	case string, bool, nil:
-		return v, nil
-	case []any:
-		out := make([]any, len(v))
-		for i, x := range v {
-			y, err := fieldValue(x)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = y
-		}
-		return out, nil
-	case map[string]any:
-		t := amqp091.Table{}
-		for k, x := range v {
-			y, err := fieldValue(x)
-			if err != nil {
-				return nil, err
-			}
-			t[k] = y
-		}
-		return t, nil
-	}
-	return nil, fmt.Errorf("unsupported JSON value %T", v)
-}
+// fieldTable converts JSON (decoded with UseNumber) to an AMQP field table.
+func fieldTable(m map[string]any) (amqp091.Table, error) { return definitions.ArgsFromJSON(m) }
 
 func orNull(s string) any {
 	if s == "" {
@@ -313,10 +236,7 @@ const timeMillis = 1e6
 
 func (s *Server) connectionObj(si *broker.SessionInfo) obj {
 	st := s.rates.get("s\x00" + si.Name)
-	cp := obj{}
-	for k, v := range si.ClientProperties {
-		cp[k] = jsonValue(v)
-	}
+	cp := definitions.ArgsToJSON(amqp091.Table(si.ClientProperties))
 	state := si.State
 	if state == "" {
 		state = "running"

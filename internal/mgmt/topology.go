@@ -476,11 +476,7 @@ func (s *Server) publish(r *req) error {
 		return err
 	}
 	res := v.Publish(&broker.Router{}, e, m, nil)
-	out := uint64(0)
-	if res.Routed {
-		out = 1 // at least one queue; Publish does not say how many
-	}
-	e.AddPublished(1, out)
+	e.AddPublished(1, uint64(res.Queues))
 	return writeJSON(r.w, obj{"routed": res.Routed})
 }
 
