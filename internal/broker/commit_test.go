@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -147,5 +148,42 @@ func BenchmarkCommitDeleteDurableQueue(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// max-queues holds for concurrent declares too: each takes a slot before its
+// commit, so they cannot all pass the check and then all be applied.
+func TestCommitMaxQueuesUnderConcurrency(t *testing.T) {
+	b, err := New(Config{Store: store.NewMemory()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.SetVHostLimits("/", map[string]int64{LimitMaxQueues: 5}); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := b.VHost("/")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok, refused := 0, 0
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, _, err := v.DeclareQueue(QueueDecl{Name: fmt.Sprintf("q%d", i), Durable: i%2 == 0})
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				ok++
+			} else if strings.Contains(err.Error(), "queue limit in vhost '/' (5) is reached") {
+				refused++
+			} else {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok != 5 || refused != 35 || len(v.Queues()) != 5 {
+		t.Fatalf("%d declared, %d refused, %d queues; want 5, 35, 5", ok, refused, len(v.Queues()))
 	}
 }

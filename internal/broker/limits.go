@@ -135,17 +135,51 @@ func Limit(limits map[string]int64, name string) (int64, bool) {
 }
 
 // QueueLimitReached returns RabbitMQ's refusal when declaring a new queue
-// named name would pass the vhost's max-queues, or nil.
+// named name would pass the vhost's max-queues, or nil. DeclareQueue checks
+// again, counting declares in flight.
 func (v *VHost) QueueLimitReached(name string) error {
+	v.resMu.Lock()
+	defer v.resMu.Unlock()
+	return v.queueLimitLocked(name)
+}
+
+// queueLimitLocked is QueueLimitReached with v.resMu held.
+func (v *VHost) queueLimitLocked(name string) error {
 	limit, ok := Limit(v.broker.VHostLimits(v.Name), LimitMaxQueues)
 	if !ok {
 		return nil
 	}
 	v.mu.RLock()
 	n := len(v.queues)
+	for q := range v.queuesPending {
+		if _, made := v.queues[q]; !made {
+			n++
+		}
+	}
 	v.mu.RUnlock()
 	if int64(n) < limit {
 		return nil
 	}
 	return amqp091.NewError(amqp091.PreconditionFailed, "cannot declare queue '%s': queue limit in vhost '%s' (%d) is reached", name, v.Name, limit)
+}
+
+// takeQueueSlot reserves room for one new queue under max-queues until
+// releaseQueueSlot; by then the queue is in v.queues, or was not made.
+func (v *VHost) takeQueueSlot(name string) error {
+	v.resMu.Lock()
+	defer v.resMu.Unlock()
+	if err := v.queueLimitLocked(name); err != nil {
+		return err
+	}
+	if v.queuesPending == nil {
+		v.queuesPending = map[string]bool{}
+	}
+	v.queuesPending[name] = true
+	return nil
+}
+
+func (v *VHost) releaseQueueSlot(name string) {
+	v.resMu.Lock()
+	delete(v.queuesPending, name)
+	v.resMu.Unlock()
 }

@@ -26,6 +26,10 @@ type VHost struct {
 	// (see run). Routing never looks at it.
 	resMu    sync.Mutex
 	inflight map[string]chan struct{}
+	// queuesPending names new queues between their max-queues check and
+	// the end of their declare, so that concurrent declares cannot both take
+	// the last slot.
+	queuesPending map[string]bool
 
 	infoMu sync.Mutex
 	info   VHostInfo
@@ -342,6 +346,7 @@ func (v *VHost) DeclareQueue(d QueueDecl) (*Queue, int, int, error) {
 	} else if strings.HasPrefix(d.Name, "amq.") && !d.ServerNamed {
 		return nil, 0, 0, amqp091.NewError(amqp091.AccessRefused, "queue name '%s' contains reserved prefix 'amq.*'", d.Name)
 	}
+	slot := false
 	res, err := v.run([]string{queueKey(d.Name)}, func() (command, bool, any, error) {
 		if q, ok := v.Queue(d.Name); ok {
 			if err := q.checkOwner(d.Owner); err != nil {
@@ -352,6 +357,10 @@ func (v *VHost) DeclareQueue(d QueueDecl) (*Queue, int, int, error) {
 		if _, err := parseQueueArgs(d.Name, v.Name, d.Args); err != nil {
 			return nil, false, nil, err
 		}
+		if err := v.takeQueueSlot(d.Name); err != nil {
+			return nil, false, nil, err
+		}
+		slot = true
 		c := &declareQueueCmd{VHost: v.Name, Name: d.Name, Durable: d.Durable, AutoDelete: d.AutoDelete, Args: d.Args}
 		if d.Exclusive {
 			c.Exclusive, c.owner = true, d.Owner
@@ -359,6 +368,9 @@ func (v *VHost) DeclareQueue(d QueueDecl) (*Queue, int, int, error) {
 		// Exclusive queues die with their connection, so never outlive a restart.
 		return c, d.Durable && !d.Exclusive, nil, nil
 	})
+	if slot {
+		v.releaseQueueSlot(d.Name)
+	}
 	if err != nil {
 		return nil, 0, 0, err
 	}
