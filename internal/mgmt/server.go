@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/warren-mq/warren/internal/broker"
+	"github.com/warren-mq/warren/internal/mgmt/ui"
 )
 
 // Config configures a Server.
@@ -225,6 +226,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 	segs, ok := split(hr)
 	if !ok {
 		writeError(w, errNotFound)
+		return
+	}
+	if segs[0] != "api" { // the web UI's pages and assets
+		ui.Handler().ServeHTTP(w, hr)
 		return
 	}
 	rt, vars := s.match(segs)
