@@ -176,6 +176,11 @@ func e2e(t *testing.T, apiURL, amqpURL string) {
 	s.wantLine(`{"max-queues":10}`, "list_vhost_limits", "-p", v)
 	s.wantLine(v+"\t"+`{"max-queues":10}`, "list_vhost_limits", "--global")
 	s.wantLine(v+"\t^e2e-.*\t.*\t.*", "list_user_permissions", user)
+	s.ok("set_user_limits", user, `{"max-connections":5}`)
+	s.ok("set_user_limits", user, `{"max-channels":3}`)
+	s.fails(exitUnavailable, "set_user_limits", user+"-nobody", `{"max-channels":3}`)
+	s.ok("clear_user_limits", user, "max-channels")
+	s.ok("clear_user_limits", user, "all")
 
 	// A queue with messages, a consumer and a connection to look at.
 	u, err := url.Parse(amqpURL)
