@@ -3,6 +3,7 @@ package ui_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -110,6 +111,18 @@ func (b *browser) run(what string, actions ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// login opens the UI and logs in as guest through the login form.
+func (b *browser) login() {
+	b.t.Helper()
+	b.run("open the UI", chromedp.Navigate(b.base+"/"), chromedp.WaitVisible(chromedp.CSS("#login-form")))
+	b.screenshot("login")
+	b.run("log in",
+		chromedp.SendKeys(chromedp.CSS("#login-user"), "guest"),
+		chromedp.SendKeys(chromedp.CSS("#login-pass"), "guest"),
+		chromedp.Click(chromedp.CSS("#login-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#page-overview #overview-totals")))
+}
+
 // until polls a JavaScript condition in the page until it is true.
 func (b *browser) until(what, cond string) {
 	b.t.Helper()
@@ -137,7 +150,7 @@ func (b *browser) screenshot(name string) {
 		b.t.Fatalf("screenshot %s: %v", name, err)
 	}
 	b.n++
-	p := filepath.Join(b.shot, fmt.Sprintf("%02d-%s.png", b.n, name))
+	p := filepath.Join(b.shot, fmt.Sprintf("%s-%02d-%s.png", b.t.Name(), b.n, name))
 	if err := os.WriteFile(p, buf, 0o644); err != nil {
 		b.t.Fatal(err)
 	}
@@ -149,14 +162,7 @@ func (b *browser) screenshot(name string) {
 // record it, get the message back, delete the queue, and visit every page,
 // saving a screenshot of each.
 func TestBrowser(t *testing.T) {
-	if testbroker.External() {
-		t.Skip("the web UI test needs an in-process Warren")
-	}
-	inst := testbroker.Start(t, testbroker.Options{})
-	s := mgmt.New(inst.Broker, mgmt.Config{Version: "test", SampleInterval: 500 * time.Millisecond,
-		Listeners: []mgmt.Listener{{Protocol: "amqp", Addr: inst.Addr}}})
-	hs := httptest.NewServer(s)
-	t.Cleanup(func() { hs.Close(); s.Close() })
+	inst, base := startUI(t)
 
 	// A client connection, so the connections and channels pages list one.
 	conn, err := amqp.DialConfig(inst.URL, amqp.Config{Properties: amqp.Table{"connection_name": "ui-test-client"}})
@@ -168,14 +174,8 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	b := newBrowser(t, hs.URL)
-	b.run("open the UI", chromedp.Navigate(hs.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#login-form")))
-	b.screenshot("login")
-	b.run("log in",
-		chromedp.SendKeys(chromedp.CSS("#login-user"), "guest"),
-		chromedp.SendKeys(chromedp.CSS("#login-pass"), "guest"),
-		chromedp.Click(chromedp.CSS("#login-submit")),
-		chromedp.WaitVisible(chromedp.CSS("#page-overview #overview-totals")))
+	b := newBrowser(t, base)
+	b.login()
 	b.until("overview shows the client connection", `document.querySelector("#total-connections b").textContent === "1"`)
 	b.screenshot("overview")
 
@@ -201,6 +201,7 @@ func TestBrowser(t *testing.T) {
 
 	b.page("#/queue/%2F/"+strings.ReplaceAll(q, " ", "%20"), "queue")
 	b.until("the queue holds 1 message", `document.querySelector("#q-messages").textContent === "1"`)
+	b.until("the queue chart is drawn", `Number(document.querySelector("#q-chart").dataset.samples) >= 1`)
 
 	b.js("get the message", `document.querySelector("#get-messages-submit").click()`)
 	b.until("the message body is shown", fmt.Sprintf(`(document.querySelector("#get-result pre.payload") || {}).textContent === %q`, body))
@@ -218,15 +219,8 @@ func TestBrowser(t *testing.T) {
 	}`)
 	b.until("back on the queue list without the queue", fmt.Sprintf(
 		`document.querySelector("#page-queues") !== null && document.querySelector('#page-queues tr[data-name=%q]') === null`, q))
-	req, _ := http.NewRequest("GET", hs.URL+"/api/queues/%2F/"+strings.ReplaceAll(q, " ", "%20"), nil)
-	req.SetBasicAuth("guest", "guest")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound {
-		t.Errorf("queue still there after the UI deleted it: GET answered %d", resp.StatusCode)
+	if code, _ := apiCall(t, base, "GET", "/api/queues/%2F/"+strings.ReplaceAll(q, " ", "%20"), ""); code != http.StatusNotFound {
+		t.Errorf("queue still there after the UI deleted it: GET answered %d", code)
 	}
 	b.screenshot("queues-after-delete")
 
@@ -271,5 +265,201 @@ func TestAssets(t *testing.T) {
 		if resp.StatusCode != c.code || !strings.HasPrefix(resp.Header.Get("Content-Type"), c.ctype) {
 			t.Errorf("GET %s: %d %q, want %d %q", c.path, resp.StatusCode, resp.Header.Get("Content-Type"), c.code, c.ctype)
 		}
+	}
+}
+
+// startUI starts an in-process broker and a management server for it.
+func startUI(t *testing.T) (*testbroker.Instance, string) {
+	t.Helper()
+	if testbroker.External() {
+		t.Skip("the web UI test needs an in-process Warren")
+	}
+	inst := testbroker.Start(t, testbroker.Options{})
+	s := mgmt.New(inst.Broker, mgmt.Config{Version: "test", SampleInterval: 500 * time.Millisecond,
+		Listeners: []mgmt.Listener{{Protocol: "amqp", Addr: inst.Addr}}})
+	hs := httptest.NewServer(s)
+	t.Cleanup(func() { hs.Close(); s.Close() })
+	return inst, hs.URL
+}
+
+// apiCall sends one request to the management API as guest and returns
+// its status and body.
+func apiCall(t *testing.T, base, method, path, body string) (int, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, base+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("guest", "guest")
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestBrowserOperations drives the operator forms of the other pages:
+// vhost create and delete, user create, permission set and delete, exchange
+// create, bind, publish and delete, queue purge, policy set and clear,
+// closing a client connection, and a definitions import from a file.
+func TestBrowserOperations(t *testing.T) {
+	inst, base := startUI(t)
+	conn, err := amqp.DialConfig(inst.URL, amqp.Config{Properties: amqp.Table{"connection_name": "ui-victim"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	if code, body := apiCall(t, base, "PUT", "/api/queues/%2F/ui-bound", `{"durable":false}`); code != http.StatusCreated {
+		t.Fatalf("declare ui-bound: %d %s", code, body)
+	}
+
+	b := newBrowser(t, base)
+	b.login()
+
+	// Virtual hosts: create, then delete.
+	b.page("#/vhosts", "vhosts")
+	b.js("create a vhost", `{
+		const f = document.querySelector("#vhost-create");
+		f.elements.name.value = "ui-vh";
+		f.elements.description.value = "made by the UI";
+		f.querySelector("#vhost-create-submit").click();
+	}`)
+	b.until("the vhost is listed", `document.querySelector('#page-vhosts tr[data-name="ui-vh"]') !== null`)
+	b.screenshot("vhost-created")
+	b.js("delete the vhost", `{
+		document.querySelector('#page-vhosts tr[data-name="ui-vh"] button').click();
+		document.querySelector('#page-vhosts tr[data-name="ui-vh"] button').click();
+	}`)
+	b.until("the vhost is gone", `document.querySelector("#page-vhosts") !== null && document.querySelector('#page-vhosts tr[data-name="ui-vh"]') === null`)
+	if code, _ := apiCall(t, base, "GET", "/api/vhosts/ui-vh", ""); code != http.StatusNotFound {
+		t.Errorf("vhost ui-vh after the UI deleted it: GET answered %d", code)
+	}
+
+	// Users and permissions.
+	b.page("#/users", "users")
+	b.js("create a user", `{
+		const f = document.querySelector("#user-create");
+		f.elements.name.value = "ui-user";
+		f.elements.password.value = "ui-pass";
+		f.elements.tags.value = "management";
+		f.querySelector("#user-create-submit").click();
+	}`)
+	b.until("the user is listed", `document.querySelector('#page-users tr[data-name="ui-user"]') !== null`)
+	b.js("grant the user permissions on /", `{
+		const f = document.querySelector("#permission-set");
+		f.elements.user.value = "ui-user";
+		f.elements.vhost.value = "/";
+		f.elements.read.value = "^ui-";
+		f.querySelector("#permission-set-submit").click();
+	}`)
+	b.until("the user can access /", `document.querySelector('#page-users tr[data-name="ui-user"] td:nth-child(3)').textContent === "/"`)
+	b.screenshot("user-permissions")
+	if code, body := apiCall(t, base, "GET", "/api/permissions/%2F/ui-user", ""); code != http.StatusOK || !strings.Contains(body, `"read":"^ui-"`) {
+		t.Errorf("permissions set by the UI: %d %s", code, body)
+	}
+	b.js("delete the user", `{
+		document.querySelector('#page-users tr[data-name="ui-user"] button').click();
+		document.querySelector('#page-users tr[data-name="ui-user"] button').click();
+	}`)
+	b.until("the user is gone", `document.querySelector("#page-users") !== null && document.querySelector('#page-users tr[data-name="ui-user"]') === null`)
+
+	// Exchanges: create a fanout, bind the queue, publish, delete.
+	b.page("#/exchanges", "exchanges")
+	b.js("create an exchange", `{
+		const f = document.querySelector("#exchange-create");
+		f.elements.name.value = "ui-x";
+		f.elements.type.value = "fanout";
+		f.querySelector("#exchange-create-submit").click();
+	}`)
+	b.until("the exchange is listed", `document.querySelector('#page-exchanges tr[data-name="ui-x"]') !== null`)
+	b.page("#/exchange/%2F/ui-x", "exchange")
+	b.js("bind the queue", `{
+		const f = document.querySelector("#exchange-bind");
+		f.elements.dest.value = "ui-bound";
+		f.querySelector("#exchange-bind-submit").click();
+	}`)
+	b.until("the binding is listed", `document.querySelector("#page-exchange tbody td") !== null && document.querySelector("#page-exchange tbody td").textContent === "ui-bound (queue)"`)
+	b.js("publish to the exchange", `{
+		const f = document.querySelector("#publish");
+		f.elements.payload.value = "fanned";
+		f.querySelector("#publish-submit").click();
+	}`)
+	b.until("the publish is routed", `document.querySelector("#publish-result").textContent === "Message published."`)
+	b.screenshot("exchange-bound-publish")
+
+	// The queue page: the message arrived through the binding; purge it.
+	b.page("#/queue/%2F/ui-bound", "queue")
+	b.until("the queue holds the message", `document.querySelector("#q-messages").textContent === "1"`)
+	b.js("purge the queue", `{
+		document.querySelector("#q-purge").click();
+		document.querySelector("#q-purge-confirm").click();
+	}`)
+	b.until("the queue is empty", `document.querySelector("#page-queue") !== null && document.querySelector("#q-messages").textContent === "0"`)
+	b.screenshot("queue-purged")
+
+	b.page("#/exchange/%2F/ui-x", "exchange")
+	b.js("delete the exchange", `{
+		document.querySelector("#exchange-delete").click();
+		document.querySelector("#exchange-delete-confirm").click();
+	}`)
+	b.until("the exchange is gone", `document.querySelector("#page-exchanges") !== null && document.querySelector('#page-exchanges tr[data-name="ui-x"]') === null`)
+
+	// Policies: set, then clear.
+	b.page("#/policies", "policies")
+	b.js("set a policy", `{
+		const f = document.querySelector("#policy-set");
+		f.elements.name.value = "ui-pol";
+		f.elements.pattern.value = "^ui-";
+		f.elements.applyto.value = "queues";
+		f.elements.definition.value = '{"max-length": 10}';
+		f.querySelector("#policy-set-submit").click();
+	}`)
+	b.until("the policy is listed", `document.querySelector('#page-policies tr[data-name="ui-pol"]') !== null`)
+	b.screenshot("policy-set")
+	if code, body := apiCall(t, base, "GET", "/api/queues/%2F/ui-bound", ""); code != http.StatusOK || !strings.Contains(body, `"policy":"ui-pol"`) {
+		t.Errorf("queue ui-bound under the UI's policy: %d %s", code, body)
+	}
+	b.js("clear the policy", `document.querySelector('#page-policies tr[data-name="ui-pol"] button').click()`)
+	b.until("the policy is gone", `document.querySelector("#page-policies") !== null && document.querySelector('#page-policies tr[data-name="ui-pol"]') === null`)
+
+	// Connections: close the client's.
+	b.page("#/connections", "connections")
+	b.until("the client connection is listed", `document.querySelector("#page-connections tr[data-name]") !== null`)
+	b.js("close the connection", `{
+		document.querySelector("#page-connections tr[data-name] button").click();
+		document.querySelector("#page-connections tr[data-name] button").click();
+	}`)
+	b.until("the connection is gone", `document.querySelector("#page-connections") !== null && document.querySelector("#page-connections tr[data-name]") === null`)
+	select {
+	case e := <-closed:
+		if e == nil || e.Code != amqp.ConnectionForced {
+			t.Errorf("client connection closed with %v, want 320", e)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("client connection not closed 10 s after the UI closed it")
+	}
+
+	// Definitions: import a file that declares a vhost.
+	defs := filepath.Join(t.TempDir(), "defs.json")
+	if err := os.WriteFile(defs, []byte(`{"vhosts":[{"name":"ui-imported"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.page("#/definitions", "definitions")
+	b.run("choose the definitions file", chromedp.SetUploadFiles(chromedp.CSS("#import-file"), []string{defs}))
+	b.js("import", `document.querySelector("#import").click()`)
+	b.until("the import succeeded", `document.querySelector("#import-result").textContent === "Definitions imported."`)
+	b.screenshot("definitions-imported")
+	if code, _ := apiCall(t, base, "GET", "/api/vhosts/ui-imported", ""); code != http.StatusOK {
+		t.Errorf("vhost from the UI's definitions import: GET answered %d", code)
 	}
 }

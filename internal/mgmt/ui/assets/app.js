@@ -138,7 +138,8 @@ pages.overview = async () => {
       o.listeners || []),
   ];
 };
-pages.overview.after = () => drawChart($("#chart"));
+const overviewSeries = [["messages", "#e67e00", "queued messages"], ["publish", "#2a7ae2", "publish /s"]];
+pages.overview.after = () => drawChart($("#chart"), warrenUI.samples, overviewSeries);
 
 async function alarmStatus() {
   const r = await fetch("/api/health/checks/alarms", { headers: { Authorization: "Basic " + creds() } });
@@ -161,16 +162,15 @@ async function sample() {
   } catch (e) { /* shown by the page itself */ }
 }
 
-function drawChart(c) {
+// drawChart draws series [key, colour, label] of samples s as lines.
+function drawChart(c, s, series) {
   if (!c) return;
   const g = c.getContext("2d"), W = c.width, H = c.height, pad = 30;
-  const s = warrenUI.samples;
   g.clearRect(0, 0, W, H);
   g.font = "11px sans-serif";
   g.strokeStyle = "#ccc";
   g.strokeRect(pad, 5, W - pad - 5, H - pad);
-  const series = [["messages", "#e67e00", "queued messages"], ["publish", "#2a7ae2", "publish /s"]];
-  const max = Math.max(1, ...s.map(p => Math.max(p.messages, p.publish)));
+  const max = Math.max(1, ...s.flatMap(p => series.map(([k]) => p[k])));
   g.fillStyle = "#555";
   g.fillText(fmt(Math.ceil(max)), 2, 14);
   g.fillText("0", 2, H - pad + 5);
@@ -317,10 +317,12 @@ pages.queue = async (vhost, name) => {
   const base = `/queues/${enc(vhost)}/${enc(name)}`;
   const [q, bs] = await Promise.all([api("GET", base), api("GET", base + "/bindings")]);
   const got = el("div", { id: "get-result" });
+  queueSample(q);
   return [el("h2", {}, `Queue ${q.name} in ${q.vhost}`),
     el("div", { class: "totals" },
       [["Ready", "messages_ready"], ["Unacked", "messages_unacknowledged"], ["Total", "messages"], ["Consumers", "consumers"]].map(([k, f]) =>
         el("div", {}, k, el("b", { id: "q-" + f }, fmt(q[f]))))),
+    el("canvas", { id: "q-chart", width: 720, height: 160 }),
     el("p", {}, `Type ${q.type}, state ${q.state}, durable ${q.durable}, auto-delete ${q.auto_delete}, exclusive ${q.exclusive}, policy ${q.policy || "none"}, arguments ${JSON.stringify(q.arguments || {})}`),
     el("h3", {}, "Consumers"),
     table([{ t: "Tag", f: c => c.consumer_tag }, { t: "Channel", f: c => (c.channel_details || {}).name || "" },
@@ -366,7 +368,25 @@ pages.queue.refresh = async (vhost, name) => {
     const e = $("#q-" + f);
     if (e) e.textContent = fmt(q[f]);
   }
+  queueSample(q);
+  pages.queue.after();
 };
+
+// Per-queue samples, kept while the tab lives, for the queue page's chart.
+const queueSamples = new Map();
+const queueSeries = [["ready", "#e67e00", "ready"], ["unacked", "#2a7ae2", "unacked"], ["publish", "#2a2", "publish /s"]];
+
+function queueSample(q) {
+  const key = q.vhost + "\n" + q.name;
+  const s = queueSamples.get(key) || [];
+  const ms = q.message_stats || {};
+  s.push({ t: Date.now(), ready: q.messages_ready || 0, unacked: q.messages_unacknowledged || 0,
+    publish: (ms.publish_details && ms.publish_details.rate) || 0 });
+  if (s.length > warrenUI.maxSamples) s.shift();
+  queueSamples.set(key, s);
+  warrenUI.queueKey = key;
+}
+pages.queue.after = () => drawChart($("#q-chart"), queueSamples.get(warrenUI.queueKey) || [], queueSeries);
 pages.exchange.refresh = async () => {};
 
 pages.users = async () => {
@@ -492,7 +512,7 @@ async function tick() {
     // Re-render lists but never under a user typing into a form.
     await render();
   } else if (name === "overview") {
-    drawChart($("#chart"));
+    drawChart($("#chart"), warrenUI.samples, overviewSeries);
   }
 }
 
