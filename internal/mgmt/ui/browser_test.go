@@ -463,3 +463,18 @@ func TestBrowserOperations(t *testing.T) {
 		t.Errorf("vhost from the UI's definitions import: GET answered %d", code)
 	}
 }
+
+// TestBrowserLoginRefused shows the login form's error for a wrong
+// password and keeps the pages hidden.
+func TestBrowserLoginRefused(t *testing.T) {
+	_, base := startUI(t)
+	b := newBrowser(t, base)
+	b.run("open the UI", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#login-form")))
+	b.run("log in with a wrong password",
+		chromedp.SendKeys(chromedp.CSS("#login-user"), "guest"),
+		chromedp.SendKeys(chromedp.CSS("#login-pass"), "wrong"),
+		chromedp.Click(chromedp.CSS("#login-submit")))
+	b.until("the login error is shown", `document.querySelector("#login-error").textContent.startsWith("Login failed")`)
+	b.until("the pages stay hidden", `document.querySelector("#app").classList.contains("hidden") && sessionStorage.getItem("warren-auth") === null`)
+	b.screenshot("login-refused")
+}

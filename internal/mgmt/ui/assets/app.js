@@ -29,7 +29,9 @@ function creds() { return sessionStorage.getItem("warren-auth"); }
 // empty answer); a failure throws an Error carrying RabbitMQ's reason.
 async function api(method, path, body, raw) {
   const headers = { Authorization: "Basic " + creds() };
-  const init = { method, headers };
+  // credentials "omit": a 401 must come back to this code, not open the
+  // browser's own Basic auth prompt (the API answers WWW-Authenticate).
+  const init = { method, headers, credentials: "omit" };
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
     init.body = typeof body === "string" ? body : JSON.stringify(body);
@@ -142,7 +144,7 @@ const overviewSeries = [["messages", "#e67e00", "queued messages"], ["publish", 
 pages.overview.after = () => drawChart($("#chart"), warrenUI.samples, overviewSeries);
 
 async function alarmStatus() {
-  const r = await fetch("/api/health/checks/alarms", { headers: { Authorization: "Basic " + creds() } });
+  const r = await fetch("/api/health/checks/alarms", { headers: { Authorization: "Basic " + creds() }, credentials: "omit" });
   const j = await r.json().catch(() => ({}));
   if (r.ok) return { ok: true, text: "No alarms in effect." };
   return { ok: false, text: "Alarms: " + JSON.stringify(j.alarms || j.reason || j) };
