@@ -162,10 +162,10 @@ func (b *browser) screenshot(name string) {
 // record it, get the message back, delete the queue, and visit every page,
 // saving a screenshot of each.
 func TestBrowser(t *testing.T) {
-	inst, base := startUI(t)
+	amqpURL, base := startUI(t)
 
 	// A client connection, so the connections and channels pages list one.
-	conn, err := amqp.DialConfig(inst.URL, amqp.Config{Properties: amqp.Table{"connection_name": "ui-test-client"}})
+	conn, err := amqp.DialConfig(amqpURL, amqp.Config{Properties: amqp.Table{"connection_name": "ui-test-client"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,18 +268,29 @@ func TestAssets(t *testing.T) {
 	}
 }
 
-// startUI starts an in-process broker and a management server for it.
-func startUI(t *testing.T) (*testbroker.Instance, string) {
+// startUI starts an in-process broker and a management server for it and
+// returns its AMQP URL and the UI's base URL. With WARREN_UI_URL (the
+// management listener of a running warren, e.g. http://127.0.0.1:15672) and
+// WARREN_UI_AMQP_URL set, it uses that broker instead: .ci/run points
+// TestBrowser at the built binary so.
+func startUI(t *testing.T) (amqpURL, base string) {
 	t.Helper()
+	if u := os.Getenv("WARREN_UI_URL"); u != "" {
+		a := os.Getenv("WARREN_UI_AMQP_URL")
+		if a == "" {
+			t.Fatal("WARREN_UI_URL needs WARREN_UI_AMQP_URL: the same broker's AMQP URL")
+		}
+		return a, strings.TrimSuffix(u, "/")
+	}
 	if testbroker.External() {
-		t.Skip("the web UI test needs an in-process Warren")
+		t.Skip("the web UI test needs an in-process Warren or WARREN_UI_URL")
 	}
 	inst := testbroker.Start(t, testbroker.Options{})
 	s := mgmt.New(inst.Broker, mgmt.Config{Version: "test", SampleInterval: 500 * time.Millisecond,
 		Listeners: []mgmt.Listener{{Protocol: "amqp", Addr: inst.Addr}}})
 	hs := httptest.NewServer(s)
 	t.Cleanup(func() { hs.Close(); s.Close() })
-	return inst, hs.URL
+	return inst.URL, hs.URL
 }
 
 // apiCall sends one request to the management API as guest and returns
@@ -312,8 +323,8 @@ func apiCall(t *testing.T, base, method, path, body string) (int, string) {
 // create, bind, publish and delete, queue purge, policy set and clear,
 // closing a client connection, and a definitions import from a file.
 func TestBrowserOperations(t *testing.T) {
-	inst, base := startUI(t)
-	conn, err := amqp.DialConfig(inst.URL, amqp.Config{Properties: amqp.Table{"connection_name": "ui-victim"}})
+	amqpURL, base := startUI(t)
+	conn, err := amqp.DialConfig(amqpURL, amqp.Config{Properties: amqp.Table{"connection_name": "ui-victim"}})
 	if err != nil {
 		t.Fatal(err)
 	}
