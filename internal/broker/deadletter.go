@@ -27,6 +27,24 @@ func (q *Queue) deadLetterLocked(m *Message, reason string, body []byte) {
 	q.deadLetters = append(q.deadLetters, deadLetter{msg: m, reason: reason, body: body, exchange: *q.args.dlx, key: q.args.dlrk})
 }
 
+// countDeadLocked counts a message leaving the queue for reason ("expired",
+// "maxlen", "rejected"), dead-lettered or discarded as the queue's
+// dead-letter exchange says.
+func (q *Queue) countDeadLocked(reason string) {
+	r := DeadRejected
+	switch reason {
+	case "expired":
+		r = DeadExpired
+	case "maxlen":
+		r = DeadMaxLen
+	}
+	dlx := 0
+	if q.args.dlx != nil {
+		dlx = 1
+	}
+	q.stats.DeadLettered[dlx][r]++
+}
+
 // deadLetter republishes d.msg from q to its dead-letter exchange with
 // RabbitMQ's x-death bookkeeping. Called without q's lock.
 func (v *VHost) deadLetter(q *Queue, d deadLetter) {

@@ -254,6 +254,7 @@ func (q *Queue) enqueue(m *Message, w *durableWait) bool {
 			return false
 		case overflowRejectPublishDLX:
 			body, _ := m.Body() // just published: in memory
+			q.countDeadLocked("maxlen")
 			q.deadLetterLocked(m, "maxlen", body)
 			q.unlock()
 			return false
@@ -319,6 +320,7 @@ func (q *Queue) entryTTL(m *Message) int64 {
 // dropLocked removes an entry for good: dead-lettered when the queue has a
 // dead-letter exchange, else discarded.
 func (q *Queue) dropLocked(e Entry, reason string) {
+	q.countDeadLocked(reason)
 	if q.args.dlx != nil {
 		// Read the body now: once acked and released it may be gone from the store.
 		body, err := e.Msg.Body()

@@ -87,7 +87,18 @@ type MessageStats struct {
 	Publish, Confirm, ReturnUnroutable, DropUnroutable uint64
 	Deliver, DeliverNoAck, Get, GetNoAck, GetEmpty     uint64
 	Redeliver, Ack                                     uint64
+	// DeadLettered counts messages that left a queue for good other than by
+	// an ack, by reason (DeadExpired, DeadMaxLen, DeadRejected), and whether
+	// the queue had a dead-letter exchange ([1]) or discarded them ([0]).
+	DeadLettered [2][3]uint64
 }
+
+// Reasons a message leaves a queue unacknowledged, as DeadLettered's index.
+const (
+	DeadExpired = iota
+	DeadMaxLen
+	DeadRejected
+)
 
 // Add adds o's counters to s.
 func (s *MessageStats) Add(o MessageStats) {
@@ -102,6 +113,11 @@ func (s *MessageStats) Add(o MessageStats) {
 	s.GetEmpty += o.GetEmpty
 	s.Redeliver += o.Redeliver
 	s.Ack += o.Ack
+	for i := range s.DeadLettered {
+		for j := range s.DeadLettered[i] {
+			s.DeadLettered[i][j] += o.DeadLettered[i][j]
+		}
+	}
 }
 
 // sessions is the broker's registry.

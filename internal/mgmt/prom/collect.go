@@ -283,6 +283,16 @@ func (c *collector) global(e *emitter, s *scrape) {
 		d := def{name: m.name, help: m.help, typ: counter}
 		e.emit(d, c.h.mono.clamp(m.name, float64(m.v(&deliv))), "protocol", protocolAMQP, "queue_type", classicQueue)
 	}
+	for _, m := range deadLetterCounters {
+		d := def{name: m.name, help: m.help, typ: counter}
+		for dlx, strategy := range []string{"disabled", "at_most_once"} {
+			v := uint64(0)
+			if m.reason >= 0 {
+				v = deliv.DeadLettered[dlx][m.reason]
+			}
+			e.emit(d, c.h.mono.clamp(m.name+strategy, float64(v)), "queue_type", classicQueue, "dead_letter_strategy", strategy)
+		}
+	}
 	e.emit(globalConsumers, float64(consumers), "protocol", protocolAMQP)
 	e.emit(globalPublishers, float64(publishers), "protocol", protocolAMQP)
 }

@@ -236,6 +236,21 @@ var globalQueueCounters = []globalQueueCounter{
 		func(s *broker.MessageStats) uint64 { return s.GetEmpty }},
 }
 
+// deadLetterCounters are RabbitMQ's rabbitmq_global_messages_dead_lettered_*
+// counters, labelled by queue type and dead-letter strategy (classic queues:
+// at_most_once with a dead-letter exchange, disabled without one). reason is
+// a broker.Dead* index; -1 for what classic queues never do.
+var deadLetterCounters = []struct {
+	name, help string
+	reason     int
+}{
+	{"global_messages_dead_lettered_confirmed_total", "Total number of messages dead-lettered and confirmed by target queues", -1},
+	{"global_messages_dead_lettered_delivery_limit_total", "Total number of messages dead-lettered due to delivery-limit exceeded", -1},
+	{"global_messages_dead_lettered_expired_total", "Total number of messages dead-lettered due to message TTL exceeded", broker.DeadExpired},
+	{"global_messages_dead_lettered_maxlen_total", "Total number of messages dead-lettered due to overflow drop-head or reject-publish-dlx", broker.DeadMaxLen},
+	{"global_messages_dead_lettered_rejected_total", "Total number of messages dead-lettered due to basic.reject or basic.nack", broker.DeadRejected},
+}
+
 // The families of /metrics/detailed only, about the broker's topology.
 var (
 	vhostStatus  = def{"vhost_status", "vhost_status", "Whether a given vhost is running", gauge}

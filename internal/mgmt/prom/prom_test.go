@@ -615,3 +615,45 @@ func TestPromNodeAndAlarms(t *testing.T) {
 		t.Error("no go_* runtime series in /metrics")
 	}
 }
+
+// Messages that leave a queue other than by an ack are counted by reason and
+// by whether the queue dead-letters them (at_most_once) or discards them
+// (disabled), as rabbitmq_global_messages_dead_lettered_*_total.
+func TestPromDeadLettered(t *testing.T) {
+	f := start(t)
+	conn, err := amqp.Dial(f.inst.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// max-length 1 without a dead-letter exchange: 2 of 3 discarded.
+	if _, err := ch.QueueDeclare("prom-maxlen", false, false, false, false, amqp.Table{"x-max-length": int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	// Rejected without requeue into a dead-letter exchange.
+	if _, err := ch.QueueDeclare("prom-dlx", false, false, false, false, amqp.Table{"x-dead-letter-exchange": "amq.fanout"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"prom-maxlen", "prom-maxlen", "prom-maxlen", "prom-dlx"} {
+		if err := ch.Publish("", q, false, false, amqp.Publishing{Body: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var d amqp.Delivery
+	testbroker.CheckFor(t, 10*time.Second, func() bool {
+		var ok bool
+		d, ok, err = ch.Get("prom-dlx", false)
+		return err == nil && ok
+	})
+	if err := d.Reject(false); err != nil {
+		t.Fatal(err)
+	}
+	f.expect("/metrics", map[string]float64{"rabbitmq_global_messages_dead_lettered_maxlen_total": 2},
+		"queue_type", "rabbit_classic_queue", "dead_letter_strategy", "disabled")
+	f.expect("/metrics", map[string]float64{"rabbitmq_global_messages_dead_lettered_rejected_total": 1, "rabbitmq_global_messages_dead_lettered_maxlen_total": 0},
+		"queue_type", "rabbit_classic_queue", "dead_letter_strategy", "at_most_once")
+}
