@@ -22,6 +22,9 @@ const (
 	// map entry with its share of the table): every persistent message in a
 	// durable queue has one, and so does every paged-out body.
 	storeSlotCost = 56
+	// queueFixedCost is what an empty queue costs: the Queue, its ready
+	// ring and maps (an estimate for the query side, not the alarm).
+	queueFixedCost = 2048
 )
 
 // heapShare is the share of the memory limit that the live heap may take

@@ -43,6 +43,11 @@ type QueueInfo struct {
 	MessageBytesReady              int64 // body bytes of ready messages
 	MessageBytesUnacked            int64 // body bytes of delivered, unacknowledged messages
 	Consumers                      int
+	// Memory estimates what the queue holds in memory: its own fixed cost,
+	// each message's entry and record (the same figures the memory alarm
+	// counts) and the bodies of ready and unacknowledged messages, as if none
+	// were paged out.
+	Memory int64
 	// SingleActiveConsumerTag is the active consumer of a single-active-consumer queue.
 	SingleActiveConsumerTag string
 	Stats                   MessageStats
@@ -56,6 +61,8 @@ func (q *Queue) Info() QueueInfo {
 	defer q.mu.Unlock()
 	qi.MessagesReady, qi.MessagesUnacked, qi.MessageBytesReady, qi.MessageBytesUnacked = q.ready.len(), q.unacked, q.readyBytes, q.unackedBytes
 	qi.Consumers, qi.Stats = len(q.consumers), q.stats
+	n := int64(q.ready.len() + q.unacked)
+	qi.Memory = queueFixedCost + n*(entryCost+messageOverhead) + q.readyBytes + q.unackedBytes
 	if q.args.singleActive && len(q.consumers) > 0 {
 		qi.SingleActiveConsumerTag = q.consumers[0].Tag
 	}

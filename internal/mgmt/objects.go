@@ -49,7 +49,7 @@ func (s *Server) queueObj(qi *broker.QueueInfo, detail bool) obj {
 		"messages_persistent": 0, "messages_paged_out": 0,
 		"message_bytes": qi.MessageBytesReady + qi.MessageBytesUnacked, "message_bytes_ready": qi.MessageBytesReady, "message_bytes_unacknowledged": qi.MessageBytesUnacked,
 		"message_bytes_ram": qi.MessageBytesReady + qi.MessageBytesUnacked, "message_bytes_persistent": 0, "message_bytes_paged_out": 0,
-		"memory": 0, "head_message_timestamp": nil, "recoverable_slaves": nil,
+		"memory": qi.Memory, "head_message_timestamp": nil, "recoverable_slaves": nil,
 		"idle_since": idle.UTC().Format("2006-01-02T15:04:05.000+00:00"),
 		"reductions": 0, "reductions_details": obj{"rate": 0.0},
 		"garbage_collection": obj{"fullsweep_after": 0, "max_heap_size": 0, "min_bin_vheap_size": 0, "min_heap_size": 0, "minor_gcs": 0},

@@ -44,6 +44,10 @@ var queueMetrics = []queueMetric{
 		v: func(q *broker.QueueInfo) float64 { return float64(q.Consumers) }},
 	{def: def{"queue_metrics", "queue_messages_ready_bytes", "Size in bytes of ready messages", gauge},
 		v: func(q *broker.QueueInfo) float64 { return float64(q.MessageBytesReady) }},
+	{def: def{"queue_metrics", "queue_messages_unacked_bytes", "Size in bytes of all unacknowledged messages", gauge},
+		v: func(q *broker.QueueInfo) float64 { return float64(q.MessageBytesUnacked) }},
+	{def: def{"queue_metrics", "queue_process_memory_bytes", "Memory in bytes used by the Erlang queue process", gauge},
+		v: func(q *broker.QueueInfo) float64 { return float64(q.Memory) }},
 	// RabbitMQ labels this one by channel, queue and exchange; Warren counts
 	// per queue only, so its per-object series carry queue_vhost and queue.
 	{def: def{"channel_queue_exchange_metrics", "queue_messages_published_total", "Total number of messages published to queues", counter},
