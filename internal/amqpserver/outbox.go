@@ -24,10 +24,11 @@ type outbox struct {
 	size   atomic.Int64 // len(buf), readable without mu
 	signal chan struct{}
 	wrote  atomic.Bool // a write happened since the last heartbeat tick
-	// sentBytes counts what was written to the socket, for the management view.
-	sentBytes atomic.Uint64
-	limit     int // deliveries stop above this many buffered bytes
-	hardCap   int // the connection's reader waits above this
+	// sentBytes and sentFrames count what was written to the socket, for the
+	// management view.
+	sentBytes, sentFrames atomic.Uint64
+	limit                 int // deliveries stop above this many buffered bytes
+	hardCap               int // the connection's reader waits above this
 
 	// beforeWrite runs on the writer goroutine each time it wakes, before it
 	// takes the buffer (the connection flushes confirms made durable meanwhile).
@@ -152,6 +153,7 @@ func (o *outbox) run(nc net.Conn, heartbeat func() time.Duration, stop <-chan st
 				return err
 			}
 			o.sentBytes.Add(uint64(len(b)))
+			o.sentFrames.Add(countFrames(b))
 		}
 		o.mu.Lock()
 		if cap(b) <= 4*o.limit { // keep the buffer: regrowing it for every write costs
@@ -180,6 +182,21 @@ func (o *outbox) run(nc net.Conn, heartbeat func() time.Duration, stop <-chan st
 			}
 		}
 	}
+}
+
+// countFrames counts the whole frames in b, which holds nothing else: a
+// walk over their headers, one step per frame.
+func countFrames(b []byte) uint64 {
+	var n uint64
+	for len(b) >= 8 {
+		size := int(b[3])<<24 | int(b[4])<<16 | int(b[5])<<8 | int(b[6])
+		if size > len(b)-8 {
+			break
+		}
+		b = b[8+size:]
+		n++
+	}
+	return n
 }
 
 // writeAll writes b. There is no write deadline: a consumer that stops reading

@@ -142,7 +142,7 @@ func (c *connection) Info() broker.SessionInfo {
 		Name: c.name, Protocol: "AMQP 0-9-1", AuthMechanism: c.sess.mechanism,
 		ClientProperties: map[string]any(c.clientCaps), ConnectedAt: c.sess.connectedAt,
 		FrameMax: c.frameMax, ChannelMax: c.channelMax, Heartbeat: int(time.Duration(c.heartbeat.Load()) / time.Second),
-		RecvOct: c.rd.bytes.Load(), SendOct: c.out.sentBytes.Load(), RecvCnt: c.sess.recvCnt.Load(),
+		RecvOct: c.rd.bytes.Load(), SendOct: c.out.sentBytes.Load(), RecvCnt: c.sess.recvCnt.Load(), SendCnt: c.out.sentFrames.Load(),
 		State: stateNames[c.sess.state.Load()],
 	}
 	if c.user != nil {
