@@ -1,7 +1,6 @@
 package interop
 
 import (
-	"bytes"
 	"crypto/tls"
 	"os"
 	"os/exec"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren-mq/warren/internal/testbroker"
 	"github.com/warren-mq/warren/internal/testcerts"
 )
 
@@ -40,28 +40,10 @@ func warrenBinary(t *testing.T) string {
 	return build.bin
 }
 
-// syncBuffer collects a child's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // broker is a warren process started by a test.
 type broker struct {
 	cmd   *exec.Cmd
-	log   *syncBuffer
+	log   *testbroker.SyncBuffer
 	amqps string
 }
 
@@ -69,7 +51,7 @@ type broker struct {
 func startWarren(t *testing.T, args ...string) *broker {
 	t.Helper()
 	args = append([]string{"--data-dir", t.TempDir(), "--amqp-addr", "127.0.0.1:0", "--amqps-addr", "127.0.0.1:0"}, args...)
-	b := &broker{cmd: exec.Command(warrenBinary(t), args...), log: &syncBuffer{}}
+	b := &broker{cmd: exec.Command(warrenBinary(t), args...), log: &testbroker.SyncBuffer{}}
 	b.cmd.Stdout, b.cmd.Stderr = b.log, b.log
 	if err := b.cmd.Start(); err != nil {
 		t.Fatal(err)

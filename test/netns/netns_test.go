@@ -1,7 +1,6 @@
 package netns
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 
 	"github.com/warren-mq/warren/internal/amqpserver"
 	"github.com/warren-mq/warren/internal/broker"
+	"github.com/warren-mq/warren/internal/testbroker"
 )
 
 // clientEnv, when set, makes the test binary an amqp091-go client of the URL
@@ -123,23 +122,6 @@ func (n *netns) exec(env []string, args ...string) (string, error) {
 	return string(out), err
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 const pikaScript = `
 import sys, pika
 host, port, user, password = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
@@ -169,7 +151,7 @@ c.close()
 // guest is refused there (loopback_users), and the log says why.
 func TestNetnsLoginFromRemoteAddress(t *testing.T) {
 	n := newNetns(t)
-	logs := &syncBuffer{}
+	logs := &testbroker.SyncBuffer{}
 	b, err := broker.New(broker.Config{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
