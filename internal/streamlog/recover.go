@@ -1,0 +1,340 @@
+package streamlog
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// recover opens the directory's segments (see Open) and returns the view.
+func (l *Log) recover() (*view, error) {
+	bases, err := listSegments(l.dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(bases) == 0 {
+		seg, err := createSegment(l.dir, 0)
+		if err != nil {
+			return nil, err
+		}
+		l.w = writer{seg: seg, size: fileHeaderSize, maxTs: -1, idx: indexer{maxTs: -1}, idxSize: fileHeaderSize}
+		return &view{active: l.activeInfo()}, nil
+	}
+	v := &view{}
+	for i, base := range bases[:len(bases)-1] {
+		si, err := l.loadSealed(base, bases[i+1])
+		if err != nil {
+			for _, s := range v.sealed {
+				s.seg.release()
+			}
+			return nil, err
+		}
+		v.sealed = append(v.sealed, si)
+	}
+	if err := l.recoverActive(bases[len(bases)-1]); err != nil {
+		for _, s := range v.sealed {
+			s.seg.release()
+		}
+		return nil, err
+	}
+	v.active = l.activeInfo()
+	return v, nil
+}
+
+// listSegments returns the base offsets of dir's segments, sorted, and
+// removes leftovers of an interrupted compaction.
+func listSegments(dir string) ([]int64, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var bases []int64
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasSuffix(name, ".tmp") {
+			if err := os.Remove(dir + "/" + name); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		num, ok := strings.CutSuffix(name, segSuffix)
+		if !ok || len(num) != 20 {
+			continue
+		}
+		base, err := strconv.ParseInt(num, 10, 64)
+		if err != nil || base < 0 {
+			continue
+		}
+		bases = append(bases, base)
+	}
+	slices.Sort(bases)
+	return bases, nil
+}
+
+// loadSealed describes a sealed segment from its index file (its last entry
+// holds the segment's largest timestamp) without reading its batches;
+// only a missing or damaged index makes it scan the segment.
+func (l *Log) loadSealed(base, next int64) (segInfo, error) {
+	seg := newSegment(l.dir, base)
+	fi, err := os.Stat(seg.path)
+	if err != nil {
+		return segInfo{}, err
+	}
+	si := segInfo{seg: seg, size: fi.Size(), next: next, maxTs: -1}
+	if err := checkHeaderFile(seg.path, segMagic, base); err != nil {
+		return segInfo{}, err
+	}
+	if n, maxTs, err := readSealedIndex(seg.idxPath, base, si.size); err == nil {
+		si.nEntries, si.maxTs = n, maxTs
+		return si, nil
+	} else {
+		l.log.Warn("streamlog: rebuilding segment index", "segment", base, "err", err)
+	}
+	f, err := os.Open(seg.path)
+	if err != nil {
+		return segInfo{}, err
+	}
+	defer f.Close()
+	var x indexer
+	x.maxTs = -1
+	end, _, err := scanSegment(f, si.size, base, false, func(h BatchHeader, pos int64) {
+		x.add(uint32(h.BaseOffset-base), pos, h.MaxTimestamp)
+	})
+	if err != nil {
+		return segInfo{}, err
+	}
+	if end != si.size {
+		l.log.Error("streamlog: sealed segment has an invalid batch; serving what precedes it", "segment", base, "offset", end, "size", si.size)
+		si.size = end
+	}
+	x.seal()
+	if err := writeIndexFile(seg.idxPath, base, x.entries); err != nil {
+		return segInfo{}, err
+	}
+	si.nEntries, si.maxTs = len(x.entries), x.maxTs
+	return si, nil
+}
+
+func checkHeaderFile(path string, magic [4]byte, base int64) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var h [fileHeaderSize]byte
+	if _, err := io.ReadFull(f, h[:]); err != nil {
+		return fmt.Errorf("streamlog: %s: %w", path, err)
+	}
+	if err := parseFileHeader(h[:], magic, base); err != nil {
+		return fmt.Errorf("%w (%s)", err, path)
+	}
+	return nil
+}
+
+// readSealedIndex checks a sealed segment's index file cheaply (header,
+// size, last entry) and returns its entry count and the segment's largest
+// timestamp.
+func readSealedIndex(path string, base, segSize int64) (int, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, 0, err
+	}
+	var h [fileHeaderSize]byte
+	if _, err := io.ReadFull(f, h[:]); err != nil {
+		return 0, 0, err
+	}
+	if err := parseFileHeader(h[:], idxMagic, base); err != nil {
+		return 0, 0, err
+	}
+	body := fi.Size() - fileHeaderSize
+	if body%indexEntrySize != 0 {
+		return 0, 0, errors.New("index size is not a whole number of entries")
+	}
+	n := int(body / indexEntrySize)
+	if n == 0 {
+		if segSize > fileHeaderSize {
+			return 0, 0, errors.New("index of a non-empty segment has no entries")
+		}
+		return 0, -1, nil
+	}
+	var b [indexEntrySize]byte
+	if _, err := f.ReadAt(b[:], fi.Size()-indexEntrySize); err != nil {
+		return 0, 0, err
+	}
+	e := decodeIndexEntry(b[:])
+	if int64(e.pos) < fileHeaderSize || int64(e.pos)+BatchHeaderSize > segSize {
+		return 0, 0, errors.New("index's last entry lies outside the segment")
+	}
+	return n, e.maxTs, nil
+}
+
+// writeIndexFile writes a whole index file (temporary file, sync, rename).
+func writeIndexFile(path string, base int64, entries []indexEntry) error {
+	b := appendFileHeader(nil, idxMagic, base)
+	for _, e := range entries {
+		b = appendIndexEntry(b, e)
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = fdatasync(f)
+	}
+	if err = errors.Join(err, f.Close()); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// recoverActive opens the last segment for writing: its batches are checked
+// (contiguous offsets from its base), a torn or corrupt tail is cut off and
+// its index is rebuilt.
+func (l *Log) recoverActive(base int64) error {
+	seg := newSegment(l.dir, base)
+	f, err := os.OpenFile(seg.path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	fail := func(err error) error { f.Close(); return err }
+	fi, err := f.Stat()
+	if err != nil {
+		return fail(err)
+	}
+	size := fi.Size()
+	var h [fileHeaderSize]byte
+	_, rerr := f.ReadAt(h[:], 0)
+	if rerr != nil || parseFileHeader(h[:], segMagic, base) != nil {
+		if size > fileHeaderSize {
+			return fail(fmt.Errorf("streamlog: %s: bad segment header", seg.path))
+		}
+		// Torn at creation: nothing was written to it yet.
+		if err := f.Truncate(0); err != nil {
+			return fail(err)
+		}
+		if _, err := f.WriteAt(appendFileHeader(nil, segMagic, base), 0); err != nil {
+			return fail(err)
+		}
+		if err := fdatasync(f); err != nil {
+			return fail(err)
+		}
+		size = fileHeaderSize
+	}
+	x := indexer{maxTs: -1}
+	next := base
+	end, _, err := scanSegment(f, size, base, true, func(h BatchHeader, pos int64) {
+		x.add(uint32(h.BaseOffset-base), pos, h.MaxTimestamp)
+		next = h.LastOffset() + 1
+		l.w.recordProducer(h)
+	})
+	if err != nil {
+		return fail(err)
+	}
+	if end < size {
+		l.log.Warn("streamlog: cutting off a torn or corrupt tail", "segment", base, "offset", end, "bytes", size-end)
+		if err := f.Truncate(end); err != nil {
+			return fail(err)
+		}
+		if err := fdatasync(f); err != nil {
+			return fail(err)
+		}
+	}
+	idxF, err := os.OpenFile(seg.idxPath, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fail(err)
+	}
+	b := appendFileHeader(nil, idxMagic, base)
+	for _, e := range x.entries {
+		b = appendIndexEntry(b, e)
+	}
+	if _, err := idxF.WriteAt(b, 0); err != nil {
+		idxF.Close()
+		return fail(err)
+	}
+	if err := idxF.Truncate(int64(len(b))); err != nil {
+		idxF.Close()
+		return fail(err)
+	}
+	seg.f, seg.idxF = f, idxF
+	l.w = writer{seg: seg, size: end, next: next, maxTs: x.maxTs, idx: x, idxSize: int64(len(b))}
+	return nil
+}
+
+// scanSegment calls fn for each valid batch of a segment from the end of
+// its header up to size, and returns where the valid batches end. A batch is
+// valid if it lies wholly within size, its header, magic and CRC check, and
+// its offsets follow the previous batch's: contiguously if contiguous (the
+// active segment), else at least increasing (compacted segments have gaps).
+// The error is only for a failed read.
+func scanSegment(r io.ReaderAt, size, base int64, contiguous bool, fn func(h BatchHeader, pos int64)) (end, next int64, err error) {
+	sc := window{r: r, size: size}
+	pos, next := int64(fileHeaderSize), base
+	for size-pos >= BatchHeaderSize {
+		hb, err := sc.at(pos, BatchHeaderSize)
+		if err != nil {
+			return pos, next, err
+		}
+		h, herr := ParseBatchHeader(hb)
+		if herr != nil || int64(h.Size()) > size-pos {
+			break
+		}
+		b, err := sc.at(pos, h.Size())
+		if err != nil {
+			return pos, next, err
+		}
+		if _, err := checkBatch(b, math.MaxInt); err != nil {
+			break
+		}
+		if h.BaseOffset < next || contiguous && h.BaseOffset != next || h.LastOffset()-base >= math.MaxUint32 {
+			break
+		}
+		fn(h, pos)
+		next = h.LastOffset() + 1
+		pos += int64(h.Size())
+	}
+	return pos, next, nil
+}
+
+// window reads a file sequentially through a buffer.
+type window struct {
+	r     io.ReaderAt
+	size  int64
+	buf   []byte
+	bufAt int64
+}
+
+// at returns n bytes at pos; n never exceeds size-pos.
+func (w *window) at(pos int64, n int) ([]byte, error) {
+	if pos >= w.bufAt && pos+int64(n) <= w.bufAt+int64(len(w.buf)) {
+		off := int(pos - w.bufAt)
+		return w.buf[off : off+n], nil
+	}
+	want := max(n, 1<<20)
+	want = int(min(int64(want), w.size-pos))
+	if cap(w.buf) < want {
+		w.buf = make([]byte, want)
+	}
+	w.buf = w.buf[:want]
+	m, err := w.r.ReadAt(w.buf, pos)
+	w.buf, w.bufAt = w.buf[:m], pos
+	if m < n {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return w.buf[:n], nil
+}

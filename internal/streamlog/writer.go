@@ -1,0 +1,345 @@
+package streamlog
+
+import (
+	"errors"
+	"math"
+	"os"
+	"runtime"
+	"slices"
+)
+
+// appendReq is one Append waiting for the writer.
+type appendReq struct {
+	data []byte
+	hdrs []BatchHeader
+	done func(AppendResult, error)
+	err  error // set by validation; the writer only reports it, in order
+	res  AppendResult
+}
+
+// writer is the state of the writer goroutine (and of Open before it
+// starts). One goroutine per open log: it also runs retention, and an idle
+// goroutine costs a few KiB of stack, less than the log's open files.
+type writer struct {
+	seg     *segment // active segment, files open read-write
+	size    int64
+	next    int64
+	maxTs   int64
+	idx     indexer
+	idxSize int64 // bytes of the active index file written
+	buf     []byte
+	ibuf    []byte
+}
+
+// indexer decides which batches get an index entry: the first of a segment
+// and then one at least every indexInterval bytes. seal adds the last batch,
+// so a sealed segment's last entry holds its maximum timestamp.
+type indexer struct {
+	entries []indexEntry
+	maxTs   int64
+	last    indexEntry // the last batch seen
+	any     bool
+}
+
+func (x *indexer) add(rel uint32, pos int64, maxTs int64) bool {
+	x.maxTs = max(x.maxTs, maxTs)
+	x.last = indexEntry{rel: rel, pos: uint32(pos), maxTs: x.maxTs}
+	x.any = true
+	if n := len(x.entries); n == 0 || pos-int64(x.entries[n-1].pos) >= indexInterval {
+		x.entries = append(x.entries, x.last)
+		return true
+	}
+	return false
+}
+
+func (x *indexer) seal() bool {
+	if !x.any {
+		return false
+	}
+	if n := len(x.entries); n == 0 || x.entries[n-1].pos != x.last.pos {
+		x.entries = append(x.entries, x.last)
+		return true
+	}
+	return false
+}
+
+// Append appends one or more concatenated v2 batches (Kafka's wire format).
+// The batches are checked here, in the caller's goroutine (length, magic,
+// CRC32C, size); the log then sets their baseOffset and
+// partitionLeaderEpoch, writes them and calls done after the fdatasync that
+// covers them, in append order, from the writer goroutine (done must not
+// block for long, nor call Append synchronously expecting its result).
+// batches must not be changed until done runs. An idempotent or
+// transactional batch must be alone in its Append.
+func (l *Log) Append(batches []byte, done func(AppendResult, error)) {
+	if done == nil {
+		done = func(AppendResult, error) {}
+	}
+	r := &appendReq{data: batches, done: done}
+	r.hdrs, r.err = l.checkBatches(batches)
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		done(AppendResult{}, ErrClosed)
+		return
+	}
+	l.pend = append(l.pend, r)
+	l.mu.Unlock()
+	l.kick()
+}
+
+func (l *Log) checkBatches(b []byte) ([]BatchHeader, error) {
+	max := l.options().MaxBatchBytes
+	var hdrs []BatchHeader
+	for len(b) > 0 {
+		h, err := checkBatch(b, max)
+		if err != nil {
+			return nil, err
+		}
+		if h.NumRecords < 1 || h.LastOffsetDelta != h.NumRecords-1 {
+			return nil, ErrCorrupt
+		}
+		hdrs = append(hdrs, h)
+		b = b[h.Size():]
+	}
+	if len(hdrs) == 0 {
+		return nil, ErrCorrupt
+	}
+	if len(hdrs) > 1 {
+		for _, h := range hdrs {
+			if h.Idempotent() || h.Transactional() {
+				return nil, ErrCorrupt
+			}
+		}
+	}
+	return hdrs, nil
+}
+
+// run is the writer: it takes every pending append at once, writes them in
+// one write, fdatasyncs once and runs their callbacks in order; between
+// rounds it applies retention.
+func (l *Log) run() {
+	defer close(l.stopped)
+	for {
+		l.mu.Lock()
+		reqs := l.pend
+		l.pend = nil
+		closed := l.closed
+		l.mu.Unlock()
+		if len(reqs) > 0 {
+			l.round(reqs)
+			// Let the producers just answered append again before the
+			// next round is taken, so one sync covers them all.
+			runtime.Gosched()
+			continue
+		}
+		if closed {
+			return
+		}
+		l.maintain()
+		<-l.kickc
+	}
+}
+
+// round writes one group of appends.
+func (l *Log) round(reqs []*appendReq) {
+	err := l.usable()
+	if errors.Is(err, ErrClosed) {
+		err = nil // Close drains what was appended before it
+	}
+	if err == nil {
+		err = l.writeRound(reqs)
+		if err != nil {
+			l.fail(err)
+		}
+	}
+	for _, r := range reqs {
+		switch {
+		case r.err != nil:
+			r.done(AppendResult{}, r.err)
+		case err != nil:
+			r.done(AppendResult{}, err)
+		default:
+			r.done(r.res, nil)
+		}
+	}
+}
+
+// writeRound encodes the valid appends into the active segment (rolling to
+// new segments as they fill), syncs and publishes the new view. Any error
+// is sticky: what was written may be partial and the log must be reopened,
+// which recovers from what is on disk.
+func (l *Log) writeRound(reqs []*appendReq) error {
+	w := &l.w
+	o := l.options()
+	buf := w.buf[:0]
+	start := w.size // position of buf[0] in the active segment
+	ibufStart := len(w.idx.entries)
+	rolled := false
+	for _, r := range reqs {
+		if r.err != nil {
+			continue
+		}
+		if dup, ok, err := l.w.checkProducer(r.hdrs); err != nil || ok {
+			r.err, r.res = err, dup
+			continue
+		}
+		r.res = AppendResult{BaseOffset: w.next}
+		b := r.data
+		for _, h := range r.hdrs {
+			n := int64(h.Size())
+			pos := start + int64(len(buf))
+			if pos > fileHeaderSize && (pos+n > o.SegmentBytes || w.next+int64(h.LastOffsetDelta)-w.seg.base >= math.MaxUint32) {
+				if err := l.writeActive(buf, start, ibufStart); err != nil {
+					return err
+				}
+				if err := l.roll(); err != nil {
+					return err
+				}
+				rolled = true
+				buf, start, ibufStart = buf[:0], w.size, 0
+				pos = start
+			}
+			buf = append(buf, b[:n]...)
+			setBatchOffsets(buf[len(buf)-int(n):], w.next, 0)
+			h.BaseOffset = w.next
+			w.idx.add(uint32(w.next-w.seg.base), pos, h.MaxTimestamp)
+			w.maxTs = max(w.maxTs, h.MaxTimestamp)
+			w.next = h.LastOffset() + 1
+			b = b[n:]
+			w.recordProducer(h)
+		}
+		r.res.LastOffset = w.next - 1
+	}
+	if err := l.writeActive(buf, start, ibufStart); err != nil {
+		return err
+	}
+	if cap(buf) <= 4<<20 {
+		w.buf = buf[:0]
+	} else {
+		w.buf = nil
+	}
+	if w.size == start && !rolled {
+		return nil // only duplicates and refused batches
+	}
+	if err := fdatasync(w.seg.f); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	old := l.view.Load()
+	nv := &view{sealed: old.sealed, active: l.activeInfo()}
+	l.publishLocked(nv)
+	l.mu.Unlock()
+	return nil
+}
+
+// writeActive writes buf at start of the active segment and the index
+// entries from entry ibufStart on to its index file (not synced: the active
+// index is rebuilt at Open).
+func (l *Log) writeActive(buf []byte, start int64, ibufStart int) error {
+	w := &l.w
+	if len(buf) > 0 {
+		if _, err := w.seg.f.WriteAt(buf, start); err != nil {
+			return err
+		}
+		w.size = start + int64(len(buf))
+	}
+	return l.writeIndex(ibufStart)
+}
+
+func (l *Log) writeIndex(from int) error {
+	w := &l.w
+	if from >= len(w.idx.entries) {
+		return nil
+	}
+	ib := w.ibuf[:0]
+	for _, e := range w.idx.entries[from:] {
+		ib = appendIndexEntry(ib, e)
+	}
+	w.ibuf = ib
+	at := fileHeaderSize + int64(from)*indexEntrySize
+	if _, err := w.seg.idxF.WriteAt(ib, at); err != nil {
+		return err
+	}
+	w.idxSize = at + int64(len(ib))
+	return nil
+}
+
+// activeInfo describes the active segment for readers. The entries slice
+// is shared: the writer only appends to it.
+func (l *Log) activeInfo() segInfo {
+	w := &l.w
+	e := w.idx.entries[:len(w.idx.entries):len(w.idx.entries)]
+	if e == nil {
+		e = []indexEntry{}
+	}
+	return segInfo{seg: w.seg, size: w.size, next: w.next, maxTs: w.maxTs, entries: e, nEntries: len(e)}
+}
+
+// roll seals the active segment (its last batch indexed, both files
+// synced) and starts a new one at the next offset.
+func (l *Log) roll() error {
+	w := &l.w
+	n := len(w.idx.entries)
+	if w.idx.seal() {
+		if err := l.writeIndex(n); err != nil {
+			return err
+		}
+	}
+	if err := fdatasync(w.seg.f); err != nil {
+		return err
+	}
+	if err := fdatasync(w.seg.idxF); err != nil {
+		return err
+	}
+	sealed := l.activeInfo()
+	sealed.entries = nil // readers use the index file from now on
+	seg, err := createSegment(l.dir, w.next)
+	if err != nil {
+		return err
+	}
+	*w = writer{seg: seg, size: fileHeaderSize, next: w.next, maxTs: -1, idx: indexer{maxTs: -1}, idxSize: fileHeaderSize, buf: w.buf, ibuf: w.ibuf}
+	l.mu.Lock()
+	v := l.view.Load()
+	nv := &view{sealed: append(slices.Clip(v.sealed), sealed), active: l.activeInfo()}
+	l.publishLocked(nv)
+	l.mu.Unlock()
+	return nil
+}
+
+// createSegment creates the files of a new segment with their headers,
+// synced, and syncs the directory.
+func createSegment(dir string, base int64) (*segment, error) {
+	seg := newSegment(dir, base)
+	f, err := os.OpenFile(seg.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	idxF, err := os.OpenFile(seg.idxPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	seg.f, seg.idxF = f, idxF
+	for _, p := range []struct {
+		f     *os.File
+		magic [4]byte
+	}{{f, segMagic}, {idxF, idxMagic}} {
+		if _, err := p.f.WriteAt(appendFileHeader(nil, p.magic, base), 0); err != nil {
+			return nil, errors.Join(err, f.Close(), idxF.Close())
+		}
+		if err := fdatasync(p.f); err != nil {
+			return nil, errors.Join(err, f.Close(), idxF.Close())
+		}
+	}
+	return seg, syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	return errors.Join(err, d.Close())
+}
