@@ -92,6 +92,9 @@ type Log struct {
 	waitc   chan struct{} // closed when the view's next offset advances; nil if nobody waits
 	stopped chan struct{}
 	kickc   chan struct{}
+	maintc  chan chan struct{} // runMaintenance's requests
+	// optsChanged tells the writer to apply retention at its next pause.
+	optsChanged bool
 
 	w writer // the writer goroutine's own state
 }
@@ -138,7 +141,7 @@ func open(dir string, o Options, log *slog.Logger, now func() time.Time) (*Log, 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	l := &Log{dir: dir, log: log, now: now, opts: o.normalized(), stopped: make(chan struct{}), kickc: make(chan struct{}, 1)}
+	l := &Log{dir: dir, log: log, now: now, opts: o.normalized(), stopped: make(chan struct{}), kickc: make(chan struct{}, 1), maintc: make(chan chan struct{})}
 	v, err := l.recover()
 	if err != nil {
 		return nil, err
@@ -186,6 +189,7 @@ func (l *Log) publishLocked(v *view) {
 func (l *Log) SetOptions(o Options) {
 	l.mu.Lock()
 	l.opts = o.normalized()
+	l.optsChanged = true
 	l.mu.Unlock()
 	l.kick()
 }

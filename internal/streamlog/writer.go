@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"time"
 )
 
 // appendReq is one Append waiting for the writer.
@@ -29,6 +30,9 @@ type writer struct {
 	idxSize int64 // bytes of the active index file written
 	buf     []byte
 	ibuf    []byte
+	// rolled is set by a roll and retentionDue by the timer or
+	// SetOptions: retention runs once the writer is idle.
+	rolled, retentionDue bool
 }
 
 // indexer decides which batches get an index entry: the first of a segment
@@ -120,11 +124,16 @@ func (l *Log) checkBatches(b []byte) ([]BatchHeader, error) {
 // rounds it applies retention.
 func (l *Log) run() {
 	defer close(l.stopped)
+	tick := time.NewTicker(retentionCheckInterval)
+	defer tick.Stop()
 	for {
 		l.mu.Lock()
 		reqs := l.pend
 		l.pend = nil
 		closed := l.closed
+		if l.optsChanged {
+			l.optsChanged, l.w.retentionDue = false, true
+		}
 		l.mu.Unlock()
 		if len(reqs) > 0 {
 			l.round(reqs)
@@ -136,8 +145,21 @@ func (l *Log) run() {
 		if closed {
 			return
 		}
-		l.maintain()
-		<-l.kickc
+		if l.w.rolled {
+			l.w.rolled, l.w.retentionDue = false, true
+		}
+		if l.w.retentionDue {
+			l.w.retentionDue = false
+			l.maintain()
+		}
+		select {
+		case <-l.kickc:
+		case <-tick.C:
+			l.w.retentionDue = true
+		case ch := <-l.maintc:
+			l.maintain()
+			close(ch)
+		}
 	}
 }
 
@@ -298,7 +320,8 @@ func (l *Log) roll() error {
 	if err != nil {
 		return err
 	}
-	*w = writer{seg: seg, size: fileHeaderSize, next: w.next, maxTs: -1, idx: indexer{maxTs: -1}, idxSize: fileHeaderSize, buf: w.buf, ibuf: w.ibuf}
+	*w = writer{seg: seg, size: fileHeaderSize, next: w.next, maxTs: -1, idx: indexer{maxTs: -1}, idxSize: fileHeaderSize, buf: w.buf, ibuf: w.ibuf,
+		rolled: true, retentionDue: w.retentionDue}
 	l.mu.Lock()
 	v := l.view.Load()
 	nv := &view{sealed: append(slices.Clip(v.sealed), sealed), active: l.activeInfo()}
