@@ -116,6 +116,12 @@ var (
 	}}
 )
 
+// gzipReader is a pooled gzip decoder with the reader it decodes from.
+type gzipReader struct {
+	zr  *gzip.Reader
+	src bytes.Reader
+}
+
 // zstdMaxWindow bounds a zstd frame's window. Producers write batches of at
 // most a few MiB (message.max.bytes), whose window is never larger.
 const zstdMaxWindow = 8 << 20
@@ -138,19 +144,26 @@ func decompress(dst, src []byte, c Compression, limit int) ([]byte, error) {
 		}
 		return append(dst, src...), nil
 	case Gzip:
-		zr, _ := gzipReaders.Get().(*gzip.Reader)
+		g, _ := gzipReaders.Get().(*gzipReader)
+		if g == nil {
+			g = new(gzipReader)
+		}
+		g.src.Reset(src)
 		var err error
-		if zr == nil {
-			zr, err = gzip.NewReader(bytes.NewReader(src))
+		if g.zr == nil {
+			g.zr, err = gzip.NewReader(&g.src)
 		} else {
-			err = zr.Reset(bytes.NewReader(src))
+			err = g.zr.Reset(&g.src)
 		}
-		if err != nil {
-			return dst, corrupt(c, err)
+		if err == nil {
+			dst, err = readLimited(g.zr, dst, limit, len(src), c)
+		} else {
+			err = corrupt(c, err)
 		}
-		zr.Multistream(true)
-		dst, err = readLimited(zr, dst, limit, len(src), c)
-		gzipReaders.Put(zr)
+		g.src.Reset(nil) // the pool must not keep the batch alive
+		if g.zr != nil {
+			gzipReaders.Put(g)
+		}
 		return dst, err
 	case Snappy:
 		if bytes.HasPrefix(src, xerialMagic) {
