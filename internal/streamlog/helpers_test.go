@@ -153,3 +153,26 @@ func readAll(t testing.TB, l *Log, from int64, maxBytes int) []BatchHeader {
 	}
 	return hs
 }
+
+// controlBatch is a transaction marker as the coordinator writes it.
+func controlBatch(pid int64, epoch int16, commit bool) []byte {
+	key := []byte{0, 0, 0, 0}
+	if commit {
+		key[3] = 1
+	}
+	return buildBatch([]testRec{{key: key, value: []byte{0, 0, 0, 0, 0, 0}}},
+		batchOpts{pid: pid, epoch: epoch, seq: -1, attrs: attrControl | attrTransactional})
+}
+
+// producerBatch is a batch of n records of an idempotent producer.
+func idemBatch(pid int64, epoch int16, seq int32, n int, txn bool) []byte {
+	recs := make([]testRec, n)
+	for i := range recs {
+		recs[i] = testRec{value: []byte("x")}
+	}
+	o := batchOpts{pid: pid, epoch: epoch, seq: seq}
+	if txn {
+		o.attrs = attrTransactional
+	}
+	return buildBatch(recs, o)
+}

@@ -102,8 +102,10 @@ type Log struct {
 // view is what readers see: published atomically after each write, so that
 // reads never take a lock the writer holds for I/O.
 type view struct {
-	sealed []segInfo // oldest first; shared between views
-	active segInfo
+	sealed  []segInfo // oldest first; shared between views
+	active  segInfo
+	lso     int64
+	aborted []AbortedTxn // shared, append-only; sorted by LastOffset
 }
 
 func (v *view) start() int64 {

@@ -22,28 +22,34 @@ func (l *Log) recover() (*view, error) {
 		if err != nil {
 			return nil, err
 		}
-		l.w = writer{seg: seg, size: fileHeaderSize, maxTs: -1, idx: indexer{maxTs: -1}, idxSize: fileHeaderSize}
-		return &view{active: l.activeInfo()}, nil
+		l.w = writer{seg: seg, size: fileHeaderSize, maxTs: -1, idx: indexer{maxTs: -1}, idxSize: fileHeaderSize, prod: newProducers()}
+		return l.newView(nil), nil
 	}
-	v := &view{}
-	for i, base := range bases[:len(bases)-1] {
-		si, err := l.loadSealed(base, bases[i+1])
-		if err != nil {
-			for _, s := range v.sealed {
-				s.seg.release()
-			}
-			return nil, err
-		}
-		v.sealed = append(v.sealed, si)
-	}
-	if err := l.recoverActive(bases[len(bases)-1]); err != nil {
-		for _, s := range v.sealed {
+	var sealed []segInfo
+	var aborted []AbortedTxn
+	fail := func(err error) (*view, error) {
+		for _, s := range sealed {
 			s.seg.release()
 		}
 		return nil, err
 	}
-	v.active = l.activeInfo()
-	return v, nil
+	for i, base := range bases[:len(bases)-1] {
+		si, err := l.loadSealed(base, bases[i+1])
+		if err != nil {
+			return fail(err)
+		}
+		sealed = append(sealed, si)
+		ab, _, err := readAborted(segName(l.dir, base, txnSuffix), si.next)
+		if err != nil {
+			return fail(err)
+		}
+		aborted = append(aborted, ab...)
+	}
+	if err := l.recoverActive(bases[len(bases)-1]); err != nil {
+		return fail(err)
+	}
+	l.w.prod.aborted = append(aborted, l.w.prod.aborted...)
+	return l.newView(sealed), nil
 }
 
 // listSegments returns the base offsets of dir's segments, sorted, and
@@ -184,20 +190,7 @@ func writeIndexFile(path string, base int64, entries []indexEntry) error {
 	for _, e := range entries {
 		b = appendIndexEntry(b, e)
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = fdatasync(f)
-	}
-	if err = errors.Join(err, f.Close()); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, path)
+	return writeFileAtomic(path, b)
 }
 
 // recoverActive opens the last segment for writing: its batches are checked
@@ -233,16 +226,47 @@ func (l *Log) recoverActive(base int64) error {
 		}
 		size = fileHeaderSize
 	}
+	prod, ok, err := readSnapshot(segName(l.dir, base, snapSuffix), base)
+	if err != nil {
+		prod = newProducers()
+		l.log.Warn("streamlog: producer snapshot unreadable, rebuilding from the last segment only", "segment", base, "err", err)
+	} else if !ok && base > 0 {
+		l.log.Info("streamlog: no producer snapshot, rebuilding from the last segment only", "segment", base)
+	}
 	x := indexer{maxTs: -1}
 	next := base
+	var batch []byte
 	end, _, err := scanSegment(f, size, base, true, func(h BatchHeader, pos int64) {
 		x.add(uint32(h.BaseOffset-base), pos, h.MaxTimestamp)
 		next = h.LastOffset() + 1
-		l.w.recordProducer(h)
+		if h.ProducerID >= 0 {
+			if h.Control() {
+				batch = slices.Grow(batch[:0], h.Size())[:h.Size()]
+				if _, err := f.ReadAt(batch, pos); err != nil {
+					batch = batch[:0]
+				}
+			}
+			prod.record(h, batch) // aborts come from the .txn files
+		}
 	})
 	if err != nil {
 		return fail(err)
 	}
+	txnPath := segName(l.dir, base, txnSuffix)
+	ab, cut, err := readAborted(txnPath, next)
+	if err != nil {
+		return fail(err)
+	}
+	if cut {
+		var b []byte
+		for _, a := range ab {
+			b = appendAbortedEntry(b, a)
+		}
+		if err := writeFileAtomic(txnPath, b); err != nil {
+			return fail(err)
+		}
+	}
+	prod.aborted = ab
 	if end < size {
 		l.log.Warn("streamlog: cutting off a torn or corrupt tail", "segment", base, "offset", end, "bytes", size-end)
 		if err := f.Truncate(end); err != nil {
@@ -269,7 +293,7 @@ func (l *Log) recoverActive(base int64) error {
 		return fail(err)
 	}
 	seg.f, seg.idxF = f, idxF
-	l.w = writer{seg: seg, size: end, next: next, maxTs: x.maxTs, idx: x, idxSize: int64(len(b))}
+	l.w = writer{seg: seg, size: end, next: next, maxTs: x.maxTs, idx: x, idxSize: int64(len(b)), prod: prod}
 	return nil
 }
 

@@ -95,8 +95,14 @@ func (l *Log) dropOldest(n int) {
 	l.mu.Lock()
 	v := l.view.Load()
 	gone := v.sealed[:n]
-	nv := &view{sealed: v.sealed[n:], active: v.active}
-	l.publishLocked(nv)
+	start := v.sealed[n-1].next
+	ab := l.w.prod.aborted
+	k := 0
+	for k < len(ab) && ab[k].LastOffset < start {
+		k++
+	}
+	l.w.prod.aborted = ab[k:]
+	l.publishLocked(l.newView(v.sealed[n:]))
 	l.mu.Unlock()
 	for _, si := range gone {
 		l.log.Info("streamlog: retention deleted segment", "segment", si.seg.base, "bytes", si.size)

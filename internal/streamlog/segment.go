@@ -90,6 +90,7 @@ func segName(dir string, base int64, suffix string) string {
 // holds one; the files are closed (and removed, if the segment was dropped)
 // when the last goes.
 type segment struct {
+	dir     string
 	base    int64
 	path    string
 	idxPath string
@@ -108,7 +109,7 @@ type segment struct {
 }
 
 func newSegment(dir string, base int64) *segment {
-	s := &segment{base: base, path: segName(dir, base, segSuffix), idxPath: segName(dir, base, idxSuffix)}
+	s := &segment{dir: dir, base: base, path: segName(dir, base, segSuffix), idxPath: segName(dir, base, idxSuffix)}
 	s.refs.Store(1)
 	return s
 }
@@ -144,6 +145,8 @@ func (s *segment) release() {
 	if s.remove.Load() && !s.keep.Load() {
 		os.Remove(s.path)
 		os.Remove(s.idxPath)
+		os.Remove(segName(s.dir, s.base, txnSuffix))
+		os.Remove(segName(s.dir, s.base, snapSuffix))
 	}
 }
 

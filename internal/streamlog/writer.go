@@ -30,6 +30,9 @@ type writer struct {
 	idxSize int64 // bytes of the active index file written
 	buf     []byte
 	ibuf    []byte
+	prod    producers
+	txnF    *os.File // the active segment's transaction index, once it has an entry
+	txnSize int64
 	// rolled is set by a roll and retentionDue by the timer or
 	// SetOptions: retention runs once the writer is idle.
 	rolled, retentionDue bool
@@ -103,6 +106,11 @@ func (l *Log) checkBatches(b []byte) ([]BatchHeader, error) {
 		if h.NumRecords < 1 || h.LastOffsetDelta != h.NumRecords-1 {
 			return nil, ErrCorrupt
 		}
+		if h.Control() {
+			if _, err := controlType(b); err != nil || h.ProducerID < 0 {
+				return nil, ErrCorrupt
+			}
+		}
 		hdrs = append(hdrs, h)
 		b = b[h.Size():]
 	}
@@ -124,6 +132,11 @@ func (l *Log) checkBatches(b []byte) ([]BatchHeader, error) {
 // rounds it applies retention.
 func (l *Log) run() {
 	defer close(l.stopped)
+	defer func() {
+		if l.w.txnF != nil {
+			l.w.txnF.Close()
+		}
+	}()
 	tick := time.NewTicker(retentionCheckInterval)
 	defer tick.Stop()
 	for {
@@ -202,7 +215,7 @@ func (l *Log) writeRound(reqs []*appendReq) error {
 		if r.err != nil {
 			continue
 		}
-		if dup, ok, err := l.w.checkProducer(r.hdrs); err != nil || ok {
+		if dup, ok, err := w.prod.check(r.hdrs); err != nil || ok {
 			r.err, r.res = err, dup
 			continue
 		}
@@ -228,8 +241,13 @@ func (l *Log) writeRound(reqs []*appendReq) error {
 			w.idx.add(uint32(w.next-w.seg.base), pos, h.MaxTimestamp)
 			w.maxTs = max(w.maxTs, h.MaxTimestamp)
 			w.next = h.LastOffset() + 1
+			if a, ok := w.prod.record(h, b[:n]); ok {
+				if err := l.writeAborted(a); err != nil {
+					return err
+				}
+				w.prod.aborted = append(w.prod.aborted, a)
+			}
 			b = b[n:]
-			w.recordProducer(h)
 		}
 		r.res.LastOffset = w.next - 1
 	}
@@ -248,11 +266,16 @@ func (l *Log) writeRound(reqs []*appendReq) error {
 		return err
 	}
 	l.mu.Lock()
-	old := l.view.Load()
-	nv := &view{sealed: old.sealed, active: l.activeInfo()}
-	l.publishLocked(nv)
+	l.publishLocked(l.newView(l.view.Load().sealed))
 	l.mu.Unlock()
 	return nil
+}
+
+// newView is the view of sealed and the writer's active segment.
+func (l *Log) newView(sealed []segInfo) *view {
+	w := &l.w
+	ab := w.prod.aborted
+	return &view{sealed: sealed, active: l.activeInfo(), lso: w.prod.lso(w.next), aborted: ab[:len(ab):len(ab)]}
 }
 
 // writeActive writes buf at start of the active segment and the index
@@ -316,16 +339,25 @@ func (l *Log) roll() error {
 	}
 	sealed := l.activeInfo()
 	sealed.entries = nil // readers use the index file from now on
+	if w.txnF != nil {
+		if err := w.txnF.Close(); err != nil {
+			return err
+		}
+	}
+	// The producer state as of the new segment's base: Open replays
+	// only the active segment on it.
+	if err := l.writeSnapshot(w.next, l.view.Load().start()); err != nil {
+		return err
+	}
 	seg, err := createSegment(l.dir, w.next)
 	if err != nil {
 		return err
 	}
+	os.Remove(segName(l.dir, w.seg.base, snapSuffix))
 	*w = writer{seg: seg, size: fileHeaderSize, next: w.next, maxTs: -1, idx: indexer{maxTs: -1}, idxSize: fileHeaderSize, buf: w.buf, ibuf: w.ibuf,
-		rolled: true, retentionDue: w.retentionDue}
+		prod: w.prod, rolled: true, retentionDue: w.retentionDue}
 	l.mu.Lock()
-	v := l.view.Load()
-	nv := &view{sealed: append(slices.Clip(v.sealed), sealed), active: l.activeInfo()}
-	l.publishLocked(nv)
+	l.publishLocked(l.newView(append(slices.Clip(l.view.Load().sealed), sealed)))
 	l.mu.Unlock()
 	return nil
 }
