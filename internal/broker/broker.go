@@ -65,6 +65,9 @@ type Broker struct {
 
 	globalParams paramSet // see params.go
 
+	offsets    offsetTable // committed offsets of consumer groups (command_offsets.go)
+	groupViews groupViews  // live consumer groups, as front ends report them (command_offsets.go)
+
 	// mem is what queued messages cost (see hold); heapOther is the rest of
 	// the live heap, sampled after garbage collections (ProcessMemory only).
 	mem, heapOther  atomic.Int64

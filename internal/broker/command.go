@@ -47,6 +47,8 @@ const (
 	cmdClearParameter
 	cmdSetVHostLimits
 	cmdSetUserLimits
+	cmdCommitOffsets
+	cmdDeleteOffsets
 )
 
 // command is one resolved metadata change.
@@ -83,13 +85,17 @@ func registerCommand(t cmdType, mk func() command) {
 // encodeCommand returns c's record. Zero values are left out: a decoder
 // reads a missing field as its zero value.
 func encodeCommand(c command) []byte {
-	b := []byte{byte(c.typ())}
+	return appendFields([]byte{byte(c.typ())}, c.fields(), c)
+}
+
+// appendFields appends fs's encoding; owner names the command in a panic.
+func appendFields(b []byte, fs []field, owner any) []byte {
 	put := func(tag uint64, v []byte) {
 		b = binary.AppendUvarint(b, tag)
 		b = binary.AppendUvarint(b, uint64(len(v)))
 		b = append(b, v...)
 	}
-	for _, f := range c.fields() {
+	for _, f := range fs {
 		switch p := f.p.(type) {
 		case *string:
 			if *p != "" {
@@ -111,11 +117,25 @@ func encodeCommand(c command) []byte {
 			if len(*p) > 0 {
 				put(f.tag, amqp091.AppendTable(nil, *p))
 			}
+		case records:
+			for i := range p.len() { // repeated: one field per element, its own fields inside
+				put(f.tag, appendFields(nil, p.elem(i), owner))
+			}
 		default:
-			panic(fmt.Sprintf("broker: command %T: field %d has unsupported type %T", c, f.tag, f.p))
+			panic(fmt.Sprintf("broker: command %T: field %d has unsupported type %T", owner, f.tag, f.p))
 		}
 	}
 	return b
+}
+
+// records is a repeated field whose elements are records of fields of their
+// own (e.g. the offsets of one commit), with the same tag rules inside.
+type records interface {
+	len() int
+	// elem returns the fields of element i.
+	elem(i int) []field
+	// grow appends a zero element and returns its fields, for decoding.
+	grow() []field
 }
 
 // decodeCommand decodes a record made by encodeCommand. A field whose tag the
@@ -129,34 +149,40 @@ func decodeCommand(rec []byte) (command, error) {
 		return nil, fmt.Errorf("unknown command type %d (written by a newer Warren?)", rec[0])
 	}
 	c := mk()
-	byTag := map[uint64]any{}
-	for _, f := range c.fields() {
+	if err := decodeFields(c.fields(), rec[1:]); err != nil {
+		return nil, fmt.Errorf("command type %d: %w", rec[0], err)
+	}
+	return c, nil
+}
+
+func decodeFields(fs []field, b []byte) error {
+	byTag := make(map[uint64]any, len(fs))
+	for _, f := range fs {
 		byTag[f.tag] = f.p
 	}
-	b := rec[1:]
 	for len(b) > 0 {
 		tag, k := binary.Uvarint(b)
 		if k <= 0 {
-			return nil, fmt.Errorf("command type %d: bad field tag", rec[0])
+			return errors.New("bad field tag")
 		}
 		n, k2 := binary.Uvarint(b[k:])
 		if k2 <= 0 || n > uint64(len(b)-k-k2) {
-			return nil, fmt.Errorf("command type %d: bad length of field %d", rec[0], tag)
+			return fmt.Errorf("bad length of field %d", tag)
 		}
 		v := b[k+k2 : k+k2+int(n)]
 		b = b[k+k2+int(n):]
 		p, ok := byTag[tag]
 		if !ok {
 			if tag%2 == 0 {
-				return nil, fmt.Errorf("command type %d: unknown required field %d (written by a newer Warren?)", rec[0], tag)
+				return fmt.Errorf("unknown required field %d (written by a newer Warren?)", tag)
 			}
 			continue
 		}
 		if err := decodeField(p, v); err != nil {
-			return nil, fmt.Errorf("command type %d: field %d: %w", rec[0], tag, err)
+			return fmt.Errorf("field %d: %w", tag, err)
 		}
 	}
-	return c, nil
+	return nil
 }
 
 func decodeField(p any, v []byte) error {
@@ -182,6 +208,8 @@ func decodeField(p any, v []byte) error {
 			return errors.New("bad table")
 		}
 		*p = t
+	case records:
+		return decodeFields(p.grow(), v)
 	}
 	return nil
 }

@@ -29,6 +29,8 @@ func sampleCommands() []command {
 		&clearTopicPermissionCmd{User: "u", VHost: "v", Exchange: "amq.topic"},
 		&setVHostLimitsCmd{VHost: "v", Limits: `{"max-queues":3}`},
 		&setUserLimitsCmd{User: "u", Limits: `{"max-channels":2}`},
+		&commitOffsetsCmd{VHost: "v", Group: "g", TimeMs: 1, Entries: offsetEntries{{Stream: "s", Partition: 1, Offset: 2, LeaderEpoch: -1, Metadata: "m"}}},
+		&deleteOffsetsCmd{VHost: "v", Group: "g", All: true, Partitions: offsetEntries{{Stream: "s"}}},
 	}
 }
 

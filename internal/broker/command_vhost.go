@@ -75,6 +75,7 @@ func (c *deleteVHostCmd) apply(a *applier) (any, error) {
 		q.destroy(a)
 	}
 	b.forgetVHostAccess(c.Name)
+	b.offsets.forgetVHost(c.Name)
 	for _, fn := range b.vhostDeleted() {
 		fn(c.Name)
 	}

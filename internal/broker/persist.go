@@ -106,6 +106,7 @@ func (b *Broker) snapshot() [][]byte {
 	for _, v := range vhosts {
 		v.snapshot(add)
 	}
+	b.snapshotOffsets(add)
 	return out
 }
 
