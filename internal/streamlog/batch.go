@@ -122,7 +122,7 @@ func checkBatch(b []byte, max int) (BatchHeader, error) {
 	if n > max {
 		return h, ErrBatchTooLarge
 	}
-	if crc32.Checksum(b[offAttributes:n], castagnoli) != h.CRC {
+	if crc32Checksum(b[offAttributes:n]) != h.CRC {
 		return h, ErrCorrupt
 	}
 	return h, nil
@@ -134,3 +134,5 @@ func setBatchOffsets(b []byte, base int64, epoch int32) {
 	binary.BigEndian.PutUint64(b[offBaseOffset:], uint64(base))
 	binary.BigEndian.PutUint32(b[offLeaderEpoch:], uint32(epoch))
 }
+
+func crc32Checksum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }

@@ -1,6 +1,8 @@
 package streamlog
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/binary"
 	"hash/crc32"
 	"log/slog"
@@ -176,3 +178,25 @@ func idemBatch(pid int64, epoch int16, seq int32, n int, txn bool) []byte {
 	}
 	return buildBatch(recs, o)
 }
+
+// compressBatch rewrites an uncompressed test batch with its records
+// region gzipped (codec 1), or with codec set to c and the bytes left as
+// they are (a codec the package cannot read).
+func compressBatch(b []byte, c int) []byte {
+	recs := b[BatchHeaderSize:]
+	if c == 1 {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		zw.Write(recs)
+		zw.Close()
+		recs = buf.Bytes()
+	}
+	out := append(bytes.Clone(b[:BatchHeaderSize]), recs...)
+	binary.BigEndian.PutUint32(out[offBatchLength:], uint32(len(out)-batchLengthOverhead))
+	attrs := binary.BigEndian.Uint16(out[offAttributes:])
+	binary.BigEndian.PutUint16(out[offAttributes:], attrs&^attrCompression|uint16(c))
+	binary.BigEndian.PutUint32(out[offCRC:], crc32.Checksum(out[offAttributes:], castagnoli))
+	return out
+}
+
+func varint(p []byte) (int64, int) { return binary.Varint(p) }

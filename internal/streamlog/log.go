@@ -33,6 +33,9 @@ type Options struct {
 	MaxBytes      int64         // x-max-length-bytes / retention.bytes; 0 = unlimited
 	Compact       bool          // cleanup.policy=compact
 	MaxBatchBytes int           // largest batch accepted (message.max.bytes); default 1 MiB + 12, as Kafka's
+	// DeleteRetention is how long compaction keeps tombstones
+	// (delete.retention.ms); default DefaultDeleteRetention.
+	DeleteRetention time.Duration
 }
 
 // Defaults and bounds of Options.
@@ -95,6 +98,12 @@ type Log struct {
 	maintc  chan chan struct{} // runMaintenance's requests
 	// optsChanged tells the writer to apply retention at its next pause.
 	optsChanged bool
+	decompress  func(codec int, src []byte) ([]byte, error)
+	cleanedTo   int64         // end of the last compaction pass
+	compactDone chan struct{} // non-nil while a compaction pass runs
+	// compactMu is held by a compaction pass; retention skips its turn
+	// rather than delete a segment being rewritten.
+	compactMu sync.Mutex
 
 	w writer // the writer goroutine's own state
 }
@@ -144,6 +153,7 @@ func open(dir string, o Options, log *slog.Logger, now func() time.Time) (*Log, 
 		return nil, err
 	}
 	l := &Log{dir: dir, log: log, now: now, opts: o.normalized(), stopped: make(chan struct{}), kickc: make(chan struct{}, 1), maintc: make(chan chan struct{})}
+	l.cleanedTo = readCheckpoint(dir)
 	v, err := l.recover()
 	if err != nil {
 		return nil, err
@@ -219,6 +229,7 @@ func (l *Log) Close() error {
 	l.mu.Unlock()
 	l.kick()
 	<-l.stopped
+	l.waitCompaction()
 	v := l.view.Load()
 	v.each(func(si *segInfo) bool { si.seg.release(); return true })
 	l.mu.Lock()

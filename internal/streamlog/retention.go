@@ -18,6 +18,7 @@ func (l *Log) runMaintenance() {
 		<-ch
 	case <-l.stopped:
 	}
+	l.waitCompaction()
 }
 
 // maintain runs on the writer goroutine between rounds: it applies
@@ -31,11 +32,15 @@ func (l *Log) maintain() {
 	if o.MaxAge > 0 {
 		l.rollExpired(o.MaxAge)
 	}
-	v := l.view.Load()
-	drop := retained(v, o, l.now())
-	if drop > 0 {
-		l.dropOldest(drop)
+	if l.compactMu.TryLock() {
+		if drop := retained(l.view.Load(), o, l.now()); drop > 0 {
+			l.dropOldest(drop)
+		}
+		l.compactMu.Unlock()
+	} else {
+		l.w.retentionDue = true // after the compaction pass
 	}
+	l.maybeCompact(o)
 }
 
 // rollExpired rolls a non-empty active segment whose newest record is

@@ -1,0 +1,289 @@
+package streamlog
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// keyedRec is a record as a test model sees it.
+type keyedRec struct {
+	off       int64
+	key       string
+	value     string
+	tombstone bool
+	ts        int64
+}
+
+// logRecords reads every record of the log (records of batches the
+// package cannot decode are counted in opaque).
+func logRecords(t *testing.T, l *Log) (recs []keyedRec, opaque int) {
+	t.Helper()
+	for _, h := range readAllBatches(t, l) {
+		rs, ok := batchRecords(h.b, h.h, nil)
+		if !ok {
+			opaque++
+			continue
+		}
+		for _, r := range rs {
+			k := keyedRec{off: h.h.BaseOffset + r.offsetDelta, key: string(r.key), tombstone: r.tombstone, ts: h.h.MaxTimestamp}
+			if !r.tombstone {
+				p, _ := parseRecordValue(r.raw)
+				k.value = string(p)
+			}
+			recs = append(recs, k)
+		}
+	}
+	return recs, opaque
+}
+
+type rawBatch struct {
+	h BatchHeader
+	b []byte
+}
+
+func readAllBatches(t *testing.T, l *Log) []rawBatch {
+	t.Helper()
+	var out []rawBatch
+	off := l.StartOffset()
+	for off < l.NextOffset() {
+		c, err := l.Read(off, 1<<20)
+		if err != nil {
+			t.Fatalf("read %d: %v", off, err)
+		}
+		b, _ := c.Bytes()
+		c.Close()
+		if len(b) == 0 {
+			break
+		}
+		for len(b) > 0 {
+			h, err := checkBatch(b, len(b))
+			if err != nil {
+				t.Fatalf("batch at %d: %v", off, err)
+			}
+			if h.BaseOffset < off-int64(h.LastOffsetDelta) {
+				t.Fatalf("batch %d read for %d", h.BaseOffset, off)
+			}
+			out = append(out, rawBatch{h, b[:h.Size()]})
+			off = h.LastOffset() + 1
+			b = b[h.Size():]
+		}
+	}
+	return out
+}
+
+// parseRecordValue returns a record's value (test helper).
+func parseRecordValue(raw []byte) ([]byte, bool) {
+	p := raw[1:]
+	for i := 0; i < 3; i++ {
+		v, k := varint(p)
+		p = p[k:]
+		if i == 2 && v > 0 {
+			p = p[v:]
+		}
+	}
+	vl, k := varint(p)
+	if vl < 0 {
+		return nil, false
+	}
+	return p[k : k+int(vl)], true
+}
+
+func TestStreamlogCompaction(t *testing.T) {
+	dir := t.TempDir()
+	clock := &fakeClock{}
+	now := int64(10 * time.Hour / time.Millisecond)
+	clock.ms.Store(now)
+	o := Options{SegmentBytes: 4096, DeleteRetention: time.Hour}
+	l := openClock(t, dir, o, clock)
+	rng := rand.New(rand.NewPCG(3, 4))
+	var model []keyedRec
+	opaqueBatches := 0
+	for i := 0; i < 300; i++ {
+		n := 1 + rng.IntN(4)
+		ts := now - int64(2*time.Hour/time.Millisecond) + int64(i)*20_000 // the last ~100 batches within DeleteRetention
+		var recs []testRec
+		for j := 0; j < n; j++ {
+			k := fmt.Sprintf("k%d", rng.IntN(15))
+			v := []byte(fmt.Sprintf("v%d-%d", i, j))
+			if rng.IntN(8) == 0 {
+				v = nil
+			}
+			recs = append(recs, testRec{key: []byte(k), value: v})
+		}
+		o := noProducer()
+		o.baseTs = ts
+		b := buildBatch(recs, o)
+		switch i % 10 {
+		case 3:
+			b = compressBatch(b, 1)
+		case 7:
+			b = compressBatch(b, 2) // unknown codec: kept whole
+			opaqueBatches++
+		}
+		r := mustAppend(t, l, b)
+		if i%10 == 7 {
+			continue
+		}
+		for j, rec := range recs {
+			model = append(model, keyedRec{off: r.BaseOffset + int64(j), key: string(rec.key), value: string(rec.value), tombstone: rec.value == nil, ts: ts})
+		}
+	}
+	before, _ := l.Read(0, 1<<20)
+	beforeBytes, _ := before.Bytes()
+	sealedEnd := l.view.Load().active.seg.base
+	next := l.NextOffset()
+	o.Compact = true
+	l.SetOptions(o)
+	l.runMaintenance()
+	// Expected: in the sealed part a record stays unless a later sealed
+	// record has its key, or it is a tombstone older than an hour.
+	cutoff := now - int64(time.Hour/time.Millisecond)
+	later := map[string]bool{}
+	keep := map[int64]bool{}
+	for i := len(model) - 1; i >= 0; i-- {
+		m := model[i]
+		if m.off >= sealedEnd {
+			keep[m.off] = true
+			continue
+		}
+		if !later[m.key] && (!m.tombstone || m.ts >= cutoff) {
+			keep[m.off] = true
+		}
+		later[m.key] = true
+	}
+	check := func(l *Log) {
+		t.Helper()
+		got, opaque := logRecords(t, l)
+		if opaque != opaqueBatches {
+			t.Fatalf("%d opaque batches, want %d kept whole", opaque, opaqueBatches)
+		}
+		var want []keyedRec
+		for _, m := range model {
+			if keep[m.off] {
+				want = append(want, m)
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%d records after compaction, want %d (of %d)", len(got), len(want), len(model))
+		}
+		for i := range got {
+			g, w := got[i], want[i]
+			if g.off != w.off || g.key != w.key || g.value != w.value || g.tombstone != w.tombstone {
+				t.Fatalf("record %d: got %+v, want %+v", i, g, w)
+			}
+		}
+		if l.NextOffset() != next {
+			t.Fatalf("next %d, want %d", l.NextOffset(), next)
+		}
+		// Every offset is still readable: it gives the batch holding it or
+		// the next one.
+		for off := l.StartOffset(); off < l.NextOffset(); off += 7 {
+			c, err := l.Read(off, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := c.Bytes()
+			c.Close()
+			if len(b) > 0 {
+				if h, _ := ParseBatchHeader(b); h.LastOffset() < off {
+					t.Fatalf("read %d gave batch ending %d", off, h.LastOffset())
+				}
+			}
+		}
+		if got := l.OffsetForTime(now); got > l.NextOffset() {
+			t.Fatalf("OffsetForTime %d", got)
+		}
+	}
+	if len(keep) == len(model) {
+		t.Fatal("model keeps everything: the test writes too few duplicates")
+	}
+	check(l)
+	// A chunk read before the pass still has the old bytes.
+	var buf bytes.Buffer
+	before.WriteTo(&buf)
+	before.Close()
+	if !bytes.Equal(buf.Bytes(), beforeBytes) {
+		t.Fatal("chunk changed by compaction")
+	}
+	l.Close()
+	l = openClock(t, dir, o, clock)
+	defer l.Close()
+	check(l)
+	if r := mustAppend(t, l, valueBatch(1, 5, now)); r.BaseOffset != next {
+		t.Fatalf("append after compaction at %d, want %d", r.BaseOffset, next)
+	}
+}
+
+func TestStreamlogCompactionConcurrent(t *testing.T) {
+	dir := t.TempDir()
+	o := Options{SegmentBytes: 4096, Compact: true}
+	l := openTest(t, dir, o)
+	latest := map[string]string{}
+	stop := make(chan struct{})
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			off := l.StartOffset()
+			for off < l.NextOffset() {
+				c, err := l.Read(off, 8192)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				b, err := c.Bytes()
+				c.Close()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(b) == 0 {
+					break
+				}
+				for len(b) > 0 {
+					h, err := checkBatch(b, len(b))
+					if err != nil || h.LastOffset() < off {
+						t.Errorf("read %d: %+v %v", off, h, err)
+						return
+					}
+					off = h.LastOffset() + 1
+					b = b[h.Size():]
+				}
+			}
+		}
+	}()
+	for i := 0; i < 400; i++ {
+		k := fmt.Sprintf("k%d", i%20)
+		v := fmt.Sprintf("v%d", i)
+		latest[k] = v
+		o := noProducer()
+		mustAppend(t, l, buildBatch([]testRec{{key: []byte(k), value: []byte(v)}, {key: []byte("pad"), value: bytes.Repeat([]byte("p"), 100)}}, o))
+	}
+	close(stop)
+	<-readerDone
+	l.runMaintenance()
+	got, _ := logRecords(t, l)
+	last := map[string]string{}
+	for _, r := range got {
+		last[r.key] = r.value
+	}
+	for k, v := range latest {
+		if last[k] != v {
+			t.Fatalf("key %s: latest %q, log has %q", k, v, last[k])
+		}
+	}
+	if len(got) >= 800 {
+		t.Fatalf("%d records: nothing compacted", len(got))
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
