@@ -51,6 +51,8 @@ type config struct {
 	TLSFailIfNoPeerCert bool
 	TLSCertLoginFrom    string
 	TLSCertLoginSANType string
+
+	Kafka kafkaFlags // kafka.go
 }
 
 // register declares every setting. Adding one is one line here (and a field
@@ -74,6 +76,7 @@ func (c *config) register(r *registry) {
 	r.String(&c.MgmtAddr, "mgmt-addr", defaultMgmtAddr, "ADDR", "management HTTP API listen address (RabbitMQ's /api on port 15672); \"\" disables it")
 	Value(r, &c.ConsumerTimeout, "consumer-timeout", "1800000", "MS|none", "close a channel whose delivery stays unacknowledged this many milliseconds (RabbitMQ's consumer_timeout); queues override it with x-consumer-timeout or a consumer-timeout policy", parseConsumerTimeout)
 	r.String(&c.PrometheusAddr, "prometheus-addr", defaultPrometheusAddr, "ADDR", "Prometheus metrics listen address (RabbitMQ's /metrics on port 15692); \"\" disables it")
+	c.Kafka.register(r)
 
 	r.Section("Storage and resource limits")
 	r.String(&c.DataDir, "data-dir", "./data", "DIR", "data directory (created if missing; see DATA DIRECTORY below)")
@@ -141,6 +144,12 @@ func (c *config) check() error {
 	}
 	if c.TLSFailIfNoPeerCert && c.TLSVerify != "verify_peer" {
 		return fmt.Errorf("--tls-fail-if-no-peer-cert needs --tls-verify verify_peer")
+	}
+	if c.Kafka.TLSAddr != "" && c.TLSCert == "" {
+		return fmt.Errorf("--kafka-tls-addr needs --tls-cert and --tls-key")
+	}
+	if c.Kafka.NumPartitions < 1 {
+		return fmt.Errorf("--kafka-num-partitions must be at least 1")
 	}
 	return nil
 }

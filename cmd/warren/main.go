@@ -129,6 +129,19 @@ func serve(cfg *config, log *slog.Logger, sig <-chan os.Signal) error {
 	if tlsCfg != nil {
 		listeners = append(listeners, mgmt.Listener{Protocol: "amqp/ssl", Addr: cfg.AMQPSAddr})
 	}
+	stopKafka, kafkaAddr, err := startKafka(cfg, b, log, tlsCfg)
+	if err != nil {
+		shutdown(srv, log)
+		return err
+	}
+	defer stopKafka()
+	if kafkaAddr != "" {
+		attrs = append(attrs, "kafka", kafkaAddr)
+		listeners = append(listeners, mgmt.Listener{Protocol: "kafka", Addr: kafkaAddr})
+	}
+	if cfg.Kafka.TLSAddr != "" {
+		listeners = append(listeners, mgmt.Listener{Protocol: "kafka/ssl", Addr: cfg.Kafka.TLSAddr})
+	}
 	stopMgmt, mgmtAddr, err := startMgmt(cfg, b, log, listeners)
 	if err != nil {
 		shutdown(srv, log)

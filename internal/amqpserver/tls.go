@@ -115,6 +115,10 @@ func (t *TLS) Reload() error {
 	return nil
 }
 
+// ServerConfig is the listener configuration that follows reloads, for
+// another protocol's TLS listener (Kafka's) to share the certificate.
+func (t *TLS) ServerConfig() *tls.Config { return t.listen }
+
 // Leaf is the server certificate new connections get, for logs.
 func (t *TLS) Leaf() *x509.Certificate {
 	return t.cur.Load().Certificates[0].Leaf // set by LoadX509KeyPair
