@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -209,6 +210,6 @@ func (c *config) brokerConfig(st store.Store, log *slog.Logger) broker.Config {
 	return broker.Config{
 		Store: st, MemoryLimit: c.MemoryLimit, ProcessMemory: true, DiskFreeLimit: c.DiskFreeLimit, Logger: log,
 		DefaultUser: c.DefaultUser, DefaultPass: c.DefaultPass, DefaultVHost: c.DefaultVHost,
-		LoopbackUsers: c.LoopbackUsers,
+		LoopbackUsers: c.LoopbackUsers, StreamDir: filepath.Join(c.DataDir, "streams"),
 	}
 }

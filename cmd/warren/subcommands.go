@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -89,7 +90,7 @@ func (e subEnv) withBroker(fn func(b *broker.Broker) error) error {
 	if err != nil {
 		return err
 	}
-	b, err := broker.New(broker.Config{Store: st, Logger: log})
+	b, err := broker.New(broker.Config{Store: st, Logger: log, StreamDir: filepath.Join(*e.dataDir, "streams")})
 	if err != nil {
 		st.Close()
 		return dataDirError(*e.dataDir, err)

@@ -147,6 +147,9 @@ func (ch *channel) checkQueueDeclare(name string, args amqp091.Table) (broker.Qu
 	if _, exists := ch.vhost.Queue(d.Name); exists {
 		return d, nil
 	}
+	if _, exists := ch.vhost.Stream(d.Name); exists {
+		return d, nil
+	}
 	if err := ch.vhost.QueueLimitReached(d.Name); err != nil {
 		return d, err
 	}

@@ -520,6 +520,12 @@ func (ch *channel) cancel(m *amqp091.BasicCancel) error {
 }
 
 func (ch *channel) get(m *amqp091.BasicGet) error {
+	if s := ch.streamFor(m.Queue); s != nil {
+		if err := ch.conn.access.Check("queue", s.Name(), broker.Read); err != nil {
+			return err
+		}
+		return streamRefuses("basic.get", s)
+	}
 	q, err := ch.queue(m.Queue, broker.Read)
 	if err != nil {
 		return err

@@ -108,16 +108,16 @@ func (ch *channel) queueDeclare(m *amqp091.QueueDeclare) error {
 			return err
 		}
 	}
-	q, msgs, consumers, err := ch.vhost.DeclareQueue(broker.QueueDecl{
+	r, err := ch.vhost.Declare(broker.QueueDecl{
 		Name: d.Name, ServerNamed: d.ServerNamed, Passive: m.Passive, Durable: m.Durable, Exclusive: m.Exclusive,
 		AutoDelete: m.AutoDelete, Args: m.Arguments, Owner: ch.conn,
 	})
 	if err != nil {
 		return err
 	}
-	ch.lastQueue = q.Name
+	ch.lastQueue = r.Name
 	if !m.NoWait {
-		ch.conn.out.sendMethod(ch.id, &amqp091.QueueDeclareOk{Queue: q.Name, MessageCount: uint32(msgs), ConsumerCount: uint32(consumers)})
+		ch.conn.out.sendMethod(ch.id, &amqp091.QueueDeclareOk{Queue: r.Name, MessageCount: uint32(r.Messages), ConsumerCount: uint32(r.Consumers)})
 	}
 	return nil
 }
@@ -160,6 +160,12 @@ func (ch *channel) queueUnbind(m *amqp091.QueueUnbind) error {
 }
 
 func (ch *channel) queuePurge(m *amqp091.QueuePurge) error {
+	if s := ch.streamFor(m.Queue); s != nil {
+		if err := ch.conn.access.Check("queue", s.Name(), broker.Read); err != nil {
+			return err
+		}
+		return streamRefuses("queue.purge", s)
+	}
 	q, err := ch.queue(m.Queue, broker.Read)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ package broker
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,6 +52,11 @@ type Config struct {
 	DefaultUser, DefaultPass, DefaultVHost string
 	// Logger receives the broker's logs; nil means slog.Default().
 	Logger *slog.Logger
+	// StreamDir holds the streams' logs, one directory per vhost and stream
+	// (cmd/warren: <data dir>/streams). Empty means a temporary directory
+	// removed at Close: streams then last as long as the broker, as queues
+	// in a memory store do.
+	StreamDir string
 }
 
 // Broker holds everything one Warren node serves.
@@ -85,6 +91,8 @@ type Broker struct {
 	canPage         bool // the store is on disk, so paging bodies out saves memory
 	stop            chan struct{}
 	stopOnce        sync.Once
+	streamRoot      string // Config.StreamDir, or the temporary directory standing in for it
+	streamRootTemp  bool   // streamRoot is temporary: removed at Close
 }
 
 // New creates a broker from the store's metadata; at the first start (no
@@ -99,7 +107,14 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.LoopbackUsers == nil {
 		cfg.LoopbackUsers = []string{"guest"}
 	}
-	b := &Broker{cfg: cfg, log: cfg.Logger, store: cfg.Store, vhosts: map[string]*VHost{}}
+	b := &Broker{cfg: cfg, log: cfg.Logger, store: cfg.Store, vhosts: map[string]*VHost{}, streamRoot: cfg.StreamDir}
+	if b.streamRoot == "" {
+		dir, err := os.MkdirTemp("", "warren-streams-")
+		if err != nil {
+			return nil, fmt.Errorf("broker: temporary stream directory: %w", err)
+		}
+		b.streamRoot, b.streamRootTemp = dir, true
+	}
 	b.acc.init()
 	_, inMemory := cfg.Store.(*store.Memory)
 	b.canPage = !inMemory
@@ -121,6 +136,7 @@ func New(cfg Config) (*Broker, error) {
 	if err := b.recoverMessages(); err != nil {
 		return nil, err
 	}
+	b.removeStrayStreamDirs()
 	if cfg.MemoryLimit > 0 && cfg.ProcessMemory {
 		go b.watchHeap(b.stop)
 	}
@@ -144,6 +160,7 @@ func New(cfg Config) (*Broker, error) {
 // Close stops the broker's background work and closes the store.
 func (b *Broker) Close() error {
 	b.stopOnce.Do(func() { close(b.stop) })
+	b.closeStreams()
 	return b.store.Close()
 }
 

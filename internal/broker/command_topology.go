@@ -113,10 +113,16 @@ func (c *declareQueueCmd) apply(a *applier) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if isStreamDecl(c.Args) {
+		return a.declareStream(v, c.Name, c.Args)
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if q, ok := v.queues[c.Name]; ok {
 		return q, nil // the caller compares it with what it asked for
+	}
+	if s, ok := v.streams[c.Name]; ok {
+		return s, nil
 	}
 	q := newQueue(v, QueueDecl{Name: c.Name, Durable: c.Durable, AutoDelete: c.AutoDelete, Exclusive: c.Exclusive, Args: c.Args, Owner: c.owner})
 	v.queues[c.Name] = q
@@ -138,6 +144,10 @@ func (c *deleteQueueCmd) apply(a *applier) (any, error) {
 	if err != nil {
 		return 0, err
 	}
+	if s, ok := v.Stream(c.Name); ok {
+		s.destroy(a)
+		return 0, nil
+	}
 	q, ok := v.Queue(c.Name)
 	if !ok {
 		return 0, nil
@@ -153,8 +163,14 @@ func (v *VHost) removeQueue(a *applier, q *Queue) {
 		return
 	}
 	delete(v.queues, q.Name)
+	v.unbindQueueLocked(a, q.Name)
+}
+
+// unbindQueueLocked removes the bindings to a deleted queue or stream;
+// sources left without bindings auto-delete.
+func (v *VHost) unbindQueueLocked(a *applier, name string) {
 	for _, e := range v.exchanges {
-		if removed, remaining := e.unbindDestination(q.Name, false); removed && remaining == 0 && e.AutoDelete {
+		if removed, remaining := e.unbindDestination(name, false); removed && remaining == 0 && e.AutoDelete {
 			a.autoDelete(v, e)
 		}
 	}
@@ -189,7 +205,7 @@ func (c *bindCmd) apply(a *applier) (any, error) {
 		if _, ok := v.exchanges[c.Destination]; !ok {
 			return nil, v.errNoExchange(c.Destination)
 		}
-	} else if _, ok := v.queues[c.Destination]; !ok {
+	} else if !v.hasQueueLocked(c.Destination) {
 		return nil, v.errNoQueue(c.Destination)
 	}
 	src.bind(c.binding())

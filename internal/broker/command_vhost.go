@@ -70,9 +70,16 @@ func (c *deleteVHostCmd) apply(a *applier) (any, error) {
 	for _, q := range v.queues {
 		queues = append(queues, q)
 	}
+	streams := make([]*Stream, 0, len(v.streams))
+	for _, s := range v.streams {
+		streams = append(streams, s)
+	}
 	v.mu.RUnlock()
 	for _, q := range queues {
 		q.destroy(a)
+	}
+	for _, s := range streams {
+		s.destroy(a)
 	}
 	b.forgetVHostAccess(c.Name)
 	b.offsets.forgetVHost(c.Name)

@@ -150,9 +150,9 @@ func (v *VHost) queueLimitLocked(name string) error {
 		return nil
 	}
 	v.mu.RLock()
-	n := len(v.queues)
+	n := len(v.queues) + len(v.streams)
 	for q := range v.queuesPending {
-		if _, made := v.queues[q]; !made {
+		if !v.hasQueueLocked(q) {
 			n++
 		}
 	}

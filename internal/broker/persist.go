@@ -112,7 +112,7 @@ func (b *Broker) snapshot() [][]byte {
 
 // snapshot adds the vhost's durable exchanges, queues and bindings.
 func (v *VHost) snapshot(add func(command)) {
-	exchanges, queues := v.Exchanges(), v.Queues()
+	exchanges, queues, streams := v.Exchanges(), v.Queues(), v.Streams()
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	for _, e := range exchanges {
@@ -124,6 +124,9 @@ func (v *VHost) snapshot(add func(command)) {
 		if q.Durable && !q.Exclusive {
 			add(&declareQueueCmd{VHost: v.Name, Name: q.Name, Durable: true, AutoDelete: q.AutoDelete, Args: q.Args})
 		}
+	}
+	for _, s := range streams {
+		add(&declareQueueCmd{VHost: v.Name, Name: s.name, Durable: true, Args: s.Args})
 	}
 	for _, e := range exchanges {
 		if !e.Durable {
@@ -147,6 +150,9 @@ func (v *VHost) durableEndsLocked(d BindingDecl) (exists, durable bool) {
 	if d.ToExchange {
 		dst, ok := v.exchanges[d.Destination]
 		return ok, ok && src.Durable && dst.Durable
+	}
+	if _, ok := v.streams[d.Destination]; ok {
+		return true, src.Durable // streams are always durable
 	}
 	q, ok := v.queues[d.Destination]
 	return ok, ok && src.Durable && q.Durable && !q.Exclusive

@@ -17,7 +17,8 @@ type VHost struct {
 	mu        sync.RWMutex
 	exchanges map[string]*Exchange
 	queues    map[string]*Queue
-	policies  policySet // see policy.go
+	streams   map[string]*Stream // one namespace with queues: a name is in one map at most
+	policies  policySet          // see policy.go
 
 	params paramSet // runtime parameters, see params.go
 
@@ -48,7 +49,7 @@ type ReplySink interface {
 const DirectReplyTo = "amq.rabbitmq.reply-to"
 
 func newVHost(b *Broker, name string) *VHost {
-	v := &VHost{Name: name, broker: b, exchanges: map[string]*Exchange{}, queues: map[string]*Queue{}, replyTo: map[string]ReplySink{}, inflight: map[string]chan struct{}{}}
+	v := &VHost{Name: name, broker: b, exchanges: map[string]*Exchange{}, queues: map[string]*Queue{}, streams: map[string]*Stream{}, replyTo: map[string]ReplySink{}, inflight: map[string]chan struct{}{}}
 	v.exchanges[""], _ = newExchange("", "direct", true, false, false, nil)
 	for _, p := range [][2]string{{"amq.direct", "direct"}, {"amq.fanout", "fanout"}, {"amq.topic", "topic"}, {"amq.headers", "headers"}, {"amq.match", "headers"}} {
 		v.exchanges[p[0]], _ = newExchange(p[0], p[1], true, false, false, nil)
@@ -263,6 +264,9 @@ func (v *VHost) bindingEnds(d BindingDecl, owner any) (*Exchange, bool, error) {
 		}
 		return src, src.Durable && dst.Durable, nil
 	}
+	if _, ok := v.streams[d.Destination]; ok {
+		return src, src.Durable, nil // streams are always durable, never exclusive
+	}
 	q, ok := v.queues[d.Destination]
 	if !ok {
 		return nil, false, v.errNoQueue(d.Destination)
@@ -323,29 +327,56 @@ type QueueDecl struct {
 	Owner any
 }
 
-// DeclareQueue declares (or, passively, checks) a queue and returns it with its
-// ready message count and consumer count.
+// Declared is what a queue.declare found or made: a classic queue or a
+// stream, with the counts declare-ok reports.
+type Declared struct {
+	Name                string
+	Messages, Consumers int
+	Queue               *Queue  // the classic queue, or nil
+	Stream              *Stream // the stream, or nil
+}
+
+func declaredOf(x any) Declared {
+	switch x := x.(type) {
+	case *Queue:
+		x.touch()
+		n, c := x.Counts()
+		return Declared{Name: x.Name, Messages: n, Consumers: c, Queue: x}
+	case *Stream:
+		n, c := x.Counts()
+		return Declared{Name: x.name, Messages: n, Consumers: c, Stream: x}
+	}
+	return Declared{}
+}
+
+// DeclareQueue declares (or, passively, checks) a classic queue and returns
+// it with its ready message count and consumer count. A declare that finds
+// or makes a stream returns a nil queue: use Declare for those.
 func (v *VHost) DeclareQueue(d QueueDecl) (*Queue, int, int, error) {
+	r, err := v.Declare(d)
+	return r.Queue, r.Messages, r.Consumers, err
+}
+
+// Declare declares (or, passively, checks) a queue of any type: a stream
+// when the arguments say x-queue-type=stream, else a classic queue.
+func (v *VHost) Declare(d QueueDecl) (Declared, error) {
 	v.broker.totals.queuesDeclared.Add(1)
 	if d.Passive {
-		q, ok := v.Queue(d.Name)
-		if !ok {
-			return nil, 0, 0, v.errNoQueue(d.Name)
+		x, err := v.lookupQueue(d.Name, d.Owner)
+		if err != nil {
+			return Declared{}, err
 		}
-		if err := q.checkOwner(d.Owner); err != nil {
-			return nil, 0, 0, err
-		}
-		q.touch()
-		n, c := q.Counts()
-		return q, n, c, nil
+		return declaredOf(x), nil
 	}
+	serverNamed := d.Name == "" || d.ServerNamed
 	if d.Name == "" {
 		// The name is chosen here, before the command exists: replay
 		// recreates this queue, it does not invent another.
 		d.Name = generateName("amq.gen-")
 	} else if strings.HasPrefix(d.Name, "amq.") && !d.ServerNamed {
-		return nil, 0, 0, amqp091.NewError(amqp091.AccessRefused, "queue name '%s' contains reserved prefix 'amq.*'", d.Name)
+		return Declared{}, amqp091.NewError(amqp091.AccessRefused, "queue name '%s' contains reserved prefix 'amq.*'", d.Name)
 	}
+	stream := isStreamDecl(d.Args)
 	slot := false
 	res, err := v.run([]string{queueKey(d.Name)}, func() (command, bool, any, error) {
 		if q, ok := v.Queue(d.Name); ok {
@@ -354,7 +385,17 @@ func (v *VHost) DeclareQueue(d QueueDecl) (*Queue, int, int, error) {
 			}
 			return nil, false, q, q.equivalent(d)
 		}
-		if _, err := parseQueueArgs(d.Name, v.Name, d.Args); err != nil {
+		if s, ok := v.Stream(d.Name); ok {
+			return nil, false, s, s.equivalent(d)
+		}
+		if stream {
+			if err := checkStreamDecl(d, v.Name, serverNamed); err != nil {
+				return nil, false, nil, err
+			}
+			if v.broker.streamRoot == "" {
+				return nil, false, nil, amqp091.NewError(amqp091.InternalError, "no stream directory configured")
+			}
+		} else if _, err := parseQueueArgs(d.Name, v.Name, d.Args); err != nil {
 			return nil, false, nil, err
 		}
 		if err := v.takeQueueSlot(d.Name); err != nil {
@@ -372,12 +413,25 @@ func (v *VHost) DeclareQueue(d QueueDecl) (*Queue, int, int, error) {
 		v.releaseQueueSlot(d.Name)
 	}
 	if err != nil {
-		return nil, 0, 0, err
+		return Declared{}, err
 	}
-	q := res.(*Queue)
-	q.touch()
-	n, c := q.Counts()
-	return q, n, c, nil
+	return declaredOf(res), nil
+}
+
+// lookupQueue finds a queue or stream for owner: 404 if missing, 405 if an
+// exclusive queue of another connection.
+func (v *VHost) lookupQueue(name string, owner any) (any, error) {
+	v.mu.RLock()
+	q, isQueue := v.queues[name]
+	s, isStream := v.streams[name]
+	v.mu.RUnlock()
+	switch {
+	case isQueue:
+		return q, q.checkOwner(owner)
+	case isStream:
+		return s, nil
+	}
+	return nil, v.errNoQueue(name)
 }
 
 // Queue returns a queue by name.
@@ -400,14 +454,18 @@ func (v *VHost) QueueFor(name string, owner any) (*Queue, error) {
 
 // DeleteQueue deletes a queue, returning how many ready messages it held.
 func (v *VHost) DeleteQueue(name string, ifUnused, ifEmpty bool, owner any) (int, error) {
-	q, ok := v.Queue(name)
-	if !ok {
+	x, err := v.lookupQueue(name, owner)
+	if x == nil {
 		return 0, nil // RabbitMQ 3.x deletes idempotently
 	}
-	if err := q.checkOwner(owner); err != nil {
+	if err != nil {
 		return 0, err
 	}
-	return q.Delete(ifUnused, ifEmpty)
+	if s, ok := x.(*Stream); ok {
+		// RabbitMQ's streams ignore if-unused and if-empty.
+		return 0, s.Delete()
+	}
+	return x.(*Queue).Delete(ifUnused, ifEmpty)
 }
 
 // OwnerClosed deletes the exclusive queues of a closed connection.

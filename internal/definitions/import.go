@@ -107,7 +107,7 @@ func importQueue(b *broker.Broker, q Queue) error {
 			args["x-queue-type"] = q.Type // refused with the broker's message
 		}
 	}
-	_, _, _, err = v.DeclareQueue(broker.QueueDecl{Name: q.Name, Durable: q.Durable, AutoDelete: q.AutoDelete, Args: args})
+	_, err = v.Declare(broker.QueueDecl{Name: q.Name, Durable: q.Durable, AutoDelete: q.AutoDelete, Args: args})
 	return err
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -98,6 +99,13 @@ func Start(t testing.TB, opts Options) *Instance {
 			t.Fatalf("testbroker: store: %v", err)
 		}
 		opts.Broker.Store = st
+	}
+	if opts.Broker.StreamDir == "" {
+		if opts.DataDir != "" {
+			opts.Broker.StreamDir = filepath.Join(opts.DataDir, "streams")
+		} else {
+			opts.Broker.StreamDir = t.TempDir()
+		}
 	}
 	b, err := broker.New(opts.Broker)
 	if err != nil {

@@ -174,14 +174,15 @@ func onlyRabbitMQ(t *testing.T) {
 	}
 }
 
-// TestQueueTypeRefusedByWarren: until they exist, Warren refuses quorum and
-// stream queues with a channel error that says so, and the connection lives on.
+// TestQueueTypeRefusedByWarren: until they exist, Warren refuses quorum
+// queues with a channel error that says so, and the connection lives on.
+// (Streams exist: test/conformance/streams.)
 func TestQueueTypeRefusedByWarren(t *testing.T) {
 	t.Parallel()
 	if testbroker.External() {
 		t.Skip("Warren's own answer")
 	}
-	for _, typ := range []string{"quorum", "stream"} {
+	for _, typ := range []string{"quorum"} {
 		f := setup(t)
 		conn, ch := f.connChannel()
 		q := f.queueName(typ)
