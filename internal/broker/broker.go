@@ -70,6 +70,7 @@ type Broker struct {
 	acc    accessState // users, permissions, limits
 
 	globalParams paramSet // see params.go
+	txn          txnStore // Kafka producer ids and transactions, see command_txn.go
 
 	offsets    offsetTable // committed offsets of consumer groups (command_offsets.go)
 	groupViews groupViews  // live consumer groups, as front ends report them (command_offsets.go)

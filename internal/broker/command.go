@@ -49,6 +49,9 @@ const (
 	cmdSetUserLimits
 	cmdCommitOffsets
 	cmdDeleteOffsets
+	cmdReserveProducerIDs
+	cmdPutTxn
+	cmdDeleteTxn
 )
 
 // command is one resolved metadata change.

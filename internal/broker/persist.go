@@ -103,6 +103,7 @@ func (b *Broker) snapshot() [][]byte {
 	}
 	b.snapshotAccess(add)
 	b.snapshotPolicies(add)
+	b.snapshotTxns(add)
 	for _, v := range vhosts {
 		v.snapshot(add)
 	}
