@@ -7,6 +7,10 @@
 //
 //	00000000000000000000.seg   segment: its base offset, 20 decimal digits, so names sort
 //	00000000000000000000.idx   its sparse index
+//	00000000000000000000.txn   its aborted transactions, if it holds abort markers
+//	00000000000000000000.snap  producer state as of the base offset (the active segment's)
+//	compacted.chk              where the last compaction pass ended
+//	LOCK                       flock(2)-ed while open
 //	*.tmp                      a rewrite in progress; removed at Open
 //
 // # Segment files
@@ -37,14 +41,35 @@
 // bytes per segment in memory, and its indexes (0.4% of the data) stay on
 // disk, read with pread.
 //
+// # Producer state and transactions (.snap, .txn)
+//
+//	snap = header ("WSPS", base = the segment's) | count u32 | crc32c u32 of the rest |
+//	       count × (producer id i64 | epoch i16 | open txn first offset i64 (-1 none) | n u8 |
+//	                n × (first seq i32 | last seq i32 | base offset i64 | last offset i64))
+//	txn  = entries of producer id i64 | first offset i64 | abort marker offset i64
+//
+// See producer.go for the rules (last 5 batches per producer, epochs,
+// transactions opened by a transactional batch and closed by a control
+// batch whose key is version int16 | type int16, 0 abort, 1 commit).
+// A .txn entry is synced before its marker is written; the snapshot is
+// written at each roll, so Open replays at most the active segment.
+//
+// # Compaction
+//
+// Rewrites sealed segments in place (same names, same offsets, gaps where
+// records were removed); see compact.go. compacted.chk is a file header
+// ("WSCK") whose base offset field is where the last pass ended.
+//
 // # Writing and recovery
 //
 // Appends are checked in the caller's goroutine (length, magic 2,
 // CRC-32C), then queued. One writer goroutine per open log takes every
 // pending append at once, writes them in one write, fdatasyncs once, makes
 // them visible to readers (NextOffset, Wait) and runs their callbacks in
-// append order. A write or sync error sticks: every later append gets it
-// and the log must be reopened, which recovers from what is on disk.
+// append order. A round takes at most 8 MiB of appends and writes every
+// 1 MiB. A write or sync error sticks (a full disk too): every later append
+// gets it and the log must be reopened, which recovers from what is on
+// disk. Reads keep working on what was published.
 //
 // At Open the last segment is scanned: each batch must lie wholly in the
 // file, have magic 2, a matching CRC and the next contiguous offset; at the

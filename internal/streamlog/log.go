@@ -85,7 +85,9 @@ type Log struct {
 	log *slog.Logger
 	now func() time.Time
 
-	view atomic.Pointer[view]
+	view  atomic.Pointer[view]
+	syncs atomic.Int64 // group commits, for benchmarks
+	lock  *os.File
 
 	mu      sync.Mutex
 	opts    Options
@@ -153,9 +155,15 @@ func open(dir string, o Options, log *slog.Logger, now func() time.Time) (*Log, 
 		return nil, err
 	}
 	l := &Log{dir: dir, log: log, now: now, opts: o.normalized(), stopped: make(chan struct{}), kickc: make(chan struct{}, 1), maintc: make(chan chan struct{})}
+	lock, err := lockDir(dir + "/LOCK")
+	if err != nil {
+		return nil, err
+	}
+	l.lock = lock
 	l.cleanedTo = readCheckpoint(dir)
 	v, err := l.recover()
 	if err != nil {
+		lock.Close()
 		return nil, err
 	}
 	l.view.Store(v)
@@ -232,6 +240,7 @@ func (l *Log) Close() error {
 	l.waitCompaction()
 	v := l.view.Load()
 	v.each(func(si *segInfo) bool { si.seg.release(); return true })
+	l.lock.Close()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.err != nil && !errors.Is(l.err, ErrClosed) {

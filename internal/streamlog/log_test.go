@@ -346,3 +346,15 @@ func TestStreamlogParseBatchHeader(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestStreamlogLocked(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir, Options{})
+	if l2, err := Open(dir, Options{}, nil); err == nil {
+		l2.Close()
+		t.Fatal("second Open of an open directory succeeded")
+	}
+	l.Close()
+	l = openTest(t, dir, Options{})
+	l.Close()
+}

@@ -40,7 +40,9 @@ func batchRecords(batch []byte, h BatchHeader, decompress func(codec int, src []
 			return nil, false
 		}
 	}
-	recs := make([]record, 0, max(h.NumRecords, 0))
+	// A record takes 7 bytes at least: the count cannot make us allocate
+	// more than the payload justifies.
+	recs := make([]record, 0, min(max(int(h.NumRecords), 0), len(p)/7))
 	for range h.NumRecords {
 		n, k := binary.Varint(p)
 		if k <= 0 || n < 0 || int64(len(p)-k) < n {

@@ -19,3 +19,17 @@ func fdatasync(f *os.File) error {
 		}
 	}
 }
+
+// lockDir takes an exclusive flock on path so that two Logs (in this or
+// another process) never write one directory; the lock goes with the file.
+func lockDir(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, &os.PathError{Op: "lock (streamlog directory in use)", Path: path, Err: err}
+	}
+	return f, nil
+}

@@ -141,8 +141,7 @@ func (l *Log) run() {
 	defer tick.Stop()
 	for {
 		l.mu.Lock()
-		reqs := l.pend
-		l.pend = nil
+		reqs := l.takeLocked()
 		closed := l.closed
 		if l.optsChanged {
 			l.optsChanged, l.w.retentionDue = false, true
@@ -174,6 +173,31 @@ func (l *Log) run() {
 			close(ch)
 		}
 	}
+}
+
+// Rounds take at most roundBytes of appends (more if one is larger), so
+// that the first producers hear back before a flood is all written; and
+// the writer writes every writeChunk bytes, so its buffer stays small.
+const (
+	roundBytes = 8 << 20
+	writeChunk = 1 << 20
+)
+
+// takeLocked takes the next round's appends from the queue.
+func (l *Log) takeLocked() []*appendReq {
+	n, size := 0, 0
+	for n < len(l.pend) && (n == 0 || size+len(l.pend[n].data) <= roundBytes) {
+		size += len(l.pend[n].data)
+		n++
+	}
+	reqs := l.pend[:n:n]
+	l.pend = l.pend[n:]
+	if len(l.pend) == 0 {
+		l.pend = nil
+	} else {
+		l.kick()
+	}
+	return reqs
 }
 
 // round writes one group of appends.
@@ -209,6 +233,7 @@ func (l *Log) writeRound(reqs []*appendReq) error {
 	o := l.options()
 	buf := w.buf[:0]
 	start := w.size // position of buf[0] in the active segment
+	first := start
 	ibufStart := len(w.idx.entries)
 	rolled := false
 	for _, r := range reqs {
@@ -248,6 +273,12 @@ func (l *Log) writeRound(reqs []*appendReq) error {
 				w.prod.aborted = append(w.prod.aborted, a)
 			}
 			b = b[n:]
+			if len(buf) >= writeChunk {
+				if err := l.writeActive(buf, start, ibufStart); err != nil {
+					return err
+				}
+				buf, start, ibufStart = buf[:0], w.size, len(w.idx.entries)
+			}
 		}
 		r.res.LastOffset = w.next - 1
 	}
@@ -259,12 +290,13 @@ func (l *Log) writeRound(reqs []*appendReq) error {
 	} else {
 		w.buf = nil
 	}
-	if w.size == start && !rolled {
+	if w.size == first && !rolled {
 		return nil // only duplicates and refused batches
 	}
 	if err := fdatasync(w.seg.f); err != nil {
 		return err
 	}
+	l.syncs.Add(1)
 	l.mu.Lock()
 	l.publishLocked(l.newView(l.view.Load().sealed))
 	l.mu.Unlock()
