@@ -61,6 +61,9 @@ type Config struct {
 	IdleTimeout time.Duration
 	// WriteTimeout bounds writing one response to a client that does not read (60 s).
 	WriteTimeout time.Duration
+	// TxnMaxTimeout is the longest transaction timeout a transactional
+	// producer may ask for (transaction.max.timeout.ms, 15 min).
+	TxnMaxTimeout time.Duration
 	// Logger receives connection logs; nil means the broker's logger.
 	Logger *slog.Logger
 }
@@ -106,6 +109,7 @@ type Server struct {
 	done      chan struct{} // closed by Close
 
 	acceptLog logEvery
+	txn       *txnCoordinator // transactions and producer ids (txn_*.go)
 }
 
 // New returns a server for b.
@@ -118,6 +122,7 @@ func New(cfg Config, b *broker.Broker, log *slog.Logger) *Server {
 		log = b.Logger()
 	}
 	s := &Server{cfg: cfg, broker: b, log: log, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, done: make(chan struct{})}
+	s.txn = newServerTxn(s)
 	b.OnUserDeleted(func(user string) {
 		s.closeWhere(func(c *conn) bool { return c.userName() == user }, "user '"+user+"' is deleted")
 	})
@@ -210,6 +215,7 @@ func (s *Server) Close() error {
 		c.Close("broker shutdown")
 	}
 	s.wg.Wait()
+	s.txn.close()
 	return nil
 }
 

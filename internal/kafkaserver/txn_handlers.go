@@ -1,0 +1,77 @@
+package kafkaserver
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/warren-mq/warren/internal/broker"
+	"github.com/warren-mq/warren/internal/streamlog"
+)
+
+// The transaction APIs, answered by the server's transaction coordinator
+// (txn_coordinator.go). Versions stop before KIP-890 part 2 ("transaction
+// version 2": EndTxn v5 bumping the epoch, Produce v12 adding partitions
+// implicitly): InitProducerId v4, AddPartitionsToTxn v3 (v4+ is for
+// brokers), AddOffsetsToTxn, EndTxn and TxnOffsetCommit v3, so clients use
+// AddPartitionsToTxn and the epoch stays across transactions. They answer
+// on the reader goroutine (Kafka serves one request per connection at a
+// time): a transition waits for its metadata commit, EndTxn also for its
+// markers.
+
+func init() {
+	registerVersions(kmsg.InitProducerID, 0, 4, func(c *conn, req kmsg.Request) (kmsg.Response, error) {
+		return c.srv.txn.initProducerID(req.(*kmsg.InitProducerIDRequest)), nil
+	})
+	registerVersions(kmsg.AddPartitionsToTxn, 0, 3, func(c *conn, req kmsg.Request) (kmsg.Response, error) {
+		return c.srv.txn.addPartitions(req.(*kmsg.AddPartitionsToTxnRequest)), nil
+	})
+	registerVersions(kmsg.AddOffsetsToTxn, 0, 3, func(c *conn, req kmsg.Request) (kmsg.Response, error) {
+		return c.srv.txn.addOffsets(req.(*kmsg.AddOffsetsToTxnRequest)), nil
+	})
+	registerVersions(kmsg.EndTxn, 0, 3, func(c *conn, req kmsg.Request) (kmsg.Response, error) {
+		return c.srv.txn.endTxn(req.(*kmsg.EndTxnRequest)), nil
+	})
+	registerVersions(kmsg.TxnOffsetCommit, 0, 3, func(c *conn, req kmsg.Request) (kmsg.Response, error) {
+		return c.srv.txn.txnOffsetCommit(req.(*kmsg.TxnOffsetCommitRequest)), nil
+	})
+}
+
+// newServerTxn is the server's transaction coordinator: its state in the
+// broker's metadata, markers through the topics' logs, committed offsets
+// through the broker's durable group offsets.
+func newServerTxn(s *Server) *txnCoordinator {
+	vhost := s.cfg.VHost
+	return newTxnCoordinator(txnDeps{
+		b: s.broker, vhost: vhost, log: s.log.With("vhost", vhost), maxTimeout: s.cfg.TxnMaxTimeout,
+		partition: s.txnPartition,
+		commitOffsets: func(group string, offs []broker.TxnOffset) error {
+			out := make([]broker.CommittedOffset, 0, len(offs))
+			for _, o := range offs {
+				out = append(out, broker.CommittedOffset{StreamPartition: broker.StreamPartition{Stream: o.Topic, Partition: o.Partition},
+					Offset: o.Offset, LeaderEpoch: o.LeaderEpoch, Metadata: o.Metadata, CommitTime: time.Now()})
+			}
+			return s.broker.CommitOffsets(vhost, group, out)
+		},
+	})
+}
+
+// txnPartition is a topic partition's log: stream T for partition 0 of a
+// one-partition topic T, stream T-i for partition i of a partitioned one
+// (STREAMS.md, contract 3).
+func (s *Server) txnPartition(topic string, partition int32) (*streamlog.Log, bool) {
+	v, ok := s.broker.VHost(s.cfg.VHost)
+	if !ok || partition < 0 {
+		return nil, false
+	}
+	if partition == 0 {
+		if st, ok := v.Stream(topic); ok {
+			return st.Log(), true
+		}
+	}
+	if st, ok := v.Stream(topic + "-" + strconv.Itoa(int(partition))); ok {
+		return st.Log(), true
+	}
+	return nil, false
+}
