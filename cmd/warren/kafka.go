@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"strconv"
 
 	"github.com/warren-mq/warren/internal/amqpserver"
 	"github.com/warren-mq/warren/internal/broker"
@@ -48,6 +50,7 @@ func startKafka(cfg *config, b *broker.Broker, log *slog.Logger, t *amqpserver.T
 	srv := kafkaserver.New(kafkaserver.Config{
 		AdvertisedAddr: k.AdvertisedAddr, VHost: k.VHost, NumPartitions: k.NumPartitions,
 		DisableAutoCreate: !k.AutoCreate, AnonymousUser: k.AnonymousUser,
+		CrashAfterTxnDecisions: crashAfterTxnDecisions(log),
 	}, b, log)
 	var l, tl net.Listener
 	if k.Addr != "" {
@@ -83,4 +86,21 @@ func startKafka(cfg *config, b *broker.Broker, log *slog.Logger, t *amqpserver.T
 		log.Info("Kafka TLS listener started", "kafka_tls", tl.Addr().String())
 	}
 	return func() { _ = srv.Close() }, addr, nil
+}
+
+// crashAfterTxnDecisions reads the crash tests' WARREN_TEST_CRASH_AFTER_TXN_DECISIONS
+// (kafkaserver.Config.CrashAfterTxnDecisions): not a flag, as nobody but a
+// crash test should ever set it.
+func crashAfterTxnDecisions(log *slog.Logger) int {
+	v := os.Getenv("WARREN_TEST_CRASH_AFTER_TXN_DECISIONS")
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		log.Warn("ignoring WARREN_TEST_CRASH_AFTER_TXN_DECISIONS", "value", v)
+		return 0
+	}
+	log.Warn("crash-test hook armed: the process will kill itself after a Kafka transaction decision", "decisions", n)
+	return n
 }

@@ -64,6 +64,12 @@ type Config struct {
 	// TxnMaxTimeout is the longest transaction timeout a transactional
 	// producer may ask for (transaction.max.timeout.ms, 15 min).
 	TxnMaxTimeout time.Duration
+	// CrashAfterTxnDecisions is a crash-test hook: once this many
+	// transactions have had their decision (EndTxn's prepare commit/abort)
+	// recorded, the process kills itself (SIGKILL) before writing their
+	// markers, so a test can check that the restarted broker completes the
+	// decision. 0, the default, never.
+	CrashAfterTxnDecisions int
 	// Logger receives connection logs; nil means the broker's logger.
 	Logger *slog.Logger
 }

@@ -69,6 +69,9 @@ type txnDeps struct {
 	// memberCheck checks TxnOffsetCommit v3+'s member and generation
 	// against the group (a Kafka error code, 0 if fine); nil checks nothing.
 	memberCheck func(group, memberID string, instanceID *string, generation int32) int16
+	// afterDecision, if set, runs once a decision is durable, before its
+	// markers are written (the crash-test hook).
+	afterDecision func()
 	// checkInterval overrides txnCheckInterval; negative: no background
 	// checks (tests call tick).
 	checkInterval time.Duration
@@ -93,7 +96,6 @@ type txnCoordinator struct {
 
 	mu       sync.Mutex
 	byID     map[string]*txnEntry
-	byPID    map[int64]*txnEntry
 	unstable map[offsetKey]int // pending offsets held by open transactions
 
 	stop chan struct{}
@@ -113,7 +115,7 @@ func newTxnCoordinator(d txnDeps) *txnCoordinator {
 	if d.checkInterval == 0 {
 		d.checkInterval = txnCheckInterval
 	}
-	c := &txnCoordinator{d: d, pids: producerIDs{b: d.b}, byID: map[string]*txnEntry{}, byPID: map[int64]*txnEntry{},
+	c := &txnCoordinator{d: d, pids: producerIDs{b: d.b}, byID: map[string]*txnEntry{},
 		unstable: map[offsetKey]int{}, stop: make(chan struct{}), done: make(chan struct{})}
 	for _, r := range d.b.Txns(d.vhost) {
 		e := &txnEntry{id: r.TransactionalID}
@@ -194,12 +196,6 @@ func (c *txnCoordinator) set(e *txnEntry, r broker.TxnRecord) {
 	}
 	for _, o := range r.Offsets {
 		c.unstable[offsetKey{o.Group, o.Topic, o.Partition}]++
-	}
-	if e.r.ProducerID != r.ProducerID && c.byPID[e.r.ProducerID] == e {
-		delete(c.byPID, e.r.ProducerID)
-	}
-	if r.ProducerID >= 0 {
-		c.byPID[r.ProducerID] = e
 	}
 	e.r = r
 	e.in = make(map[broker.TxnPartition]bool, len(r.Partitions))

@@ -46,13 +46,15 @@ type txnRig struct {
 	c     *txnCoordinator
 	logs  map[broker.TxnPartition]*streamlog.Log
 
+	txnOf map[int64]string // producer id -> transactional id, for produce
+
 	mu         sync.Mutex
 	committed  map[offsetKey]int64
 	offsetsErr error
 }
 
 func newTxnRig(t *testing.T) *txnRig {
-	r := &txnRig{t: t, dir: t.TempDir(), clock: &fakeClock{now: time.UnixMilli(1_700_000_000_000)}, committed: map[offsetKey]int64{}}
+	r := &txnRig{t: t, dir: t.TempDir(), clock: &fakeClock{now: time.UnixMilli(1_700_000_000_000)}, committed: map[offsetKey]int64{}, txnOf: map[int64]string{}}
 	r.start()
 	t.Cleanup(r.stop)
 	return r
@@ -127,6 +129,7 @@ func (r *txnRig) mustInit(txid string) (int64, int16) {
 	if resp.ErrorCode != 0 {
 		r.t.Fatalf("InitProducerId: %v", kerr.ErrorForCode(resp.ErrorCode))
 	}
+	r.txnOf[resp.ProducerID] = txid
 	return resp.ProducerID, resp.ProducerEpoch
 }
 
@@ -175,7 +178,11 @@ func (r *txnRig) produce(pid int64, epoch int16, topic string, p int32, seq int3
 	batch := recordbatch.Build([]recordbatch.Record{{Value: []byte("v")}},
 		recordbatch.BuildOptions{Idempotent: true, Transactional: true, ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq})
 	done := make(chan error, 1)
-	code := r.c.produce(pid, epoch, topic, p, func() {
+	h, err := streamlog.ParseBatchHeader(batch)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	code := r.c.produce(r.txnOf[pid], h, topic, p, func() {
 		l.Append(batch, func(_ streamlog.AppendResult, err error) { done <- err })
 	})
 	if code == 0 {

@@ -40,6 +40,9 @@ func (c *txnCoordinator) end(e *txnEntry, commit, fence bool) int16 {
 	if err := c.record(e, r); err != nil {
 		return kerr.CoordinatorNotAvailable.Code
 	}
+	if c.d.afterDecision != nil {
+		c.d.afterDecision()
+	}
 	c.finishLocked(e)
 	return 0
 }
@@ -108,29 +111,28 @@ func (c *txnCoordinator) writeMarkers(r broker.TxnRecord, commit bool) error {
 	return errors.Join(errs...)
 }
 
-// produce is the Produce handler's hook for a transactional batch of
-// producer pid/epoch to a topic partition: it checks that the partition is
-// in the producer's ongoing transaction and then calls appendFn (which
-// appends the batch to the partition's log), holding the transaction's
-// lock, so that no EndTxn can write its marker between the check and the
-// append. It returns a Kafka error code, without calling appendFn, if the
-// batch is not part of an ongoing transaction: INVALID_PRODUCER_EPOCH for
-// an epoch other than the coordinator's (an older one was fenced),
-// INVALID_TXN_STATE for a partition not added (KIP-890's check) or an
-// unknown producer.
-func (c *txnCoordinator) produce(pid int64, epoch int16, topic string, partition int32, appendFn func()) int16 {
-	c.mu.Lock()
-	e := c.byPID[pid]
-	c.mu.Unlock()
+// produce is the Produce handler's hook for a transactional batch (header
+// h) of transactional id txnID to a topic partition: it checks that the
+// partition is in the producer's ongoing transaction and then calls
+// appendFn (which appends the batch to the partition's log), holding the
+// transaction's lock, so that no EndTxn can write its marker between the
+// check and the append. It returns a Kafka error code, without calling
+// appendFn, if the batch is not part of an ongoing transaction:
+// INVALID_PRODUCER_EPOCH for an epoch other than the coordinator's (an
+// older one was fenced), INVALID_PRODUCER_ID_MAPPING for a producer id
+// that is not the transactional id's, INVALID_TXN_STATE for a partition
+// not added (KIP-890's check) or no transaction ongoing.
+func (c *txnCoordinator) produce(txnID string, h streamlog.BatchHeader, topic string, partition int32, appendFn func()) int16 {
+	e := c.lookup(txnID, false)
 	if e == nil {
-		return kerr.InvalidTxnState.Code
+		return kerr.InvalidProducerIDMapping.Code
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	switch {
-	case e.r.ProducerID != pid:
-		return kerr.InvalidTxnState.Code
-	case e.r.ProducerEpoch != epoch:
+	case e.r.ProducerID != h.ProducerID:
+		return kerr.InvalidProducerIDMapping.Code
+	case e.r.ProducerEpoch != h.ProducerEpoch:
 		return kerr.InvalidProducerEpoch.Code
 	case e.r.State != txnOngoing || !e.in[broker.TxnPartition{Topic: topic, Partition: partition}]:
 		return kerr.InvalidTxnState.Code

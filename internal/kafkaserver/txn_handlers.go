@@ -1,7 +1,10 @@
 package kafkaserver
 
 import (
+	"log/slog"
+	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -45,7 +48,7 @@ func newServerTxn(s *Server) *txnCoordinator {
 	vhost := s.cfg.VHost
 	return newTxnCoordinator(txnDeps{
 		b: s.broker, vhost: vhost, log: s.log.With("vhost", vhost), maxTimeout: s.cfg.TxnMaxTimeout,
-		partition: s.txnPartition,
+		partition: s.txnPartition, afterDecision: crashAfter(s.cfg.CrashAfterTxnDecisions, s.log),
 		commitOffsets: func(group string, offs []broker.TxnOffset) error {
 			out := make([]broker.CommittedOffset, 0, len(offs))
 			for _, o := range offs {
@@ -74,4 +77,22 @@ func (s *Server) txnPartition(topic string, partition int32) (*streamlog.Log, bo
 		return st.Log(), true
 	}
 	return nil, false
+}
+
+// crashAfter returns the crash-test hook of Config.CrashAfterTxnDecisions:
+// it kills the process at its n-th call; nil if n is 0.
+func crashAfter(n int, log *slog.Logger) func() {
+	if n <= 0 {
+		return nil
+	}
+	var calls atomic.Int64
+	return func() {
+		if calls.Add(1) == int64(n) {
+			log.Warn("crash-test hook: killing the process after a transaction decision", "decisions", n)
+			if p, err := os.FindProcess(os.Getpid()); err == nil {
+				_ = p.Kill()
+			}
+			select {} // the signal is on its way
+		}
+	}
 }
