@@ -69,6 +69,12 @@ type slot struct {
 	version int16
 	ready   chan struct{} // nil when filled before it was queued
 
+	// mu orders a late answer with the connection's end: an answer that
+	// arrives for an abandoned slot is released at once (abandon releases
+	// one that came before).
+	mu        sync.Mutex
+	abandoned bool
+
 	resp kmsg.Response
 	// frame, if set, writes the whole response frame itself (Fetch, for
 	// sendfile) instead of resp.
@@ -78,6 +84,42 @@ type slot struct {
 	// err, if set, closes the connection instead of answering (after
 	// writing resp, if there is one).
 	err error
+}
+
+// abandon gives up a slot that will not be written (the connection ended)
+// and releases what its answer holds.
+func (s *slot) abandon() {
+	s.mu.Lock()
+	s.abandoned = true
+	resp := s.resp
+	s.resp = nil
+	s.mu.Unlock()
+	releaseResponse(resp)
+}
+
+// releaser is an answer that holds resources until written (a fetch's
+// segment chunks).
+type releaser interface{ release() }
+
+func releaseResponse(resp kmsg.Response) {
+	if r, ok := resp.(releaser); ok {
+		r.release()
+	}
+}
+
+// abandonQueued abandons the slots the writer left (it has ended).
+func (c *conn) abandonQueued() {
+	for {
+		select {
+		case s, ok := <-c.slots:
+			if !ok {
+				return
+			}
+			s.abandon()
+		default:
+			return
+		}
+	}
 }
 
 // errCloseAfter, returned by a handler with a response, sends the response
@@ -131,6 +173,7 @@ func (c *conn) serve() {
 		}
 		c.Close("client closed the connection")
 		wg.Wait()
+		c.abandonQueued()
 		if c.unregister != nil {
 			c.unregister()
 		}
@@ -364,7 +407,14 @@ func (c *conn) callAsync(a *api, req kmsg.Request, s *slot) {
 	var once sync.Once
 	a.async(c, req, func(resp kmsg.Response, err error) {
 		once.Do(func() {
+			s.mu.Lock()
+			if s.abandoned {
+				s.mu.Unlock()
+				releaseResponse(resp)
+				return
+			}
 			c.fill(s, resp, err)
+			s.mu.Unlock()
 			close(s.ready)
 		})
 	})
@@ -411,6 +461,7 @@ func (c *conn) writeLoop() {
 			select {
 			case <-s.ready:
 			case <-c.done:
+				s.abandon()
 				return
 			}
 		}
@@ -420,6 +471,11 @@ func (c *conn) writeLoop() {
 		case s.frame != nil:
 			err = s.frame(w, s.corr)
 		case s.resp != nil:
+			if fa, ok := s.resp.(*fetchAnswer); ok {
+				err = fa.write(c, w, s.corr)
+				fa.release()
+				break
+			}
 			buf = appendResponse(buf[:0], s.corr, s.resp)
 			_, err = w.Write(buf)
 			if cap(buf) > 1<<20 {
@@ -467,4 +523,10 @@ func (w *countWriter) Write(p []byte) (int, error) {
 	n, err := w.c.nc.Write(p)
 	w.c.sendBytes.Add(uint64(n))
 	return n, err
+}
+
+// isTLS reports whether the connection came through a TLS listener.
+func (c *conn) isTLS() bool {
+	_, ok := c.nc.(*tls.Conn)
+	return ok
 }

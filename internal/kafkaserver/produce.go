@@ -1,0 +1,156 @@
+package kafkaserver
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/warren-mq/warren/internal/broker"
+	"github.com/warren-mq/warren/internal/streamlog"
+)
+
+// Produce appends each partition's record batches to its stream's log as
+// they came (compressed batches stay compressed; the log checks length,
+// magic and CRC). The answer waits for the log's fsync for every acks value
+// but 0 (the log acknowledges only durable writes, so acks=1 costs what
+// acks=all does); acks=0 gets no answer at all. Versions up to 12: 13
+// names topics by ID.
+
+func init() {
+	registerAsync(kmsg.Produce, 0, 12, handleProduce)
+}
+
+// checkTxnProduce, when set (by the transactions code), vets a
+// transactional batch before it is appended: it returns a Kafka error code,
+// 0 to accept. It runs on the reader goroutine.
+var checkTxnProduce func(c *conn, transactionalID string, topic string, partition int32, h streamlog.BatchHeader) int16
+
+// produceWait collects one request's appends.
+type produceWait struct {
+	mu      sync.Mutex
+	pending int
+	resp    *kmsg.ProduceResponse
+	done    func(kmsg.Response, error)
+	acks0   bool
+}
+
+// finish records one partition's outcome; the last one answers.
+func (w *produceWait) finish(p *kmsg.ProduceResponseTopicPartition, res streamlog.AppendResult, err error) {
+	w.mu.Lock()
+	if err != nil {
+		p.ErrorCode = appendErrorCode(err)
+	} else {
+		p.BaseOffset = res.BaseOffset
+	}
+	w.pending--
+	last := w.pending == 0
+	w.mu.Unlock()
+	if last {
+		if w.acks0 {
+			w.done(nil, nil)
+		} else {
+			w.done(w.resp, nil)
+		}
+	}
+}
+
+// appendErrorCode maps a log's refusal to Kafka's code.
+func appendErrorCode(err error) int16 {
+	switch {
+	case errors.Is(err, streamlog.ErrCorrupt):
+		return kerr.CorruptMessage.Code
+	case errors.Is(err, streamlog.ErrBatchTooLarge):
+		return kerr.MessageTooLarge.Code
+	case errors.Is(err, streamlog.ErrOutOfOrderSequence):
+		return kerr.OutOfOrderSequenceNumber.Code
+	case errors.Is(err, streamlog.ErrInvalidProducerEpoch):
+		return kerr.InvalidProducerEpoch.Code
+	case errors.Is(err, streamlog.ErrClosed):
+		// Deleted meanwhile: the client refreshes its metadata and learns.
+		return kerr.NotLeaderForPartition.Code
+	}
+	return kerr.KafkaStorageError.Code
+}
+
+func handleProduce(c *conn, req kmsg.Request, done func(kmsg.Response, error)) {
+	r := req.(*kmsg.ProduceRequest)
+	w := &produceWait{resp: kmsg.NewPtrProduceResponse(), done: done, acks0: r.Acks == 0}
+	type pendingAppend struct {
+		log  *streamlog.Log
+		data []byte
+		p    *kmsg.ProduceResponseTopicPartition
+	}
+	var appends []pendingAppend
+	txnID := ""
+	if r.TransactionID != nil {
+		txnID = *r.TransactionID
+	}
+	for _, rt := range r.Topics {
+		t, found := c.vhost.Topic(rt.Topic)
+		writable := found && c.allowed(t, broker.Write)
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic = rt.Topic
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		for i, rp := range rt.Partitions {
+			p := &st.Partitions[i]
+			*p = kmsg.NewProduceResponseTopicPartition()
+			p.Partition, p.BaseOffset, p.LogAppendTime, p.LogStartOffset = rp.Partition, -1, -1, -1
+			var s *broker.Stream
+			switch {
+			case !found:
+				p.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case !writable:
+				p.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			case r.Acks != 0 && r.Acks != 1 && r.Acks != -1:
+				p.ErrorCode = kerr.InvalidRequiredAcks.Code
+			case rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) || t.Partitions[rp.Partition] == nil:
+				p.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			default:
+				s = t.Partitions[rp.Partition]
+			}
+			if s == nil {
+				continue
+			}
+			if code := c.vetBatches(txnID, rt.Topic, rp.Partition, rp.Records); code != 0 {
+				p.ErrorCode = code
+				continue
+			}
+			p.LogStartOffset = s.Log().StartOffset()
+			appends = append(appends, pendingAppend{s.Log(), rp.Records, p})
+		}
+		w.resp.Topics = append(w.resp.Topics, st)
+	}
+	w.pending = len(appends) + 1 // +1 until every append is issued
+	for _, a := range appends {
+		p := a.p
+		a.log.Append(a.data, func(res streamlog.AppendResult, err error) { w.finish(p, res, err) })
+	}
+	w.finish(&kmsg.ProduceResponseTopicPartition{}, streamlog.AppendResult{}, nil)
+}
+
+// vetBatches checks what the log does not: a produce carries at least one
+// batch, an idempotent or transactional batch comes alone (Kafka's
+// INVALID_RECORD), and transactional batches satisfy the transaction
+// coordinator. The log checks lengths, magic and CRCs itself.
+func (c *conn) vetBatches(txnID, topic string, partition int32, records []byte) int16 {
+	h, err := streamlog.ParseBatchHeader(records)
+	if err != nil {
+		return kerr.CorruptMessage.Code
+	}
+	if h.Magic != 2 {
+		return kerr.CorruptMessage.Code
+	}
+	if (h.Idempotent() || h.Transactional()) && len(records) != h.Size() {
+		return kerr.InvalidRecord.Code
+	}
+	if h.Transactional() {
+		if txnID == "" {
+			return kerr.InvalidRecord.Code
+		}
+		if checkTxnProduce != nil {
+			return checkTxnProduce(c, txnID, topic, partition, h)
+		}
+	}
+	return 0
+}

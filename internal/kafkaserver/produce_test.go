@@ -1,0 +1,123 @@
+package kafkaserver
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// consume polls cl until n records came or the context ends.
+func consume(t testing.TB, ctx context.Context, cl *kgo.Client, n int) []*kgo.Record {
+	t.Helper()
+	var out []*kgo.Record
+	for len(out) < n {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("consumed %d of %d records: %v", len(out), n, err)
+		}
+		fs.EachError(func(topic string, p int32, err error) { t.Fatalf("fetch %s/%d: %v", topic, p, err) })
+		out = append(out, fs.Records()...)
+	}
+	return out
+}
+
+func TestKafkaProduceConsume(t *testing.T) {
+	k := startKafka(t, Config{})
+	ctx := ctxT(t)
+	topic := "orders"
+	pr := k.client(t, kgo.DefaultProduceTopic(topic), kgo.AllowAutoTopicCreation())
+	const n = 100
+	for i := range n {
+		r := &kgo.Record{Key: []byte(fmt.Sprint("k", i%7)), Value: []byte(fmt.Sprint("v", i)), Headers: []kgo.RecordHeader{{Key: "h", Value: []byte("x")}}}
+		pr.Produce(ctx, r, func(r *kgo.Record, err error) {
+			if err != nil {
+				t.Errorf("produce: %v", err)
+			}
+		})
+	}
+	if err := pr.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := k.Broker.VHost("/"); !ok {
+		t.Fatal("no vhost")
+	}
+	co := k.client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	recs := consume(t, ctx, co, n)
+	for i, r := range recs {
+		if string(r.Value) != fmt.Sprint("v", i) || r.Offset != int64(i) || string(r.Key) != fmt.Sprint("k", i%7) {
+			t.Fatalf("record %d: offset %d key %q value %q", i, r.Offset, r.Key, r.Value)
+		}
+		if len(r.Headers) != 1 || r.Headers[0].Key != "h" {
+			t.Fatalf("record %d headers %v", i, r.Headers)
+		}
+	}
+}
+
+// Every codec and acks setting: the log stores the batches as produced and
+// consumers decode them.
+func TestKafkaProduceCodecsAndAcks(t *testing.T) {
+	k := startKafka(t, Config{})
+	ctx := ctxT(t)
+	codecs := map[string]kgo.CompressionCodec{"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(), "snappy": kgo.SnappyCompression(), "lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression()}
+	acks := map[string]kgo.Acks{"0": kgo.NoAck(), "1": kgo.LeaderAck(), "all": kgo.AllISRAcks()}
+	for cname, codec := range codecs {
+		for aname, ack := range acks {
+			topic := "codec-" + cname + "-acks-" + aname
+			opts := []kgo.Opt{kgo.DefaultProduceTopic(topic), kgo.AllowAutoTopicCreation(), kgo.ProducerBatchCompression(codec), kgo.RequiredAcks(ack)}
+			if aname != "all" {
+				opts = append(opts, kgo.DisableIdempotentWrite())
+			}
+			pr := k.client(t, opts...)
+			const n = 20
+			for i := range n {
+				if err := pr.ProduceSync(ctx, &kgo.Record{Value: []byte(fmt.Sprintf("%s-%d-%0100d", topic, i, i))}).FirstErr(); err != nil {
+					t.Fatalf("%s: %v", topic, err)
+				}
+			}
+			co := k.client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+			for i, r := range consume(t, ctx, co, n) {
+				if want := fmt.Sprintf("%s-%d-%0100d", topic, i, i); string(r.Value) != want {
+					t.Fatalf("%s record %d: %q", topic, i, r.Value)
+				}
+			}
+		}
+	}
+}
+
+// A consumer waiting at the end of the log gets a record produced later
+// (the fetch long-polls on the log).
+func TestKafkaFetchLongPoll(t *testing.T) {
+	k := startKafka(t, Config{})
+	ctx := ctxT(t)
+	pr := k.client(t, kgo.DefaultProduceTopic("poll"), kgo.AllowAutoTopicCreation())
+	if err := pr.ProduceSync(ctx, &kgo.Record{Value: []byte("first")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	co := k.client(t, kgo.ConsumeTopics("poll"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(5*time.Second))
+	consume(t, ctx, co, 1)
+	got := make(chan []*kgo.Record, 1)
+	go func() {
+		fs := co.PollFetches(ctx)
+		got <- fs.Records()
+	}()
+	if err := pr.ProduceSync(ctx, &kgo.Record{Value: []byte("second")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case recs := <-got:
+		if len(recs) != 1 || string(recs[0].Value) != "second" {
+			t.Fatalf("got %v", recs)
+		}
+	case <-ctx.Done():
+		t.Fatal("no record")
+	}
+}
