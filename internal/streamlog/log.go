@@ -127,8 +127,11 @@ func (v *view) start() int64 {
 }
 
 // each calls fn for every segment, oldest first, until it returns false.
-func (v *view) each(fn func(si *segInfo) bool) {
-	for i := range v.sealed {
+func (v *view) each(fn func(si *segInfo) bool) { v.eachFrom(0, fn) }
+
+// eachFrom is each from the i-th sealed segment on.
+func (v *view) eachFrom(i int, fn func(si *segInfo) bool) {
+	for ; i < len(v.sealed); i++ {
 		if !fn(&v.sealed[i]) {
 			return
 		}

@@ -358,3 +358,73 @@ func TestStreamlogLocked(t *testing.T) {
 	l = openTest(t, dir, Options{})
 	l.Close()
 }
+
+// TestStreamlogOpenTrustsSealed: Open reads only the last segment's
+// batches (a 100 GB stream opens in the time of one segment): damage inside
+// an older segment goes unnoticed at Open, while leftovers of an
+// interrupted rewrite are removed and a missing index rebuilt.
+func TestStreamlogOpenTrustsSealed(t *testing.T) {
+	dir := t.TempDir()
+	o := Options{SegmentBytes: 4096}
+	l := openTest(t, dir, o)
+	for i := 0; i < 60; i++ {
+		mustAppend(t, l, valueBatch(1, 300, int64(i)))
+	}
+	next := l.NextOffset()
+	l.Close()
+	seg0 := filepath.Join(dir, "00000000000000000000.seg")
+	f, _ := os.OpenFile(seg0, os.O_RDWR, 0)
+	f.WriteAt([]byte("damage"), 1000)
+	f.Close()
+	leftover := filepath.Join(dir, "00000000000000000000.seg.compact.tmp")
+	os.WriteFile(leftover, []byte("x"), 0o644)
+	l = openTest(t, dir, o)
+	defer l.Close()
+	if l.NextOffset() != next {
+		t.Fatalf("next %d, want %d", l.NextOffset(), next)
+	}
+	if fi, _ := os.Stat(seg0); fi.Size() < 4000 {
+		t.Fatalf("sealed segment cut to %d at Open", fi.Size())
+	}
+	if _, err := os.Stat(leftover); !os.IsNotExist(err) {
+		t.Fatalf("leftover kept: %v", err)
+	}
+}
+
+// TestStreamlogStickyError: after a failed write every append fails (the
+// log must be reopened), reads still serve what was durable, and a reopen
+// recovers.
+func TestStreamlogStickyError(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir, Options{})
+	mustAppend(t, l, valueBatch(1, 10, 1))
+	// The writer is idle: swap its file for a read-only one, so that its
+	// next write fails while reads work.
+	seg := l.w.seg
+	ro, err := os.Open(seg.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg.mu.Lock()
+	old := seg.f
+	seg.f = ro
+	seg.mu.Unlock()
+	old.Close()
+	if _, err := appendSync(t, l, valueBatch(1, 10, 1)); err == nil {
+		t.Fatal("append on a closed file succeeded")
+	}
+	if _, err := appendSync(t, l, valueBatch(1, 10, 1)); err == nil {
+		t.Fatal("error did not stick")
+	}
+	if hs := readAll(t, l, 0, 1<<20); len(hs) != 1 || l.NextOffset() != 1 {
+		t.Fatalf("after failure: %d batches, next %d", len(hs), l.NextOffset())
+	}
+	if err := l.Close(); err == nil {
+		t.Fatal("Close hid the sticky error")
+	}
+	l = openTest(t, dir, Options{})
+	defer l.Close()
+	if r := mustAppend(t, l, valueBatch(1, 10, 1)); r.BaseOffset != 1 {
+		t.Fatalf("after reopen: %+v", r)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"sort"
 	"sync/atomic"
 )
 
@@ -114,7 +115,10 @@ func (l *Log) readView(v *view, offset int64, maxBytes int) (Chunk, bool, error)
 	var c Chunk
 	var err error
 	retry := false
-	v.each(func(si *segInfo) bool {
+	// The first segment that ends after offset holds it (or, compacted,
+	// the next batch after it).
+	from := sort.Search(len(v.sealed), func(i int) bool { return v.sealed[i].next > offset })
+	v.eachFrom(from, func(si *segInfo) bool {
 		if si.next <= offset || si.empty() {
 			return true
 		}
