@@ -62,6 +62,7 @@ type TxnRecord struct {
 	TimeoutMs         int32
 	State             string // the coordinator's state name (Empty, Ongoing, PrepareCommit, ...)
 	StartMs           int64  // when the ongoing transaction started, unix milliseconds
+	UpdatedMs         int64  // when this was recorded, unix milliseconds (for transactional.id.expiration.ms)
 	Partitions        []TxnPartition
 	Groups            []string
 	Offsets           []TxnOffset
@@ -171,7 +172,7 @@ type putTxnCmd struct {
 	VHost, ID                               string
 	ProducerID, Epoch, LastEpoch, TimeoutMs int64
 	State                                   string
-	StartMs                                 int64
+	StartMs, UpdatedMs                      int64
 	Partitions, Groups                      []string
 	Offsets                                 string
 }
@@ -179,7 +180,7 @@ type putTxnCmd struct {
 func newPutTxnCmd(r TxnRecord) *putTxnCmd {
 	c := &putTxnCmd{VHost: r.VHost, ID: r.TransactionalID, ProducerID: r.ProducerID, Epoch: int64(r.ProducerEpoch),
 		LastEpoch: int64(r.LastProducerEpoch), TimeoutMs: int64(r.TimeoutMs), State: r.State, StartMs: r.StartMs,
-		Groups: slices.Clone(r.Groups)}
+		UpdatedMs: r.UpdatedMs, Groups: slices.Clone(r.Groups)}
 	for _, p := range r.Partitions {
 		c.Partitions = append(c.Partitions, strconv.Itoa(int(p.Partition))+" "+p.Topic)
 	}
@@ -194,14 +195,14 @@ func (c *putTxnCmd) typ() cmdType { return cmdPutTxn }
 
 func (c *putTxnCmd) fields() []field {
 	return []field{{2, &c.VHost}, {4, &c.ID}, {6, &c.ProducerID}, {8, &c.Epoch}, {10, &c.LastEpoch},
-		{12, &c.TimeoutMs}, {14, &c.State}, {16, &c.StartMs}, {18, &c.Partitions}, {20, &c.Groups}, {22, &c.Offsets}}
+		{12, &c.TimeoutMs}, {14, &c.State}, {16, &c.StartMs}, {18, &c.Partitions}, {20, &c.Groups}, {22, &c.Offsets}, {24, &c.UpdatedMs}}
 }
 
 // record decodes the command; a malformed one is a deterministic error.
 func (c *putTxnCmd) record() (TxnRecord, error) {
 	r := TxnRecord{VHost: c.VHost, TransactionalID: c.ID, ProducerID: c.ProducerID, ProducerEpoch: int16(c.Epoch),
 		LastProducerEpoch: int16(c.LastEpoch), TimeoutMs: int32(c.TimeoutMs), State: c.State, StartMs: c.StartMs,
-		Groups: slices.Clone(c.Groups)}
+		UpdatedMs: c.UpdatedMs, Groups: slices.Clone(c.Groups)}
 	for _, s := range c.Partitions {
 		ps, topic, ok := strings.Cut(s, " ")
 		p, err := strconv.ParseInt(ps, 10, 32)

@@ -10,7 +10,7 @@ import (
 
 func sampleTxnRecord() TxnRecord {
 	return TxnRecord{VHost: "/", TransactionalID: "tx-1", ProducerID: 7, ProducerEpoch: 3, LastProducerEpoch: 2,
-		TimeoutMs: 60000, State: "PrepareCommit", StartMs: 1700000000000,
+		TimeoutMs: 60000, State: "PrepareCommit", StartMs: 1700000000000, UpdatedMs: 1700000000500,
 		Partitions: []TxnPartition{{Topic: "a b", Partition: 0}, {Topic: "out", Partition: 11}},
 		Groups:     []string{"g"},
 		Offsets:    []TxnOffset{{Group: "g", Topic: "in", Partition: 2, Offset: 42, LeaderEpoch: -1, Metadata: "m"}}}

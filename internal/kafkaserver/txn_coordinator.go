@@ -41,9 +41,10 @@ const (
 
 // Defaults as Kafka's.
 const (
-	defaultTxnMaxTimeout  = 15 * time.Minute // transaction.max.timeout.ms
-	txnCheckInterval      = time.Second      // how often timeouts and unfinished completions are looked at
-	maxOffsetMetadataSize = 4096             // offset.metadata.max.bytes
+	defaultTxnMaxTimeout  = 15 * time.Minute   // transaction.max.timeout.ms
+	defaultTxnIDExpiry    = 7 * 24 * time.Hour // transactional.id.expiration.ms
+	txnCheckInterval      = time.Second        // how often timeouts and unfinished completions are looked at
+	maxOffsetMetadataSize = 4096               // offset.metadata.max.bytes
 )
 
 // txnClock is the coordinator's time, faked in tests.
@@ -61,6 +62,10 @@ type txnDeps struct {
 	clock txnClock
 	// maxTimeout is transaction.max.timeout.ms (0 = Kafka's 15 minutes).
 	maxTimeout time.Duration
+	// idExpiry is transactional.id.expiration.ms (0 = Kafka's 7 days): a
+	// transactional id with no transaction open, unused that long, is
+	// forgotten.
+	idExpiry time.Duration
 	// partition returns a topic partition's log, false if it does not exist.
 	partition func(topic string, partition int32) (*streamlog.Log, bool)
 	// commitOffsets makes a committed transaction's offsets for one group
@@ -83,6 +88,9 @@ type txnEntry struct {
 	mu sync.Mutex
 	r  broker.TxnRecord // what was last recorded
 	in map[broker.TxnPartition]bool
+	// gone: expired and forgotten; a request that found the entry before
+	// looks it up again.
+	gone bool
 }
 
 type offsetKey struct {
@@ -112,6 +120,9 @@ func newTxnCoordinator(d txnDeps) *txnCoordinator {
 	if d.maxTimeout <= 0 {
 		d.maxTimeout = defaultTxnMaxTimeout
 	}
+	if d.idExpiry <= 0 {
+		d.idExpiry = defaultTxnIDExpiry
+	}
 	if d.checkInterval == 0 {
 		d.checkInterval = txnCheckInterval
 	}
@@ -119,6 +130,9 @@ func newTxnCoordinator(d txnDeps) *txnCoordinator {
 		unstable: map[offsetKey]int{}, stop: make(chan struct{}), done: make(chan struct{})}
 	for _, r := range d.b.Txns(d.vhost) {
 		e := &txnEntry{id: r.TransactionalID}
+		if r.UpdatedMs == 0 {
+			r.UpdatedMs = d.clock.Now().UnixMilli()
+		}
 		c.set(e, r)
 		c.byID[e.id] = e
 	}
@@ -158,7 +172,8 @@ func (c *txnCoordinator) run() {
 }
 
 // tick aborts every transaction past its timeout (fencing its producer, as
-// Kafka does) and completes every decided one not yet completed.
+// Kafka does), completes every decided one not yet completed and forgets
+// transactional ids unused for longer than their expiry.
 func (c *txnCoordinator) tick() {
 	c.mu.Lock()
 	entries := make([]*txnEntry, 0, len(c.byID))
@@ -178,9 +193,28 @@ func (c *txnCoordinator) tick() {
 			}
 		case txnPrepareCommit, txnPrepareAbort:
 			c.finishLocked(e)
+		default:
+			if !e.gone && now-e.r.UpdatedMs >= c.d.idExpiry.Milliseconds() {
+				c.expire(e)
+			}
 		}
 		e.mu.Unlock()
 	}
+}
+
+// expire forgets an idle transactional id (e.mu held).
+func (c *txnCoordinator) expire(e *txnEntry) {
+	if err := c.d.b.DeleteTxn(c.d.vhost, e.id); err != nil {
+		c.d.log.Warn("cannot forget an expired kafka transactional id", "transactional_id", e.id, "err", err)
+		return
+	}
+	c.set(e, broker.TxnRecord{ProducerID: -1})
+	e.gone = true
+	c.mu.Lock()
+	if c.byID[e.id] == e {
+		delete(c.byID, e.id)
+	}
+	c.mu.Unlock()
 }
 
 // set installs r as e's state, with e.mu held (or e not yet shared), and
@@ -206,7 +240,7 @@ func (c *txnCoordinator) set(e *txnEntry, r broker.TxnRecord) {
 
 // record makes r durable and then e's state.
 func (c *txnCoordinator) record(e *txnEntry, r broker.TxnRecord) error {
-	r.VHost, r.TransactionalID = c.d.vhost, e.id
+	r.VHost, r.TransactionalID, r.UpdatedMs = c.d.vhost, e.id, c.d.clock.Now().UnixMilli()
 	if err := c.d.b.PutTxn(r); err != nil {
 		c.d.log.Error("cannot record kafka transaction state", "transactional_id", e.id, "err", err)
 		return err
@@ -273,8 +307,14 @@ func (c *txnCoordinator) initProducerID(req *kmsg.InitProducerIDRequest) *kmsg.I
 	if expected && (req.ProducerID < 0 || req.ProducerEpoch < 0) {
 		return fail(kerr.InvalidRequest.Code)
 	}
-	e := c.lookup(id, true)
-	e.mu.Lock()
+	var e *txnEntry
+	for e == nil || e.gone {
+		if e != nil {
+			e.mu.Unlock()
+		}
+		e = c.lookup(id, true)
+		e.mu.Lock()
+	}
 	defer e.mu.Unlock()
 	if expected && e.r.ProducerEpoch >= 0 && req.ProducerID != e.r.ProducerID {
 		return fail(fenced(req.Version, 4))
@@ -334,7 +374,7 @@ func (c *txnCoordinator) locked(id string, pid int64, epoch, version, fencedSinc
 	e.mu.Lock()
 	code := int16(0)
 	switch {
-	case e.r.ProducerID != pid:
+	case e.gone || e.r.ProducerID != pid:
 		code = kerr.InvalidProducerIDMapping.Code
 	case e.r.ProducerEpoch != epoch:
 		code = fenced(version, fencedSince)

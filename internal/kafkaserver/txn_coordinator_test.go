@@ -472,3 +472,27 @@ func TestKafkaTxnRestartCompletesDecision(t *testing.T) {
 		t.Fatalf("producer id %d after restart reuses the reserved block", fresh)
 	}
 }
+
+// A transactional id unused for transactional.id.expiration.ms is
+// forgotten, durably; one in use is not.
+func TestKafkaTxnIDExpires(t *testing.T) {
+	r := newTxnRig(t)
+	pid, epoch := r.mustInit("idle")
+	busy, busyEpoch := r.mustInit("busy")
+	r.clock.advance(defaultTxnIDExpiry - time.Minute)
+	wantCode(t, "add busy", r.add("busy", busy, busyEpoch, "out", 0), nil)
+	wantCode(t, "commit busy", r.end("busy", 3, busy, busyEpoch, true), nil)
+	r.clock.advance(time.Minute)
+	r.c.tick()
+	if r.c.lookup("idle", false) != nil || r.c.lookup("busy", false) == nil {
+		t.Fatal("expiry took the wrong transactional ids")
+	}
+	wantCode(t, "expired id's add", r.add("idle", pid, epoch, "out", 0), kerr.InvalidProducerIDMapping)
+	r.restart()
+	if r.c.lookup("idle", false) != nil || r.c.lookup("busy", false) == nil {
+		t.Fatal("expiry not durable")
+	}
+	if again, _ := r.mustInit("idle"); again == pid {
+		t.Fatalf("expired id came back with its old producer id %d", pid)
+	}
+}
