@@ -70,6 +70,9 @@ func (s *Server) overview(r *req) error {
 				totals[i] += c[i]
 			}
 		}
+		n, sc, c := streamTotals(v)
+		queues, consumers = queues+n, consumers+sc
+		totals.add(&c)
 	}
 	conns, chans := 0, 0
 	for _, ss := range s.b.Sessions() {

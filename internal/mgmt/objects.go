@@ -148,6 +148,9 @@ func bindings(v *broker.VHost) []bindingRow {
 	for _, q := range v.Queues() {
 		out = append(out, bindingRow{v.Name, "", &broker.Binding{Destination: q.Name, Key: q.Name}})
 	}
+	for _, st := range v.Streams() {
+		out = append(out, bindingRow{v.Name, "", &broker.Binding{Destination: st.Name(), Key: st.Name()}})
+	}
 	for _, e := range v.Exchanges() {
 		if e.Name == "" {
 			continue
@@ -188,6 +191,8 @@ func vhostObj(s *Server, v *broker.VHost) obj {
 			c[i] += qc[i]
 		}
 	}
+	_, _, sc := streamTotals(v)
+	c.add(&sc)
 	st := s.rates.get("v\x00" + v.Name)
 	if st != nil {
 		for i := range cDeliverGet + 1 {

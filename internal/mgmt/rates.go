@@ -198,6 +198,15 @@ func (sm *sampler) take(now time.Time) {
 			}
 			vc.add(&part)
 		}
+		for _, st := range v.Streams() {
+			si := st.Info()
+			c := streamCounters(&si)
+			k := "q\x00" + v.Name + "\x00" + si.Name
+			cur[k] = c
+			part := contribution(k, &c)
+			part[cMessages], part[cMessagesReady] = c[cMessages], c[cMessagesReady]
+			vc.add(&part)
+		}
 	}
 	for _, ss := range sm.s.b.Sessions() {
 		c := sessionCounters(&ss.Info)

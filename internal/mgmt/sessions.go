@@ -133,8 +133,15 @@ func (s *Server) listConsumers(r *req) error {
 	_, idx := s.channels()
 	var items []obj
 	for _, v := range vs {
+		lists := [][]broker.ConsumerInfo{}
 		for _, q := range v.Queues() {
-			for _, ci := range q.ConsumerList() {
+			lists = append(lists, q.ConsumerList())
+		}
+		for _, st := range v.Streams() {
+			lists = append(lists, st.Info().Consumers)
+		}
+		for _, cl := range lists {
+			for _, ci := range cl {
 				if e, ok := idx[ci.Channel]; ok && !r.seesAll() && e.si.User != r.user.Name {
 					continue
 				}

@@ -1,10 +1,12 @@
 package mgmt
 
 import (
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -174,6 +176,18 @@ func (s *Server) listQueues(r *req) error {
 				items = append(items, s.lazyQueue(q))
 			}
 		}
+		for _, st := range v.Streams() {
+			total++
+			if o.nameMatches(st.Name()) {
+				items = append(items, s.lazyStream(st))
+			}
+		}
+	}
+	if o.sort == nil { // queues and streams in one name order, as RabbitMQ lists them
+		slices.SortStableFunc(items, func(a, b *lazyItem) int {
+			return cmp.Or(strings.Compare(a.key(vhostPath).(string), b.key(vhostPath).(string)),
+				strings.Compare(a.key(namePath).(string), b.key(namePath).(string)))
+		})
 	}
 	return r.writeLazy(items, o, total)
 }
@@ -224,13 +238,18 @@ func (s *Server) queue(r *req) (*broker.VHost, *broker.Queue, error) {
 	}
 	q, ok := v.Queue(r.v("name"))
 	if !ok {
-		return nil, nil, errNotFound
+		return v, nil, errNotFound
 	}
 	return v, q, nil
 }
 
 func (s *Server) getQueue(r *req) error {
-	_, q, err := s.queue(r)
+	v, q, err := s.queue(r)
+	if err == errNotFound && v != nil {
+		if st, ok := v.Stream(r.v("name")); ok {
+			return s.getStream(r, st)
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -287,7 +306,7 @@ func (s *Server) deleteQueue(r *req) error {
 	}
 	q, ok := v.Queue(r.v("name"))
 	if !ok {
-		return errNotFound
+		return s.deleteStream(r, v, a)
 	}
 	if err := check(a, "queue", q.Name, broker.Configure); err != nil {
 		return err
