@@ -141,6 +141,9 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.MemoryLimit > 0 && cfg.ProcessMemory {
 		go b.watchHeap(b.stop)
 	}
+	if cfg.ProcessMemory {
+		go b.scavenge(b.stop)
+	}
 	if cfg.DiskFreeLimit > 0 {
 		b.freeDisk = cfg.FreeDisk
 		if b.freeDisk == nil {

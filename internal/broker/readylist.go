@@ -15,6 +15,11 @@ func (f *fifo) grow() {
 	if n == 0 {
 		n = 16
 	}
+	f.resize(n)
+}
+
+// resize moves the entries to a ring of n (a power of two, at least count).
+func (f *fifo) resize(n int) {
 	nb := make([]Entry, n)
 	for i := 0; i < f.count; i++ {
 		nb[i] = *f.at(i)
@@ -46,8 +51,16 @@ func (f *fifo) pop() Entry {
 	if f.count == 0 {
 		f.head = 0
 	}
+	if len(f.buf) > fifoShrinkMin && f.count < len(f.buf)/8 {
+		f.resize(len(f.buf) / 4)
+	}
 	return v
 }
+
+// fifoShrinkMin is the ring size below which a fifo never shrinks: a queue
+// that drained a long backlog gives the ring back, a busy short one does not
+// reallocate back and forth.
+const fifoShrinkMin = 4096
 
 // insert puts a requeued entry back at its place by Seq. Requeued entries are
 // usually older than everything ready, so this is a push at the front.
