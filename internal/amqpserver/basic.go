@@ -223,7 +223,7 @@ func (ch *channel) body(m *broker.Message) ([]byte, bool) {
 }
 
 // Deliver implements broker.ConsumerSink. It runs under the queue's lock.
-func (ch *channel) Deliver(c *broker.Consumer, q *broker.Queue, e *broker.Entry) bool {
+func (ch *channel) Deliver(c *broker.Consumer, q broker.Source, e *broker.Entry) bool {
 	cs := c.Data.(*consumerState)
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
@@ -395,7 +395,7 @@ func (ch *channel) applySettle(recs []unackedRec, op settleOp) {
 
 // creditReturnedLocked updates prefetch accounting for settled records and
 // appends to kick the queues whose consumers were starved of credit.
-func (ch *channel) creditReturnedLocked(recs []unackedRec, kick []*broker.Queue) []*broker.Queue {
+func (ch *channel) creditReturnedLocked(recs []unackedRec, kick []broker.Source) []broker.Source {
 	for _, r := range recs {
 		if r.cs != nil {
 			r.cs.unacked--
@@ -440,7 +440,7 @@ func (ch *channel) consume(m *amqp091.BasicConsume) error {
 	if m.Queue == broker.DirectReplyTo {
 		return ch.consumeReplyTo(m)
 	}
-	q, err := ch.queue(m.Queue, broker.Read)
+	q, err := ch.source(m.Queue, broker.Read)
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,7 @@ type channel struct {
 	exchange   *broker.Exchange // last exchange published to
 	lastQueue  string           // last queue declared, for "" queue names
 	settled    []unackedRec     // acks taken from unacked, not yet given to their queues
-	kick       []*broker.Queue  // queues to kick once settled is flushed
+	kick       []broker.Source  // queues to kick once settled is flushed
 	acksQueued bool             // in conn.ackPending
 	entries    []broker.Entry
 
@@ -49,7 +49,7 @@ type channel struct {
 // consumerState is a channel's view of one of its consumers.
 type consumerState struct {
 	c        *broker.Consumer
-	q        *broker.Queue
+	q        broker.Source
 	prefetch uint16
 	unacked  int
 	starved  bool // refused a delivery for want of credit; kick its queue when credit returns
@@ -195,8 +195,8 @@ func (ch *channel) flow(active bool) error {
 	return nil
 }
 
-func (ch *channel) consumerQueuesLocked() []*broker.Queue {
-	var qs []*broker.Queue
+func (ch *channel) consumerQueuesLocked() []broker.Source {
+	var qs []broker.Source
 	for _, cs := range ch.consumers {
 		qs = append(qs, cs.q)
 	}
@@ -240,8 +240,8 @@ func (ch *channel) release() {
 
 // requeueAll gives records back to their queues, one call per queue.
 func requeueAll(recs []unackedRec) {
-	byQueue := map[*broker.Queue][]broker.Entry{}
-	var order []*broker.Queue
+	byQueue := map[broker.Source][]broker.Entry{}
+	var order []broker.Source
 	for _, r := range recs {
 		if _, ok := byQueue[r.queue]; !ok {
 			order = append(order, r.queue)

@@ -18,7 +18,7 @@ type outbox struct {
 	buf     []byte
 	spare   []byte
 	closed  bool
-	blocked map[*broker.Queue]struct{} // queues that stopped delivering because buf was full
+	blocked map[broker.Source]struct{} // queues that stopped delivering because buf was full
 	drained *sync.Cond                 // signalled after each write, for a reader waiting for room
 
 	size   atomic.Int64 // len(buf), readable without mu
@@ -44,7 +44,7 @@ func (o *outbox) wake() {
 }
 
 func newOutbox(limit int) *outbox {
-	o := &outbox{signal: make(chan struct{}, 1), limit: limit, hardCap: 4 * limit, blocked: map[*broker.Queue]struct{}{}}
+	o := &outbox{signal: make(chan struct{}, 1), limit: limit, hardCap: 4 * limit, blocked: map[broker.Source]struct{}{}}
 	o.drained = sync.NewCond(&o.mu)
 	return o
 }
@@ -78,7 +78,7 @@ func (o *outbox) sendMethod(channel uint16, m amqp091.Method) {
 
 // full reports (with mu held) whether deliveries must pause; it registers q to
 // be kicked once the writer drains the buffer.
-func (o *outbox) fullLocked(q *broker.Queue) bool {
+func (o *outbox) fullLocked(q broker.Source) bool {
 	if len(o.buf) < o.limit {
 		return false
 	}
@@ -159,7 +159,7 @@ func (o *outbox) run(nc net.Conn, heartbeat func() time.Duration, stop <-chan st
 		if cap(b) <= 4*o.limit { // keep the buffer: regrowing it for every write costs
 			o.spare = b[:0]
 		}
-		var kick []*broker.Queue
+		var kick []broker.Source
 		if len(o.buf) < o.limit/2 && len(o.blocked) > 0 {
 			for q := range o.blocked {
 				kick = append(kick, q)

@@ -9,7 +9,7 @@ import (
 // unackedRec is one delivered, unacknowledged message of a channel.
 type unackedRec struct {
 	tag   uint64
-	queue *broker.Queue
+	queue broker.Source
 	entry broker.Entry
 	cs    *consumerState // nil for basic.get
 	// seen is when (unix ms) the first acknowledgement-timeout check after

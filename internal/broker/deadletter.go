@@ -66,7 +66,7 @@ func (v *VHost) deadLetter(q *Queue, d deadLetter) {
 	m.Props = p.Append(nil)
 	var r Router
 	for _, target := range v.route(&r, ex, m) {
-		if !rejectedSeen && diedIn(deaths, target.Name) {
+		if !rejectedSeen && diedIn(deaths, target.targetName()) {
 			continue // a dead-letter cycle without a rejection: dropped, as in RabbitMQ
 		}
 		target.enqueue(m, nil)

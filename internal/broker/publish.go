@@ -21,7 +21,7 @@ type PublishResult struct {
 // One per publishing channel; not safe for concurrent use.
 type Router struct {
 	bindings []*Binding
-	queues   []*Queue
+	targets  []Target
 	visited  []*Exchange
 	pending  []*Exchange
 	keys     []string
@@ -43,23 +43,23 @@ func (v *VHost) Publish(r *Router, e *Exchange, m *Message, durable func(ok bool
 	if m.hasCC() {
 		m = m.withoutBCC()
 	}
-	queues := v.route(r, e, m)
+	targets := v.route(r, e, m)
 	var w *durableWait
 	if durable != nil {
 		w = &durableWait{done: durable}
 		w.add()
 	}
-	res := PublishResult{Queues: len(queues)}
-	for _, q := range queues {
+	res := PublishResult{Queues: len(targets)}
+	for _, t := range targets {
 		res.Routed = true
-		if !q.enqueue(m, w) {
+		if !t.enqueue(m, w) {
 			res.Rejected = true
 			if w != nil {
 				w.failed.Store(true)
 			}
 		}
 	}
-	clear(r.queues)
+	clear(r.targets)
 	m.rec.Store(nil) // the store has its own reference until written
 	if m.refs.Load() > 0 && v.broker.pagingNeeded() {
 		v.broker.pageOut(v.Name, m, nil) // still queued somewhere: its body goes to disk
@@ -82,10 +82,10 @@ func (v *VHost) publishReply(m *Message) PublishResult {
 	return PublishResult{Routed: true}
 }
 
-// route returns the distinct queues m reaches from e, following
+// route returns the distinct queues and streams m reaches from e, following
 // exchange-to-exchange bindings and alternate exchanges.
-func (v *VHost) route(r *Router, e *Exchange, m *Message) []*Queue {
-	r.queues = r.queues[:0]
+func (v *VHost) route(r *Router, e *Exchange, m *Message) []Target {
+	r.targets = r.targets[:0]
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	r.keys = append(r.keys[:0], m.RoutingKey)
@@ -95,10 +95,12 @@ func (v *VHost) route(r *Router, e *Exchange, m *Message) []*Queue {
 	if e.Name == "" {
 		for _, k := range r.keys {
 			if q, ok := v.queues[k]; ok {
-				r.addQueue(q)
+				r.addTarget(q)
+			} else if s, ok := v.streams[k]; ok {
+				r.addTarget(s)
 			}
 		}
-		return r.queues
+		return r.targets
 	}
 	r.visited = append(r.visited[:0], e)
 	r.pending = append(r.pending[:0], e)
@@ -128,13 +130,15 @@ func (v *VHost) route(r *Router, e *Exchange, m *Message) []*Queue {
 				continue
 			}
 			if q, ok := v.queues[b.Destination]; ok {
-				r.addQueue(q)
+				r.addTarget(q)
+			} else if s, ok := v.streams[b.Destination]; ok {
+				r.addTarget(s)
 			}
 		}
 	}
 	clear(r.bindings)
 	clear(r.visited)
-	return r.queues
+	return r.targets
 }
 
 func (r *Router) visit(x *Exchange) {
@@ -147,11 +151,11 @@ func (r *Router) visit(x *Exchange) {
 	r.pending = append(r.pending, x)
 }
 
-func (r *Router) addQueue(q *Queue) {
-	for _, seen := range r.queues {
-		if seen == q {
+func (r *Router) addTarget(t Target) {
+	for _, seen := range r.targets {
+		if seen == t {
 			return
 		}
 	}
-	r.queues = append(r.queues, q)
+	r.targets = append(r.targets, t)
 }

@@ -49,10 +49,11 @@ type Queue struct {
 
 // ConsumerSink is the receiving end of a consumer: an AMQP channel.
 type ConsumerSink interface {
-	// Deliver offers e to c. It runs with the queue's lock held, must not block
-	// and must not call into the queue. It returns false when c has no credit
+	// Deliver offers e to c from src. It runs with the source's lock held (a
+	// queue's; a stream consumer's own), must not block and must not call
+	// into the source. It returns false when c has no credit
 	// (prefetch or output buffer full); the queue then tries another consumer.
-	Deliver(c *Consumer, q *Queue, e *Entry) bool
+	Deliver(c *Consumer, src Source, e *Entry) bool
 	// Cancelled tells the sink the server cancelled c (its queue was deleted).
 	Cancelled(c *Consumer)
 }

@@ -9,7 +9,7 @@ type benchSink struct {
 	got []Entry
 }
 
-func (s *benchSink) Deliver(c *Consumer, q *Queue, e *Entry) bool {
+func (s *benchSink) Deliver(c *Consumer, q Source, e *Entry) bool {
 	s.got = append(s.got, *e)
 	return true
 }

@@ -31,10 +31,17 @@ type Stream struct {
 	// pol are the policies that apply, replaced under the vhost's lock.
 	pol atomic.Pointer[appliedPolicies]
 
+	pub streamPublishes // see stream_publish.go
+
 	mu        sync.Mutex
-	args      streamArgs // in effect: declared merged with the policies
-	consumers []*Consumer
+	args      streamArgs  // in effect: declared merged with the policies
+	consumers []*Consumer // in arrival order, for the query side
+	readers   map[*Consumer]*streamConsumer
 	deleted   bool
+	// closing is closed when the stream is deleted or the broker closes,
+	// ending its consumers' waits on the log.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 // Name returns the stream's name.
@@ -105,7 +112,7 @@ func (a *applier) declareStream(v *VHost, name string, args amqp091.Table) (any,
 		v.broker.log.Warn("stream arguments no longer valid; ignoring them", "vhost", v.Name, "queue", name, "err", err)
 		sa = streamArgs{}
 	}
-	s := &Stream{name: name, vhost: v, Args: args, declared: sa, dir: v.broker.streamDir(v.Name, name)}
+	s := &Stream{name: name, vhost: v, Args: args, declared: sa, dir: v.broker.streamDir(v.Name, name), readers: map[*Consumer]*streamConsumer{}, closing: make(chan struct{})}
 	s.pol.Store(ap)
 	s.args = sa.withPolicy(ap.definition())
 	l, err := streamlog.Open(s.dir, s.args.options(), v.broker.log.With("vhost", v.Name, "stream", name))
@@ -155,9 +162,14 @@ func (s *Stream) destroy(a *applier) {
 	}
 	s.deleted = true
 	consumers := s.consumers
-	s.consumers = nil
+	readers := s.readers
+	s.consumers, s.readers = nil, map[*Consumer]*streamConsumer{}
 	s.mu.Unlock()
+	for _, sc := range readers {
+		sc.cancel()
+	}
 	s.vhost.removeStream(a, s)
+	s.closeOnce.Do(func() { close(s.closing) })
 	if err := s.log.Delete(); err != nil {
 		s.vhost.broker.log.Error("stream: deleting its files failed", "vhost", s.vhost.Name, "stream", s.name, "err", err)
 	}
@@ -168,6 +180,7 @@ func (s *Stream) destroy(a *applier) {
 
 // close closes the log when the broker shuts down.
 func (s *Stream) close() {
+	s.closeOnce.Do(func() { close(s.closing) })
 	if err := s.log.Close(); err != nil {
 		s.vhost.broker.log.Error("stream: closing its log failed", "vhost", s.vhost.Name, "stream", s.name, "err", err)
 	}

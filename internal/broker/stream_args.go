@@ -148,7 +148,7 @@ func (a streamArgs) withPolicy(def map[string]any) streamArgs {
 
 // options are the log options the arguments make.
 func (a streamArgs) options() streamlog.Options {
-	return streamlog.Options{MaxAge: a.maxAge, MaxBytes: a.maxBytes, SegmentBytes: a.segmentBytes}
+	return streamlog.Options{MaxAge: a.maxAge, MaxBytes: a.maxBytes, SegmentBytes: a.segmentBytes, MaxBatchBytes: streamMaxBatchBytes}
 }
 
 func sortStreams(ss []*Stream) {

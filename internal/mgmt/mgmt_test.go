@@ -669,7 +669,7 @@ func TestMgmtConnections(t *testing.T) {
 
 type nopSink struct{}
 
-func (nopSink) Deliver(*broker.Consumer, *broker.Queue, *broker.Entry) bool { return false }
+func (nopSink) Deliver(*broker.Consumer, broker.Source, *broker.Entry) bool { return false }
 func (nopSink) Cancelled(*broker.Consumer)                                  {}
 
 // TestMgmtCloseAMQPConnection closes a real AMQP connection through the API:
