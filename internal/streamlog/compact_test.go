@@ -193,8 +193,20 @@ func TestStreamlogCompaction(t *testing.T) {
 				}
 			}
 		}
-		if got := l.OffsetForTime(now); got > l.NextOffset() {
-			t.Fatalf("OffsetForTime %d", got)
+		// OffsetForTime over the compacted log: the first remaining batch
+		// whose maxTimestamp reaches ts.
+		batches := readAllBatches(t, l)
+		for ts := now - int64(3*time.Hour/time.Millisecond); ts <= now+1; ts += 7_000 {
+			want := l.NextOffset()
+			for _, b := range batches {
+				if b.h.MaxTimestamp >= ts {
+					want = b.h.BaseOffset
+					break
+				}
+			}
+			if got := l.OffsetForTime(ts); got != want {
+				t.Fatalf("OffsetForTime(%d) = %d, want %d", ts, got, want)
+			}
 		}
 	}
 	if len(keep) == len(model) {

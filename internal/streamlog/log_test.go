@@ -83,12 +83,17 @@ func TestStreamlogAppendRejects(t *testing.T) {
 	badMagic[offMagic] = 1
 	short := good[:len(good)-1]
 	trailing := append(bytes.Clone(good), 1, 2, 3)
+	// CRC-valid, but claiming three records where there are two.
+	badCount := bytes.Clone(good)
+	binary.BigEndian.PutUint32(badCount[offRecordCount:], 3)
+	binary.BigEndian.PutUint32(badCount[offLastOffsetDelta:], 2)
+	binary.BigEndian.PutUint32(badCount[offCRC:], crc32Checksum(badCount[offAttributes:]))
 	for name, tc := range map[string]struct {
 		b    []byte
 		want error
 	}{
 		"crc": {badCRC, ErrCorrupt}, "magic": {badMagic, ErrCorrupt}, "short": {short, ErrCorrupt},
-		"trailing": {trailing, ErrCorrupt}, "empty": {nil, ErrCorrupt}, "header": {good[:30], ErrCorrupt},
+		"trailing": {trailing, ErrCorrupt}, "record count": {badCount, ErrCorrupt}, "empty": {nil, ErrCorrupt}, "header": {good[:30], ErrCorrupt},
 		"large": {valueBatch(1, 3000, 1), ErrBatchTooLarge},
 	} {
 		if _, err := appendSync(t, l, tc.b); !errors.Is(err, tc.want) {

@@ -58,6 +58,24 @@ func batchRecords(batch []byte, h BatchHeader, decompress func(codec int, src []
 	return recs, len(p) == 0
 }
 
+// recordsFrame reports whether p holds exactly n records of valid framing
+// with offset deltas 0..n-1, as a producer writes them: an uncompressed
+// batch is checked whole at append, without allocating.
+func recordsFrame(p []byte, n int32) bool {
+	for i := range int64(n) {
+		l, k := binary.Varint(p)
+		if k <= 0 || l < 0 || int64(len(p)-k) < l {
+			return false
+		}
+		r, ok := parseRecord(p[k : k+int(l)])
+		if !ok || r.offsetDelta != i {
+			return false
+		}
+		p = p[k+int(l):]
+	}
+	return len(p) == 0
+}
+
 // parseRecord decodes attributes i8 | timestampDelta varlong | offsetDelta
 // varint | key length varint | key | value length varint | value | headers.
 func parseRecord(raw []byte) (record, bool) {

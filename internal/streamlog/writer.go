@@ -111,6 +111,9 @@ func (l *Log) checkBatches(b []byte) ([]BatchHeader, error) {
 				return nil, ErrCorrupt
 			}
 		}
+		if h.Compression() == 0 && !recordsFrame(b[BatchHeaderSize:h.Size()], h.NumRecords) {
+			return nil, ErrCorrupt
+		}
 		hdrs = append(hdrs, h)
 		b = b[h.Size():]
 	}
