@@ -89,15 +89,18 @@ type Log struct {
 	syncs atomic.Int64 // group commits, for benchmarks
 	lock  *os.File
 
-	mu      sync.Mutex
-	opts    Options
-	pend    []*appendReq
-	err     error // sticky: the first write or sync error
-	closed  bool
-	waitc   chan struct{} // closed when the view's next offset advances; nil if nobody waits
-	stopped chan struct{}
-	kickc   chan struct{}
-	maintc  chan chan struct{} // runMaintenance's requests
+	mu     sync.Mutex
+	opts   Options
+	pend   []*appendReq
+	err    error // sticky: the first write or sync error
+	closed bool
+	waitc  chan struct{} // closed when the view's next offset advances; nil if nobody waits
+	// stableWaits are WaitStable's channels, by offset; few (one per
+	// read_committed fetch position), so a slice.
+	stableWaits []stableWait
+	stopped     chan struct{}
+	kickc       chan struct{}
+	maintc      chan chan struct{} // runMaintenance's requests
 	// optsChanged tells the writer to apply retention at its next pause.
 	optsChanged bool
 	decompress  func(codec int, src []byte) ([]byte, error)
@@ -198,12 +201,52 @@ func (l *Log) Wait(offset int64) <-chan struct{} {
 	return l.waitc
 }
 
+// WaitStable returns a channel closed once LastStableOffset() > offset or
+// the log closes: a read_committed fetch waits on it while an open
+// transaction holds the records back.
+func (l *Log) WaitStable(offset int64) <-chan struct{} {
+	if l.LastStableOffset() > offset {
+		return closedChan
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed || l.view.Load().lso > offset {
+		return closedChan
+	}
+	for i := range l.stableWaits {
+		if l.stableWaits[i].offset == offset {
+			return l.stableWaits[i].ch
+		}
+	}
+	ch := make(chan struct{})
+	l.stableWaits = append(l.stableWaits, stableWait{offset, ch})
+	return ch
+}
+
+// stableWait is one offset WaitStable callers wait to become stable.
+type stableWait struct {
+	offset int64
+	ch     chan struct{}
+}
+
 // publishLocked makes v the readers' view and wakes waiters.
 func (l *Log) publishLocked(v *view) {
 	l.view.Store(v)
 	if l.waitc != nil {
 		close(l.waitc)
 		l.waitc = nil
+	}
+	if len(l.stableWaits) > 0 {
+		kept := l.stableWaits[:0]
+		for _, w := range l.stableWaits {
+			if v.lso > w.offset {
+				close(w.ch)
+			} else {
+				kept = append(kept, w)
+			}
+		}
+		clear(l.stableWaits[len(kept):])
+		l.stableWaits = kept
 	}
 }
 
@@ -237,6 +280,10 @@ func (l *Log) Close() error {
 		close(l.waitc)
 		l.waitc = nil
 	}
+	for _, w := range l.stableWaits {
+		close(w.ch)
+	}
+	l.stableWaits = nil
 	l.mu.Unlock()
 	l.kick()
 	<-l.stopped

@@ -143,3 +143,74 @@ func TestStreamlogTransactions(t *testing.T) {
 		t.Fatalf("lso %d, want the open transaction's %d", lso, open2)
 	}
 }
+
+func TestStreamlogReadBelowAndWaitStable(t *testing.T) {
+	l := openTest(t, t.TempDir(), Options{SegmentBytes: 8192})
+	defer l.Close()
+	for i := 0; i < 40; i++ {
+		mustAppend(t, l, valueBatch(2, 100, int64(i)))
+	}
+	first := mustAppend(t, l, idemBatch(5, 0, 0, 1, true)).BaseOffset // txn opens: lso stops here
+	for i := 0; i < 40; i++ {
+		mustAppend(t, l, valueBatch(1, 100, 0))
+	}
+	if l.LastStableOffset() != first {
+		t.Fatalf("lso %d, want %d", l.LastStableOffset(), first)
+	}
+	// Reads below the stable offset never include a batch at or past it,
+	// wherever they start and whatever their size.
+	for off := l.StartOffset(); off < first; off++ {
+		for _, max := range []int{1, 500, 1 << 20} {
+			c, err := l.ReadBelow(off, max, first)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := c.Bytes()
+			c.Close()
+			if len(b) == 0 {
+				t.Fatalf("ReadBelow(%d, %d) empty", off, max)
+			}
+			for len(b) > 0 {
+				h, err := checkBatch(b, len(b))
+				if err != nil || h.BaseOffset >= first {
+					t.Fatalf("ReadBelow(%d, %d): batch %d, %v", off, max, h.BaseOffset, err)
+				}
+				b = b[h.Size():]
+			}
+		}
+	}
+	if c, err := l.ReadBelow(first, 1<<20, first); err != nil || c.Len() != 0 {
+		t.Fatalf("ReadBelow at the stable offset: %v %v", c.Len(), err)
+	}
+	if c, err := l.ReadBelow(first-1, 1<<20, first-1); err != nil || c.Len() != 0 {
+		t.Fatalf("ReadBelow inside a batch at the limit: %v %v", c.Len(), err)
+	}
+	// Every chunk was closed: only the view holds the segments.
+	l.view.Load().each(func(si *segInfo) bool {
+		if n := si.seg.refs.Load(); n != 1 {
+			t.Errorf("segment %d has %d references", si.seg.base, n)
+		}
+		return true
+	})
+	ch := l.WaitStable(first)
+	select {
+	case <-ch:
+		t.Fatal("stable before the commit")
+	default:
+	}
+	<-l.WaitStable(first - 1)
+	mustAppend(t, l, valueBatch(1, 100, 0)) // not the commit: still waiting
+	select {
+	case <-ch:
+		t.Fatal("woken by an unrelated append")
+	default:
+	}
+	mustAppend(t, l, controlBatch(5, 0, true))
+	<-ch
+	if l.LastStableOffset() != l.NextOffset() {
+		t.Fatalf("lso %d next %d", l.LastStableOffset(), l.NextOffset())
+	}
+	later := l.WaitStable(l.NextOffset() + 5)
+	l.Close()
+	<-later
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"runtime"
@@ -88,6 +89,14 @@ func (c *fileChunk) Close() error {
 // empty chunk; outside [StartOffset(), NextOffset()] it is
 // ErrOffsetOutOfRange.
 func (l *Log) Read(offset int64, maxBytes int) (Chunk, error) {
+	return l.ReadBelow(offset, maxBytes, math.MaxInt64)
+}
+
+// ReadBelow is Read limited to batches whose base offset is below end: a
+// read_committed fetch passes LastStableOffset() and still gets a Chunk
+// (sendfile) rather than bytes to cut. The chunk is empty if the first
+// batch starts at or after end.
+func (l *Log) ReadBelow(offset int64, maxBytes int, end int64) (Chunk, error) {
 	for {
 		v := l.view.Load()
 		if offset < v.start() || offset > v.active.next {
@@ -96,10 +105,10 @@ func (l *Log) Read(offset int64, maxBytes int) (Chunk, error) {
 			}
 			return nil, ErrOffsetOutOfRange
 		}
-		if offset == v.active.next {
+		if offset == v.active.next || offset >= end {
 			return emptyChunk{}, nil
 		}
-		c, retry, err := l.readView(v, offset, maxBytes)
+		c, retry, err := l.readView(v, offset, maxBytes, end)
 		if !retry {
 			return c, err
 		}
@@ -111,7 +120,7 @@ func (l *Log) Read(offset int64, maxBytes int) (Chunk, error) {
 
 // readView reads from the view's segments; retry means a segment left the
 // log before it could be pinned, and the caller should look again.
-func (l *Log) readView(v *view, offset int64, maxBytes int) (Chunk, bool, error) {
+func (l *Log) readView(v *view, offset int64, maxBytes int, end int64) (Chunk, bool, error) {
 	var c Chunk
 	var err error
 	retry := false
@@ -127,8 +136,8 @@ func (l *Log) readView(v *view, offset int64, maxBytes int) (Chunk, bool, error)
 			return false
 		}
 		var ok bool
-		c, ok, err = readSegment(si, offset, maxBytes)
-		if !ok || err != nil {
+		c, ok, err = readSegment(si, offset, maxBytes, end)
+		if _, empty := c.(emptyChunk); !ok || err != nil || empty {
 			si.seg.release()
 		}
 		return !ok && err == nil
@@ -141,7 +150,7 @@ func (l *Log) readView(v *view, offset int64, maxBytes int) (Chunk, bool, error)
 
 // readSegment reads from one pinned segment; false if no batch in it ends
 // at or after offset.
-func readSegment(si *segInfo, offset int64, maxBytes int) (Chunk, bool, error) {
+func readSegment(si *segInfo, offset int64, maxBytes int, endOffset int64) (Chunk, bool, error) {
 	f, idxF, err := si.seg.files()
 	if err != nil {
 		return nil, false, err
@@ -173,23 +182,27 @@ func readSegment(si *segInfo, offset int64, maxBytes int) (Chunk, bool, error) {
 		}
 		pos += int64(h.Size())
 	}
-	end, err := chunkEnd(si, f, idxF, pos, maxBytes)
+	end, err := chunkEnd(si, f, idxF, pos, maxBytes, endOffset)
 	if err != nil {
 		return nil, false, err
+	}
+	if end == pos {
+		return emptyChunk{}, true, nil
 	}
 	return &fileChunk{seg: si.seg, f: f, pos: pos, n: end - pos}, true, nil
 }
 
-// chunkEnd finds where whole batches from start, at most maxBytes of them
-// but at least one, end: the index jumps close to the limit, then batch
-// headers are read one by one (at most about indexInterval bytes' worth).
-func chunkEnd(si *segInfo, f, idxF *os.File, start int64, maxBytes int) (int64, error) {
+// chunkEnd finds where whole batches from start end: at most maxBytes of
+// them but at least one, none with a base offset at or past endOffset. The
+// index jumps close to the limit, then batch headers are read one by one
+// (at most about indexInterval bytes' worth).
+func chunkEnd(si *segInfo, f, idxF *os.File, start int64, maxBytes int, endOffset int64) (int64, error) {
 	limit := start + int64(max(maxBytes, 0))
-	if si.size <= limit {
+	if si.size <= limit && si.next <= endOffset {
 		return si.size, nil
 	}
 	p := start
-	j, err := si.search(idxF, func(e indexEntry) bool { return int64(e.pos) > limit })
+	j, err := si.search(idxF, func(e indexEntry) bool { return int64(e.pos) > limit || si.seg.base+int64(e.rel) >= endOffset })
 	if err != nil {
 		return 0, err
 	}
@@ -206,7 +219,7 @@ func chunkEnd(si *segInfo, f, idxF *os.File, start int64, maxBytes int) (int64, 
 		if err != nil {
 			return 0, err
 		}
-		if p+int64(h.Size()) > limit && p > start {
+		if h.BaseOffset >= endOffset || p+int64(h.Size()) > limit && p > start {
 			break
 		}
 		p += int64(h.Size())
