@@ -86,31 +86,31 @@ func (s *policySet) of(operator bool) map[string]*policy {
 // Warren (mirroring, quorum queues, streams, lazy mode) are accepted so that
 // definitions written for RabbitMQ load unchanged.
 var policyKeys = map[string]func(v any) error{
-	"alternate-exchange":      stringKey("%s is not a valid alternate exchange name"),
-	"dead-letter-exchange":    stringKey("%s is not a valid dead letter exchange name"),
-	"dead-letter-routing-key": stringKey("%s is not a valid dead letter routing key"),
-	"message-ttl":             intKey(0, "%s is not a valid message TTL"),
-	"expires":                 intKey(1, "%s is not a valid queue expiry"),
-	"max-length":              intKey(0, "%s is not a valid maximum length"),
-	"max-length-bytes":        intKey(0, "%s is not a valid maximum length in bytes"),
-	"max-in-memory-length":    intKey(0, "%s is not a valid maximum memory in bytes"),
-	"max-in-memory-bytes":     intKey(0, "%s is not a valid maximum memory in bytes"),
-	"delivery-limit":          intKey(0, "%s is not a valid delivery limit"),
-	"consumer-timeout":        intKey(0, "%s is not a valid consumer timeout"),
-	"initial-cluster-size":    intKey(0, "%s is not a valid cluster size"),
-	"max-segment-size":        intKey(0, "%s is not a valid segment size"),
-	"ha-sync-batch-size":      intKey(1, "%s is not a valid ha-sync-batch-size value"),
-	"queue-mode":              enumKey("%s is not a valid queue-mode value", "default", "lazy"),
-	"overflow":                enumKey("%s is not a valid overflow value", "drop-head", "reject-publish", "reject-publish-dlx"),
-	"queue-version":           intEnumKey("%s is not a valid queue version", 1, 2),
-	"queue-leader-locator":    enumKey("%s is not a valid queue leader locator value", "client-local", "random", "least-leaders", "balanced"),
-	"queue-master-locator":    enumKey("%s is not a valid queue-master-locator value", "min-masters", "client-local", "random"),
-	"ha-mode":                 enumKey("%s is not a valid ha-mode value", "all", "exactly", "nodes"),
-	"ha-sync-mode":            enumKey("%s is not a valid ha-sync-mode value", "manual", "automatic"),
-	"ha-promote-on-shutdown":  enumKey("%s is not a valid ha-promote-on-shutdown value", "always", "when-synced"),
-	"ha-promote-on-failure":   enumKey("%s is not a valid ha-promote-on-failure value", "always", "when-synced"),
-	"ha-params":               func(any) error { return nil },
-	"max-age":                 maxAgeKey,
+	"alternate-exchange":            stringKey("%s is not a valid alternate exchange name"),
+	"dead-letter-exchange":          stringKey("%s is not a valid dead letter exchange name"),
+	"dead-letter-routing-key":       stringKey("%s is not a valid dead letter routing key"),
+	"message-ttl":                   intKey(0, "%s is not a valid message TTL"),
+	"expires":                       intKey(1, "%s is not a valid queue expiry"),
+	"max-length":                    intKey(0, "%s is not a valid maximum length"),
+	"max-length-bytes":              intKey(0, "%s is not a valid maximum length in bytes"),
+	"max-in-memory-length":          intKey(0, "%s is not a valid maximum memory in bytes"),
+	"max-in-memory-bytes":           intKey(0, "%s is not a valid maximum memory in bytes"),
+	"delivery-limit":                intKey(0, "%s is not a valid delivery limit"),
+	"consumer-timeout":              intKey(0, "%s is not a valid consumer timeout"),
+	"initial-cluster-size":          intKey(0, "%s is not a valid cluster size"),
+	"stream-max-segment-size-bytes": intKey(0, "%s is not a valid segment size"),
+	"ha-sync-batch-size":            intKey(1, "%s is not a valid ha-sync-batch-size value"),
+	"queue-mode":                    enumKey("%s is not a valid queue-mode value", "default", "lazy"),
+	"overflow":                      enumKey("%s is not a valid overflow value", "drop-head", "reject-publish", "reject-publish-dlx"),
+	"queue-version":                 intEnumKey("%s is not a valid queue version", 1, 2),
+	"queue-leader-locator":          enumKey("%s is not a valid queue leader locator value", "client-local", "random", "least-leaders", "balanced"),
+	"queue-master-locator":          enumKey("%s is not a valid queue-master-locator value", "min-masters", "client-local", "random"),
+	"ha-mode":                       enumKey("%s is not a valid ha-mode value", "all", "exactly", "nodes"),
+	"ha-sync-mode":                  enumKey("%s is not a valid ha-sync-mode value", "manual", "automatic"),
+	"ha-promote-on-shutdown":        enumKey("%s is not a valid ha-promote-on-shutdown value", "always", "when-synced"),
+	"ha-promote-on-failure":         enumKey("%s is not a valid ha-promote-on-failure value", "always", "when-synced"),
+	"ha-params":                     func(any) error { return nil },
+	"max-age":                       maxAgeKey,
 }
 
 // operatorPolicyKeys are the keys an operator policy may set (RabbitMQ's
@@ -459,6 +459,7 @@ func (v *VHost) changePolicies(change func(s *policySet)) {
 	set := policySet{user: maps.Clone(v.policies.user), op: maps.Clone(v.policies.op)}
 	exchanges := slices.Collect(maps.Values(v.exchanges))
 	queues := slices.Collect(maps.Values(v.queues))
+	streams := slices.Collect(maps.Values(v.streams))
 	v.mu.Unlock()
 
 	type exchangeUpdate struct {
@@ -488,6 +489,13 @@ func (v *VHost) changePolicies(change func(s *policySet)) {
 		if ap := set.applying(q.Name, true); !sameApplied(ap, q.pol.Load()) {
 			q.pol.Store(ap)
 			q.policiesChanged(ap)
+		}
+	}
+	sortStreams(streams)
+	for _, s := range streams {
+		if ap := set.applying(s.name, true); !sameApplied(ap, s.pol.Load()) {
+			s.pol.Store(ap)
+			s.policiesChanged(ap)
 		}
 	}
 }

@@ -300,3 +300,20 @@ func (b *Broker) removeStrayStreamDirs() {
 		}
 	}
 }
+
+// policiesChanged recomputes the retention in effect from new policies and
+// hands it to the log, which applies it at its next check.
+func (s *Stream) policiesChanged(ap *appliedPolicies) {
+	s.mu.Lock()
+	s.args = s.declared.withPolicy(ap.definition())
+	opts := s.args.options()
+	s.mu.Unlock()
+	s.log.SetOptions(opts)
+}
+
+// Options returns the log options the stream's arguments and policies set.
+func (s *Stream) Options() streamlog.Options {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.args.options()
+}

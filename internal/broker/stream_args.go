@@ -129,20 +129,22 @@ func parseRetentionAge(s string) (time.Duration, bool) {
 	return time.Duration(n) * unit, true
 }
 
-// withPolicy returns the arguments in effect under a policy definition: an
-// argument wins over the policy, as RabbitMQ's streams have it.
+// withPolicy returns the arguments in effect under a policy definition: of
+// an argument and a policy that both set a limit, the lower applies, as in
+// RabbitMQ's streams (max-age, max-length-bytes, stream-max-segment-size-bytes).
 func (a streamArgs) withPolicy(def map[string]any) streamArgs {
-	if v, ok := def["max-age"].(string); ok && a.maxAge == 0 {
-		if d, ok := parseRetentionAge(v); ok {
+	if v, ok := def["max-age"].(string); ok {
+		if d, ok := parseRetentionAge(v); ok && (a.maxAge == 0 || d < a.maxAge) {
 			a.maxAge = d
 		}
 	}
-	if v, ok := def["max-length-bytes"].(int64); ok && a.maxBytes == 0 {
-		a.maxBytes = v
+	lower := func(key string, cur *int64) {
+		if v, ok := def[key].(int64); ok && v > 0 && (*cur == 0 || v < *cur) {
+			*cur = v
+		}
 	}
-	if v, ok := def["stream-max-segment-size-bytes"].(int64); ok && a.segmentBytes == 0 {
-		a.segmentBytes = v
-	}
+	lower("max-length-bytes", &a.maxBytes)
+	lower("stream-max-segment-size-bytes", &a.segmentBytes)
 	return a
 }
 

@@ -1,12 +1,14 @@
 package broker
 
 import (
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/warren-mq/warren/internal/amqp091"
 	"github.com/warren-mq/warren/internal/store"
@@ -203,5 +205,41 @@ func TestStreamDeletedWithVHost(t *testing.T) {
 	}
 	if _, err := os.Stat(s.dir); !os.IsNotExist(err) {
 		t.Fatalf("stream dir after vhost delete: %v", err)
+	}
+}
+
+// Retention comes from the arguments and the policies, the lower limit
+// winning, and follows policy changes.
+func TestStreamRetentionFromArgsAndPolicies(t *testing.T) {
+	n := newStreamNode(t)
+	v := n.vhost()
+	s, err := v.DeclareStream("r", amqp091.Table{"x-max-age": "7D", "x-max-length-bytes": int64(5 << 20), "x-stream-max-segment-size-bytes": int64(1 << 20)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := s.Options()
+	if o.MaxAge != 7*24*time.Hour || o.MaxBytes != 5<<20 || o.SegmentBytes != 1<<20 || o.MaxBatchBytes != streamMaxBatchBytes {
+		t.Fatalf("options from args %+v", o)
+	}
+	mustPolicy(t, n.b, Policy{VHost: "/", Name: "ret", Pattern: "^r$", ApplyTo: "queues", Definition: json.RawMessage(`{"max-age":"1h","max-length-bytes":10485760,"stream-max-segment-size-bytes":65536}`)})
+	o = s.Options()
+	if o.MaxAge != time.Hour || o.MaxBytes != 5<<20 || o.SegmentBytes != 65536 {
+		t.Fatalf("options with the policy %+v", o)
+	}
+	if err := n.b.ClearPolicy("/", "ret", false); err != nil {
+		t.Fatal(err)
+	}
+	if o = s.Options(); o.MaxAge != 7*24*time.Hour || o.SegmentBytes != 1<<20 {
+		t.Fatalf("options after the policy went %+v", o)
+	}
+	for in, want := range map[string]time.Duration{"1Y": 365 * 24 * time.Hour, "2M": 60 * 24 * time.Hour, "30m": 30 * time.Minute, "10s": 10 * time.Second} {
+		if d, ok := parseRetentionAge(in); !ok || d != want {
+			t.Fatalf("%s: %v %v", in, d, ok)
+		}
+	}
+	for _, in := range []string{"", "h", "0h", "-1h", "1.5h", "1d", "1 h"} {
+		if _, ok := parseRetentionAge(in); ok {
+			t.Fatalf("%q accepted", in)
+		}
 	}
 }
