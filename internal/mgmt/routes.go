@@ -132,4 +132,5 @@ func (s *Server) addRoutes() {
 	s.handle(get, "/api/health/checks/node-is-mirror-sync-critical", m, single)
 	s.handle(get, "/api/health/checks/certificate-expiration/{within}/{unit}", m, ok)
 	s.handle(get, "/api/health/checks/is-in-service", m, ok)
+	s.addKafkaRoutes()
 }

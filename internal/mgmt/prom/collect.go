@@ -102,7 +102,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if c.mode == detailed {
 		e.prefix = "rabbitmq_detailed_"
 	}
-	s := c.h.read(func(vhost string) bool { return c.vhosts == nil || c.vhosts[vhost] })
+	withVHost := func(vhost string) bool { return c.vhosts == nil || c.vhosts[vhost] }
+	s := c.h.read(withVHost)
+	k := c.readKafka(withVHost)
+	s.queues = append(s.queues, streamQueues(k)...)
 	c.info(e)
 	for _, m := range nodeMetrics {
 		if c.want(m.group) {
@@ -114,6 +117,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	c.queues(e, s)
 	c.channels(e, s)
 	c.connections(e, s)
+	c.streamsAndKafka(e, k, s)
 	if c.mode == detailed {
 		c.topology(e)
 		return
