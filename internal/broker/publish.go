@@ -109,7 +109,7 @@ func (v *VHost) route(r *Router, e *Exchange, m *Message) []Target {
 	for len(r.pending) > 0 {
 		x := r.pending[len(r.pending)-1]
 		r.pending = r.pending[:len(r.pending)-1]
-		if x.Kind == "headers" && !headersDone {
+		if (x.Kind == "headers" || x.Kind == SuperStreamKind) && !headersDone {
 			headers, headersDone = m.Headers(), true
 		}
 		r.bindings = r.bindings[:0]

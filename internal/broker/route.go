@@ -37,7 +37,7 @@ type routeTable interface {
 }
 
 // newRouteTable returns an empty table for an exchange type: "direct", "fanout", "topic",
-// "headers" (ok=false otherwise).
+// "headers", "x-super-stream" (ok=false otherwise).
 func newRouteTable(kind string) (routeTable, bool) {
 	switch kind {
 	case "direct":
@@ -48,6 +48,8 @@ func newRouteTable(kind string) (routeTable, bool) {
 		return newTopicTable(nil, 0), true
 	case "headers":
 		return &headersTable{}, true
+	case SuperStreamKind:
+		return &superStreamTable{}, true
 	}
 	return nil, false
 }
