@@ -14,17 +14,13 @@ import (
 // they came (compressed batches stay compressed; the log checks length,
 // magic and CRC). The answer waits for the log's fsync for every acks value
 // but 0 (the log acknowledges only durable writes, so acks=1 costs what
-// acks=all does); acks=0 gets no answer at all. Versions up to 12: 13
-// names topics by ID.
+// acks=all does); acks=0 gets no answer at all. Versions up to 11: 12 adds
+// partitions to transactions implicitly (KIP-890 part 2, which Warren's
+// transactions do not do), 13 names topics by ID.
 
 func init() {
-	registerAsync(kmsg.Produce, 0, 12, handleProduce)
+	registerAsync(kmsg.Produce, 0, 11, handleProduce)
 }
-
-// checkTxnProduce, when set (by the transactions code), vets a
-// transactional batch before it is appended: it returns a Kafka error code,
-// 0 to accept. It runs on the reader goroutine.
-var checkTxnProduce func(c *conn, transactionalID string, topic string, partition int32, h streamlog.BatchHeader) int16
 
 // produceWait collects one request's appends.
 type produceWait struct {
@@ -77,9 +73,11 @@ func handleProduce(c *conn, req kmsg.Request, done func(kmsg.Response, error)) {
 	r := req.(*kmsg.ProduceRequest)
 	w := &produceWait{resp: kmsg.NewPtrProduceResponse(), done: done, acks0: r.Acks == 0}
 	type pendingAppend struct {
-		log  *streamlog.Log
-		data []byte
-		p    *kmsg.ProduceResponseTopicPartition
+		log       *streamlog.Log
+		data      []byte
+		p         *kmsg.ProduceResponseTopicPartition
+		topic     string
+		partition int32
 	}
 	var appends []pendingAppend
 	txnID := ""
@@ -117,22 +115,31 @@ func handleProduce(c *conn, req kmsg.Request, done func(kmsg.Response, error)) {
 				continue
 			}
 			p.LogStartOffset = s.Log().StartOffset()
-			appends = append(appends, pendingAppend{s.Log(), rp.Records, p})
+			appends = append(appends, pendingAppend{s.Log(), rp.Records, p, rt.Topic, rp.Partition})
 		}
 		w.resp.Topics = append(w.resp.Topics, st)
 	}
 	w.pending = len(appends) + 1 // +1 until every append is issued
 	for _, a := range appends {
 		p := a.p
-		a.log.Append(a.data, func(res streamlog.AppendResult, err error) { w.finish(p, res, err) })
+		appendFn := func() { a.log.Append(a.data, func(res streamlog.AppendResult, err error) { w.finish(p, res, err) }) }
+		if h, _ := streamlog.ParseBatchHeader(a.data); !h.Transactional() {
+			appendFn()
+		} else if code := c.srv.txn.produce(txnID, h, a.topic, a.partition, appendFn); code != 0 {
+			// The transaction coordinator appends it under the transaction's
+			// lock, so no EndTxn marker comes between its check and the append.
+			p.ErrorCode = code
+			w.finish(p, streamlog.AppendResult{BaseOffset: -1}, nil)
+		}
 	}
 	w.finish(&kmsg.ProduceResponseTopicPartition{}, streamlog.AppendResult{}, nil)
 }
 
 // vetBatches checks what the log does not: a produce carries at least one
 // batch, an idempotent or transactional batch comes alone (Kafka's
-// INVALID_RECORD), and transactional batches satisfy the transaction
-// coordinator. The log checks lengths, magic and CRCs itself.
+// INVALID_RECORD) and a transactional one names its transactional id (the
+// transaction coordinator checks the rest as it appends). The log checks
+// lengths, magic and CRCs itself.
 func (c *conn) vetBatches(txnID, topic string, partition int32, records []byte) int16 {
 	h, err := streamlog.ParseBatchHeader(records)
 	if err != nil {
@@ -147,9 +154,6 @@ func (c *conn) vetBatches(txnID, topic string, partition int32, records []byte) 
 	if h.Transactional() {
 		if txnID == "" {
 			return kerr.InvalidRecord.Code
-		}
-		if checkTxnProduce != nil {
-			return checkTxnProduce(c, txnID, topic, partition, h)
 		}
 	}
 	return 0

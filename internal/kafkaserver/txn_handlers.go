@@ -3,7 +3,6 @@ package kafkaserver
 import (
 	"log/slog"
 	"os"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -60,23 +59,17 @@ func newServerTxn(s *Server) *txnCoordinator {
 	})
 }
 
-// txnPartition is a topic partition's log: stream T for partition 0 of a
-// one-partition topic T, stream T-i for partition i of a partitioned one
-// (STREAMS.md, contract 3).
+// txnPartition is a topic partition's log.
 func (s *Server) txnPartition(topic string, partition int32) (*streamlog.Log, bool) {
 	v, ok := s.broker.VHost(s.cfg.VHost)
-	if !ok || partition < 0 {
+	if !ok {
 		return nil, false
 	}
-	if partition == 0 {
-		if st, ok := v.Stream(topic); ok {
-			return st.Log(), true
-		}
+	t, ok := v.Topic(topic)
+	if !ok || partition < 0 || int(partition) >= len(t.Partitions) || t.Partitions[partition] == nil {
+		return nil, false
 	}
-	if st, ok := v.Stream(topic + "-" + strconv.Itoa(int(partition))); ok {
-		return st.Log(), true
-	}
-	return nil, false
+	return t.Partitions[partition].Log(), true
 }
 
 // crashAfter returns the crash-test hook of Config.CrashAfterTxnDecisions:
