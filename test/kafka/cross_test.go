@@ -127,6 +127,7 @@ func header(r *kgo.Record, key string) (string, bool) {
 // x-kafka-key header or else the routing key, AMQP headers as Kafka headers.
 func TestKafkaCrossAMQPToKafka(t *testing.T) {
 	tg := broker(t)
+	tg.need(t, apisProduce)
 	s := uniqueName(t, "s")
 	declareStream(t, tg, s)
 	ch := amqpChannel(t, tg)
@@ -227,9 +228,10 @@ func compressibleValues(n int) []string {
 // body = value, routing key = key, headers intact, offsets in x-stream-offset.
 func TestKafkaCrossKafkaToAMQP(t *testing.T) {
 	tg := broker(t)
+	tg.need(t, apisProduce)
 	s := uniqueName(t, "s")
 	declareStream(t, tg, s)
-	p := client(t, tg, kgo.DefaultProduceTopic(s), kgo.ProducerBatchCompression(kgo.SnappyCompression()),
+	p := client(t, tg, kgo.DefaultProduceTopic(s), kgo.ProducerBatchCompression(kgo.SnappyCompression()), kgo.DisableIdempotentWrite(),
 		kgo.ProducerLinger(50*time.Millisecond))
 	values := compressibleValues(5)
 	var recs []*kgo.Record
@@ -246,6 +248,7 @@ func TestKafkaCrossKafkaToAMQP(t *testing.T) {
 func TestKafkaCrossKcatLZ4ToAMQP(t *testing.T) {
 	kcat := kcatPath(t)
 	tg := broker(t)
+	tg.need(t, apisProduce)
 	s := uniqueName(t, "s")
 	declareStream(t, tg, s)
 	values := compressibleValues(4)
@@ -297,6 +300,7 @@ func runBounded(cmd *exec.Cmd, d time.Duration) ([]byte, error) {
 // Kafka produce with key K land in the same partition, for many keys.
 func TestKafkaCrossSameKeySamePartition(t *testing.T) {
 	tg := broker(t)
+	tg.need(t, apisProduce)
 	tg.amqpURL(t)
 	topic := uniqueName(t, "super")
 	createTopic(t, tg, topic, 3)
@@ -309,7 +313,7 @@ func TestKafkaCrossSameKeySamePartition(t *testing.T) {
 		msgs[k] = []amqp.Publishing{{Body: []byte("amqp:" + k)}}
 	}
 	publishConfirmed(t, amqpChannel(t, tg), topic, msgs)
-	p := client(t, tg, kgo.DefaultProduceTopic(topic))
+	p := client(t, tg, kgo.DefaultProduceTopic(topic), kgo.DisableIdempotentWrite())
 	var recs []*kgo.Record
 	for _, k := range keys {
 		recs = append(recs, &kgo.Record{Key: []byte(k), Value: []byte("kafka:" + k)})

@@ -22,10 +22,11 @@ import (
 // contiguous offsets from 0 in each partition.
 func TestKafkaKeyedProduceOrderPerKey(t *testing.T) {
 	tg := broker(t)
+	tg.need(t, apisProduce)
 	topic := uniqueName(t, "t")
 	createTopic(t, tg, topic, 6)
 	const keys, perKey = 24, 25
-	p := client(t, tg, kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()))
+	p := client(t, tg, kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DisableIdempotentWrite())
 	var recs []*kgo.Record
 	for i := 0; i < perKey; i++ {
 		for k := 0; k < keys; k++ {
@@ -153,6 +154,7 @@ func TestKafkaGroupTwoMembersRebalance(t *testing.T) {
 	}{{"range", kgo.RangeBalancer()}, {"cooperative-sticky", kgo.CooperativeStickyBalancer()}} {
 		t.Run(bal.name, func(t *testing.T) {
 			tg := broker(t)
+			tg.need(t, apisProduce, apisGroup)
 			topic, group := uniqueName(t, "t"), uniqueName(t, "g")
 			const parts = 6
 			createTopic(t, tg, topic, parts)
@@ -177,7 +179,7 @@ func TestKafkaGroupTwoMembersRebalance(t *testing.T) {
 				}
 				return nil
 			})
-			p := client(t, tg, kgo.DefaultProduceTopic(topic))
+			p := client(t, tg, kgo.DefaultProduceTopic(topic), kgo.DisableIdempotentWrite())
 			const n = 300
 			var recs []*kgo.Record
 			for i := 0; i < n; i++ {
@@ -221,9 +223,10 @@ func TestKafkaGroupTwoMembersRebalance(t *testing.T) {
 // resumes exactly there; a group that never committed fetches -1.
 func TestKafkaCommittedOffsetsResume(t *testing.T) {
 	tg := broker(t)
+	tg.need(t, apisProduce, apisGroup)
 	topic, group := uniqueName(t, "t"), uniqueName(t, "g")
 	createTopic(t, tg, topic, 1)
-	p := client(t, tg, kgo.DefaultProduceTopic(topic))
+	p := client(t, tg, kgo.DefaultProduceTopic(topic), kgo.DisableIdempotentWrite())
 	for i := 0; i < 10; i++ {
 		produceSync(t, p, &kgo.Record{Value: []byte(strconv.Itoa(i))})
 	}
@@ -281,6 +284,7 @@ func TestKafkaCommittedOffsetsResume(t *testing.T) {
 // contiguous offsets.
 func TestKafkaIdempotentProducer(t *testing.T) {
 	tg := broker(t)
+	tg.need(t, apisProduce, []string{"InitProducerID"})
 	topic := uniqueName(t, "t")
 	createTopic(t, tg, topic, 1)
 	p := client(t, tg, kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()),
@@ -342,6 +346,7 @@ func listEnd(t *testing.T, tg target, topic string, partition int32) int64 {
 // its first offset (the last stable offset).
 func TestKafkaTransactionsReadCommitted(t *testing.T) {
 	tg := broker(t)
+	tg.need(t, apisProduce, apisTxn)
 	topic := uniqueName(t, "t")
 	createTopic(t, tg, topic, 1)
 	p := client(t, tg, kgo.DefaultProduceTopic(topic), kgo.TransactionalID(uniqueName(t, "txn")),
@@ -415,6 +420,7 @@ func values(recs []*kgo.Record) []string {
 // OUT_OF_ORDER_SEQUENCE_NUMBER.
 func TestKafkaIdempotentDuplicateAndGap(t *testing.T) {
 	tg := broker(t)
+	tg.need(t, apisProduce, []string{"InitProducerID"})
 	topic := uniqueName(t, "t")
 	createTopic(t, tg, topic, 1)
 	// Produce v13 names topics by id; v9 by name, which is what is built here.
