@@ -76,7 +76,11 @@ func FromAMQP(m AMQPMessage) Record {
 	for _, k := range keys {
 		r.Headers = append(r.Headers, Header{Key: k, Value: stringify(p.Headers[k])})
 	}
-	r.Headers = append(r.Headers, Header{Key: PropertiesHeader, Value: appendPropertiesHeader(nil, &m)})
+	size := 3 + len(m.Exchange) + len(m.RoutingKey) + len(m.RawProperties)
+	if m.RawProperties == nil {
+		size += 64 // a guess: Append grows it if the properties need more
+	}
+	r.Headers = append(r.Headers, Header{Key: PropertiesHeader, Value: appendPropertiesHeader(make([]byte, 0, size), &m)})
 	return r
 }
 

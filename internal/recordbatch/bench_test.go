@@ -3,6 +3,8 @@ package recordbatch
 import (
 	"fmt"
 	"testing"
+
+	"github.com/warren-mq/warren/internal/amqp091"
 )
 
 // benchRecords are n records of valueSize bytes with a key and the reserved
@@ -53,6 +55,26 @@ func BenchmarkRecordbatchDecode(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; i < b.N; i += len(recs) {
 				if _, _, err := Decode(batch, 1<<20); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRecordbatchFromAMQPRaw is the per-publish cost of mapping an AMQP
+// publish (persistent, content type, no headers; and with two headers) to a record.
+func BenchmarkRecordbatchFromAMQPRaw(b *testing.B) {
+	body := make([]byte, 100)
+	for name, p := range map[string]amqp091.Properties{
+		"plain":   {ContentType: "application/json", DeliveryMode: 2},
+		"headers": {ContentType: "application/json", DeliveryMode: 2, Headers: amqp091.Table{"a": "x", "n": int32(1)}},
+	} {
+		raw := p.Append(nil)
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				if _, err := FromAMQPRaw("ex", "customer-1", raw, body, 1); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -14,10 +14,27 @@ var offsetField = append([]byte{byte(len(OffsetHeader))}, OffsetHeader...)
 // FromAMQPRaw is FromAMQP for a publish as the broker holds it: the encoded
 // property list as received (stored verbatim) instead of decoded properties.
 // A malformed list is amqp091's 541 error, as the publish itself would get.
+//
+// FromAMQP reads only the headers and the timestamp of the properties, so
+// only what the list has of those is decoded: nothing for a publish without
+// either, the table alone for one without a timestamp.
 func FromAMQPRaw(exchange, routingKey string, props, body []byte, arrivalMs int64) (Record, error) {
 	m := AMQPMessage{Exchange: exchange, RoutingKey: routingKey, RawProperties: props, Body: body, ArrivalMs: arrivalMs}
-	if err := amqp091.DecodeProperties(props, &m.Properties); err != nil {
+	var s amqp091.PropertySummary
+	if err := amqp091.SummarizeProperties(props, &s); err != nil {
 		return Record{}, err
+	}
+	switch {
+	case s.Flags&amqp091.FlagTimestamp != 0:
+		if err := amqp091.DecodeProperties(props, &m.Properties); err != nil {
+			return Record{}, err
+		}
+	case s.Headers != nil:
+		t, _, err := amqp091.DecodeTable(s.Headers)
+		if err != nil { // SummarizeProperties validated it: cannot happen
+			return Record{}, err
+		}
+		m.Properties.Headers = t
 	}
 	return FromAMQP(m), nil
 }

@@ -3,6 +3,7 @@ package recordbatch
 import (
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/warren-mq/warren/internal/amqp091"
 )
@@ -58,6 +59,14 @@ func TestRecordbatchFromAMQPRaw(t *testing.T) {
 	r, err := FromAMQPRaw(m.Exchange, m.RoutingKey, raw, m.Body, m.ArrivalMs)
 	if err != nil || !reflect.DeepEqual(r, FromAMQP(m)) {
 		t.Errorf("FromAMQPRaw differs from FromAMQP: %v", err)
+	}
+	for _, p := range []amqp091.Properties{{}, {DeliveryMode: 2, ContentType: "t"}, {Headers: amqp091.Table{"a": int8(1), KeyHeader: "k"}},
+		{Headers: amqp091.Table{}, Timestamp: time.Unix(5, 0), Priority: 1}} {
+		m := AMQPMessage{Exchange: "e", RoutingKey: "rk", Properties: p, RawProperties: p.Append(nil), Body: []byte("b"), ArrivalMs: 9}
+		r, err := FromAMQPRaw(m.Exchange, m.RoutingKey, m.RawProperties, m.Body, m.ArrivalMs)
+		if want := FromAMQP(m); err != nil || !reflect.DeepEqual(r, want) {
+			t.Errorf("FromAMQPRaw(%+v) = %+v, %v; want %+v", p, r, err, want)
+		}
 	}
 	if _, err := FromAMQPRaw("", "", []byte{0x80}, nil, 0); err == nil {
 		t.Error("malformed properties accepted")
