@@ -400,14 +400,19 @@ func (c *txnCoordinator) begin(r broker.TxnRecord) broker.TxnRecord {
 	return r
 }
 
-func (c *txnCoordinator) addPartitions(req *kmsg.AddPartitionsToTxnRequest) *kmsg.AddPartitionsToTxnResponse {
+// addPartitions answers AddPartitionsToTxn; mayWrite (nil: all) says which
+// topics the client may write, as Kafka's Write on each topic.
+func (c *txnCoordinator) addPartitions(req *kmsg.AddPartitionsToTxnRequest, mayWrite func(topic string) bool) *kmsg.AddPartitionsToTxnResponse {
 	resp := req.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
 	codes := map[broker.TxnPartition]int16{}
 	var unknown bool
 	for _, t := range req.Topics {
+		denied := mayWrite != nil && !mayWrite(t.Topic)
 		for _, p := range t.Partitions {
 			tp := broker.TxnPartition{Topic: t.Topic, Partition: p}
-			if _, ok := c.d.partition(t.Topic, p); !ok {
+			if denied {
+				codes[tp], unknown = kerr.TopicAuthorizationFailed.Code, true
+			} else if _, ok := c.d.partition(t.Topic, p); !ok {
 				codes[tp], unknown = kerr.UnknownTopicOrPartition.Code, true
 			}
 		}
@@ -479,7 +484,9 @@ func (c *txnCoordinator) addOffsets(req *kmsg.AddOffsetsToTxnRequest) *kmsg.AddO
 	return resp
 }
 
-func (c *txnCoordinator) txnOffsetCommit(req *kmsg.TxnOffsetCommitRequest) *kmsg.TxnOffsetCommitResponse {
+// txnOffsetCommit answers TxnOffsetCommit; mayRead (nil: all) says which
+// topics the client may read, as Kafka's Read on each topic.
+func (c *txnCoordinator) txnOffsetCommit(req *kmsg.TxnOffsetCommitRequest, mayRead func(topic string) bool) *kmsg.TxnOffsetCommitResponse {
 	resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
 	codes := map[broker.TxnPartition]int16{}
 	all := func(code int16) *kmsg.TxnOffsetCommitResponse {
@@ -520,6 +527,10 @@ func (c *txnCoordinator) txnOffsetCommit(req *kmsg.TxnOffsetCommitRequest) *kmsg
 	for _, t := range req.Topics {
 		for _, p := range t.Partitions {
 			tp := broker.TxnPartition{Topic: t.Topic, Partition: p.Partition}
+			if mayRead != nil && !mayRead(t.Topic) {
+				codes[tp] = kerr.TopicAuthorizationFailed.Code
+				continue
+			}
 			if _, ok := c.d.partition(t.Topic, p.Partition); !ok {
 				codes[tp] = kerr.UnknownTopicOrPartition.Code
 				continue

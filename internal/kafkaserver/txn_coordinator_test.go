@@ -140,7 +140,7 @@ func (r *txnRig) add(txid string, pid int64, epoch int16, topic string, parts ..
 	rt := kmsg.NewAddPartitionsToTxnRequestTopic()
 	rt.Topic, rt.Partitions = topic, parts
 	req.Topics = append(req.Topics, rt)
-	resp := r.c.addPartitions(req)
+	resp := r.c.addPartitions(req, nil)
 	return resp.Topics[0].Partitions[0].ErrorCode
 }
 
@@ -161,7 +161,7 @@ func (r *txnRig) commitOffset(txid string, pid int64, epoch int16, group, topic 
 	rp.Partition, rp.Offset = p, off
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
-	return r.c.txnOffsetCommit(req).Topics[0].Partitions[0].ErrorCode
+	return r.c.txnOffsetCommit(req, nil).Topics[0].Partitions[0].ErrorCode
 }
 
 func (r *txnRig) end(txid string, version int16, pid int64, epoch int16, commit bool) int16 {
@@ -361,9 +361,12 @@ func TestKafkaTxnAddPartitionsErrors(t *testing.T) {
 		rt.Topic, rt.Partitions = tp.topic, []int32{tp.p}
 		req.Topics = append(req.Topics, rt)
 	}
-	resp := r.c.addPartitions(req)
+	resp := r.c.addPartitions(req, nil)
 	wantCode(t, "known partition", resp.Topics[0].Partitions[0].ErrorCode, kerr.OperationNotAttempted)
 	wantCode(t, "unknown partition", resp.Topics[1].Partitions[0].ErrorCode, kerr.UnknownTopicOrPartition)
+	resp = r.c.addPartitions(req, func(topic string) bool { return topic != "out" })
+	wantCode(t, "partition of a topic not writable", resp.Topics[0].Partitions[0].ErrorCode, kerr.TopicAuthorizationFailed)
+	wantCode(t, "other partition of that topic", resp.Topics[1].Partitions[0].ErrorCode, kerr.TopicAuthorizationFailed)
 	wantCode(t, "unknown transactional id", r.add("nope", pid, epoch, "out", 0), kerr.InvalidProducerIDMapping)
 	wantCode(t, "wrong producer id", r.add("tx", pid+1, epoch, "out", 0), kerr.InvalidProducerIDMapping)
 	wantCode(t, "wrong epoch", r.add("tx", pid, epoch+1, "out", 0), kerr.ProducerFenced)

@@ -27,7 +27,7 @@ func init() {
 		return c.srv.txn.initProducerID(req.(*kmsg.InitProducerIDRequest)), nil
 	})
 	registerVersions(kmsg.AddPartitionsToTxn, 0, 3, func(c *conn, req kmsg.Request) (kmsg.Response, error) {
-		return c.srv.txn.addPartitions(req.(*kmsg.AddPartitionsToTxnRequest)), nil
+		return c.srv.txn.addPartitions(req.(*kmsg.AddPartitionsToTxnRequest), c.mayTopic(broker.Write)), nil
 	})
 	registerVersions(kmsg.AddOffsetsToTxn, 0, 3, func(c *conn, req kmsg.Request) (kmsg.Response, error) {
 		return c.srv.txn.addOffsets(req.(*kmsg.AddOffsetsToTxnRequest)), nil
@@ -36,8 +36,17 @@ func init() {
 		return c.srv.txn.endTxn(req.(*kmsg.EndTxnRequest)), nil
 	})
 	registerVersions(kmsg.TxnOffsetCommit, 0, 3, func(c *conn, req kmsg.Request) (kmsg.Response, error) {
-		return c.srv.txn.txnOffsetCommit(req.(*kmsg.TxnOffsetCommitRequest)), nil
+		return c.srv.txn.txnOffsetCommit(req.(*kmsg.TxnOffsetCommitRequest), c.mayTopic(broker.Read)), nil
 	})
+}
+
+// mayTopic says whether the connection's user has perm on a topic; a topic
+// that does not exist passes (the coordinator answers for it).
+func (c *conn) mayTopic(perm broker.Perm) func(topic string) bool {
+	return func(topic string) bool {
+		t, ok := c.vhost.Topic(topic)
+		return !ok || c.allowed(t, perm)
+	}
 }
 
 // newServerTxn is the server's transaction coordinator: its state in the
