@@ -60,10 +60,20 @@ func (s *Server) exchangeBindings(source bool) handler {
 
 func (s *Server) queueBindings(r *req) error {
 	v, q, err := s.queue(r)
-	if err != nil {
+	name := ""
+	switch {
+	case err == nil:
+		name = q.Name
+	case err == errNotFound && v != nil:
+		st, ok := v.Stream(r.v("name"))
+		if !ok {
+			return err
+		}
+		name = st.Name()
+	default:
 		return err
 	}
-	return s.bindingsWhere(r, v, func(br bindingRow) bool { return !br.b.ToExchange && br.b.Destination == q.Name })
+	return s.bindingsWhere(r, v, func(br bindingRow) bool { return !br.b.ToExchange && br.b.Destination == name })
 }
 
 // ends resolves the e/{source}/q|e/{destination} of a bindings path.

@@ -88,6 +88,9 @@ func TestMgmtStreamInQueues(t *testing.T) {
 		t.Errorf("object totals %v", ot)
 	}
 
+	if bs := a.get("/api/queues/%2F/events/bindings").list(t); len(bs) != 1 || bs[0].(map[string]any)["source"] != "" {
+		t.Errorf("stream bindings %v", bs)
+	}
 	if r := a.do(http.MethodDelete, "/api/queues/%2F/events", "", "", ""); r.code != http.StatusNoContent {
 		t.Fatalf("delete: %d %s", r.code, r.body)
 	}
