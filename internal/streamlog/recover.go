@@ -53,13 +53,20 @@ func (l *Log) recover() (*view, error) {
 }
 
 // listSegments returns the base offsets of dir's segments, sorted, and
-// removes leftovers of an interrupted compaction.
+// removes leftovers of an interrupted rewrite and the index, transaction
+// and snapshot files of segments retention removed before a crash (those
+// below the first segment).
 func listSegments(dir string) ([]int64, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
 	var bases []int64
+	type side struct {
+		base int64
+		name string
+	}
+	var sides []side
 	for _, e := range ents {
 		name := e.Name()
 		if strings.HasSuffix(name, ".tmp") {
@@ -68,17 +75,28 @@ func listSegments(dir string) ([]int64, error) {
 			}
 			continue
 		}
-		num, ok := strings.CutSuffix(name, segSuffix)
-		if !ok || len(num) != 20 {
-			continue
-		}
+		num, suffix, _ := strings.Cut(name, ".")
 		base, err := strconv.ParseInt(num, 10, 64)
-		if err != nil || base < 0 {
+		if len(num) != 20 || err != nil || base < 0 {
 			continue
 		}
-		bases = append(bases, base)
+		switch "." + suffix {
+		case segSuffix:
+			bases = append(bases, base)
+		case idxSuffix, txnSuffix, snapSuffix:
+			sides = append(sides, side{base, name})
+		}
 	}
 	slices.Sort(bases)
+	for _, s := range sides {
+		// The active segment's snapshot may be ahead of it (a roll that
+		// crashed before creating the segment): only older ones go.
+		if len(bases) > 0 && s.base < bases[0] {
+			if err := os.Remove(dir + "/" + s.name); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return bases, nil
 }
 

@@ -206,3 +206,30 @@ func TestStreamlogDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestStreamlogOrphansRemoved(t *testing.T) {
+	dir := t.TempDir()
+	o := Options{SegmentBytes: 4096}
+	l := openTest(t, dir, o)
+	for i := 0; i < 30; i++ {
+		mustAppend(t, l, valueBatch(1, 400, int64(i)))
+	}
+	o.MaxBytes = 1
+	l.SetOptions(o)
+	l.runMaintenance()
+	l.Close()
+	// A crash between removing a segment and its side files.
+	for _, suffix := range []string{idxSuffix, txnSuffix, snapSuffix} {
+		os.WriteFile(segName(dir, 0, suffix), []byte("x"), 0o644)
+	}
+	l = openTest(t, dir, o)
+	defer l.Close()
+	for _, suffix := range []string{idxSuffix, txnSuffix, snapSuffix} {
+		if _, err := os.Stat(segName(dir, 0, suffix)); !os.IsNotExist(err) {
+			t.Fatalf("orphan %s kept: %v", suffix, err)
+		}
+	}
+	if l.StartOffset() == 0 {
+		t.Fatal("retention did not run")
+	}
+}
