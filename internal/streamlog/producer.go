@@ -193,6 +193,8 @@ func controlType(batch []byte) (commit bool, err error) {
 
 // LastStableOffset is the first offset of the earliest open transaction,
 // or NextOffset() if none is open: read_committed consumers read below it.
+// It is never below StartOffset() (a transaction whose start retention
+// removed holds it there until it ends).
 func (l *Log) LastStableOffset() int64 { return l.view.Load().lso }
 
 // AbortedTxns returns the aborted transactions with records in [from, to):

@@ -74,8 +74,9 @@ func (x *indexer) seal() bool {
 // The batches are checked here, in the caller's goroutine (length, magic,
 // CRC32C, size); the log then sets their baseOffset and
 // partitionLeaderEpoch, writes them and calls done after the fdatasync that
-// covers them, in append order, from the writer goroutine (done must not
-// block for long, nor call Append synchronously expecting its result).
+// covers them, in append order, from the writer goroutine: done must not
+// block for long, wait for another Append's done, or call Close or Delete
+// (which wait for the writer).
 // batches must not be changed until done runs. An idempotent or
 // transactional batch must be alone in its Append.
 func (l *Log) Append(batches []byte, done func(AppendResult, error)) {
@@ -310,7 +311,11 @@ func (l *Log) writeRound(reqs []*appendReq) error {
 func (l *Log) newView(sealed []segInfo) *view {
 	w := &l.w
 	ab := w.prod.aborted
-	return &view{sealed: sealed, active: l.activeInfo(), lso: w.prod.lso(w.next), aborted: ab[:len(ab):len(ab)]}
+	v := &view{sealed: sealed, active: l.activeInfo(), aborted: ab[:len(ab):len(ab)]}
+	// An open transaction whose start retention removed holds the stable
+	// offset at the log start, as Kafka's does.
+	v.lso = max(w.prod.lso(w.next), v.start())
+	return v
 }
 
 // writeActive writes buf at start of the active segment and the index
