@@ -163,7 +163,7 @@ func (p *kafkaProxy) handle(c net.Conn) {
 // survives restarts, reached through a proxy whose address clients keep
 // (and which Metadata advertises).
 type txnKafka struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	proxy *kafkaProxy
 	inst  *testbroker.Instance
@@ -171,7 +171,7 @@ type txnKafka struct {
 	done  chan struct{}
 }
 
-func newTxnKafka(t *testing.T) *txnKafka {
+func newTxnKafka(t testing.TB) *txnKafka {
 	k := &txnKafka{t: t, dir: t.TempDir(), proxy: newKafkaProxy(t)}
 	k.start()
 	t.Cleanup(k.stop)
