@@ -20,8 +20,9 @@ import (
 // then have gaps; a read of a removed offset starts at the next batch) and
 // so are batches' timestamps and producer fields. A batch with records
 // removed is rewritten uncompressed; transactional and control batches,
-// and batches whose codec is unknown (see SetDecompressor), are kept whole.
-// Records without a key are kept.
+// and batches whose codec is unknown (see SetDecompressor), are kept whole,
+// and no tombstone after such a batch is dropped (it might hide an older
+// value in it). Records without a key are kept.
 //
 // A segment is rewritten to <base>.seg.compact.tmp and .idx.compact.tmp,
 // synced, then its index is removed, the segment renamed over the old one
@@ -141,6 +142,10 @@ func (l *Log) compact(o Options) error {
 		}
 	}
 	cutoff := l.now().Add(-o.deleteRetention()).UnixMilli()
+	// Once a batch whose keys are unknown (kept whole) has been passed,
+	// no later tombstone may go: it could be all that hides an older
+	// value of its key in that batch.
+	opaqueSeen := false
 	for i := range sealed {
 		if err := l.usable(); err != nil {
 			return err
@@ -153,9 +158,9 @@ func (l *Log) compact(o Options) error {
 			if last, ok := latest[h.sum(r.key)]; ok && last > off {
 				return false
 			}
-			return !r.tombstone || bh.MaxTimestamp >= cutoff
+			return !r.tombstone || bh.MaxTimestamp >= cutoff || opaqueSeen
 		}
-		if err := l.compactSegment(&sealed[i], keep, decompress); err != nil {
+		if err := l.compactSegment(&sealed[i], keep, decompress, &opaqueSeen); err != nil {
 			return err
 		}
 	}
@@ -203,7 +208,7 @@ func eachBatch(si *segInfo, fn func(b []byte, h BatchHeader) error) error {
 
 // compactSegment rewrites one sealed segment keeping the records keep
 // accepts, and swaps it into the view; nothing happens if all are kept.
-func (l *Log) compactSegment(si *segInfo, keep func(BatchHeader, record) bool, decompress func(int, []byte) ([]byte, error)) error {
+func (l *Log) compactSegment(si *segInfo, keep func(BatchHeader, record) bool, decompress func(int, []byte) ([]byte, error), opaqueSeen *bool) error {
 	base := si.seg.base
 	tmpSeg, tmpIdx := segName(l.dir, base, segSuffix+compactSuffix), segName(l.dir, base, idxSuffix+compactSuffix)
 	f, err := os.OpenFile(tmpSeg, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -228,6 +233,11 @@ func (l *Log) compactSegment(si *segInfo, keep func(BatchHeader, record) bool, d
 		if !h.Transactional() && !h.Control() {
 			recs, ok = batchRecords(b, h, decompress)
 		}
+		defer func() {
+			if !ok && !h.Control() {
+				*opaqueSeen = true
+			}
+		}()
 		kept = kept[:0]
 		for _, r := range recs {
 			if keep(h, r) {

@@ -101,6 +101,7 @@ func TestStreamlogCompaction(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	var model []keyedRec
 	opaqueBatches := 0
+	firstOpaque := int64(1 << 62)
 	for i := 0; i < 300; i++ {
 		n := 1 + rng.IntN(4)
 		ts := now - int64(2*time.Hour/time.Millisecond) + int64(i)*20_000 // the last ~100 batches within DeleteRetention
@@ -125,6 +126,7 @@ func TestStreamlogCompaction(t *testing.T) {
 		}
 		r := mustAppend(t, l, b)
 		if i%10 == 7 {
+			firstOpaque = min(firstOpaque, r.BaseOffset)
 			continue
 		}
 		for j, rec := range recs {
@@ -149,7 +151,7 @@ func TestStreamlogCompaction(t *testing.T) {
 			keep[m.off] = true
 			continue
 		}
-		if !later[m.key] && (!m.tombstone || m.ts >= cutoff) {
+		if !later[m.key] && (!m.tombstone || m.ts >= cutoff || m.off > firstOpaque) {
 			keep[m.off] = true
 		}
 		later[m.key] = true
@@ -297,5 +299,51 @@ func TestStreamlogCompactionConcurrent(t *testing.T) {
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStreamlogCompactionTombstones: a tombstone goes with its key's older
+// values once it is DeleteRetention old, unless a batch compaction cannot
+// read comes before it (which might hold an older value of its key).
+func TestStreamlogCompactionTombstones(t *testing.T) {
+	now := int64(10 * time.Hour / time.Millisecond)
+	old := now - int64(2*time.Hour/time.Millisecond)
+	for _, opaqueFirst := range []bool{false, true} {
+		clock := &fakeClock{}
+		clock.ms.Store(now)
+		o := Options{SegmentBytes: 4096, DeleteRetention: time.Hour}
+		l := openClock(t, t.TempDir(), o, clock)
+		at := func(ts int64, recs ...testRec) []byte {
+			bo := noProducer()
+			bo.baseTs = ts
+			return buildBatch(recs, bo)
+		}
+		if opaqueFirst {
+			mustAppend(t, l, compressBatch(at(old, testRec{key: []byte("gone"), value: []byte("hidden")}), 2))
+		}
+		mustAppend(t, l, at(old, testRec{key: []byte("gone"), value: []byte("v1")}))
+		mustAppend(t, l, at(old, testRec{key: []byte("gone")}, testRec{key: []byte("young"), value: []byte("v")}))
+		mustAppend(t, l, at(now, testRec{key: []byte("young")}))
+		for i := 0; i < 20; i++ {
+			mustAppend(t, l, at(now, testRec{key: []byte("pad"), value: bytes.Repeat([]byte("p"), 400)}))
+		}
+		o.Compact = true
+		l.SetOptions(o)
+		l.runMaintenance()
+		got, _ := logRecords(t, l)
+		var keys []string
+		for _, r := range got {
+			if r.key != "pad" {
+				keys = append(keys, fmt.Sprintf("%s=%s/%v", r.key, r.value, r.tombstone))
+			}
+		}
+		want := "[young=/true]"
+		if opaqueFirst {
+			want = "[gone=/true young=/true]"
+		}
+		if fmt.Sprint(keys) != want {
+			t.Fatalf("opaque first %v: %v, want %s", opaqueFirst, keys, want)
+		}
+		l.Close()
 	}
 }
