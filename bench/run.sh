@@ -546,9 +546,11 @@ EOF
 }
 
 write_report() {
-	local load_end
+	local load_end streams=""
 	load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 	mkdir -p "$(dirname "$OUT")"
+	# bench/streams.sh's section is its own: keep it.
+	[ -f "$OUT" ] && streams=$(sed -n '/<!-- streams-bench:begin/,/<!-- streams-bench:end -->/p' "$OUT")
 	{
 		cat <<EOF
 # Benchmarks: Warren vs RabbitMQ
@@ -611,6 +613,10 @@ $INVOCATION
 
 EOF
 		cat "$COMMANDS"
+		if [ -n "$streams" ]; then
+			echo
+			echo "$streams"
+		fi
 	} >"$OUT"
 	log "wrote $OUT"
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/warren-mq/warren/test/kafka"
@@ -86,19 +87,41 @@ func (w *kafkaWarren) client(opts ...kgo.Opt) *kgo.Client {
 	return cl
 }
 
+// canCreateTopics reports whether the broker advertises CreateTopics.
+func (w *kafkaWarren) canCreateTopics() bool {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	missing, err := kafka.MissingAPIs(ctx, w.kafka, "CreateTopics")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return len(missing) == 0
+}
+
 // createTopic creates a topic of n partitions and waits for its leaders.
+// Without CreateTopics a topic of one partition is declared as an AMQP
+// stream, which is the Kafka topic of the same name; more partitions skip
+// the test.
 func (w *kafkaWarren) createTopic(topic string, n int32) {
 	w.t.Helper()
 	adm := kadm.NewClient(w.client())
 	defer adm.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	resp, err := adm.CreateTopic(ctx, n, 1, nil, topic)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil {
-		w.t.Fatalf("create topic %s: %v", topic, err)
+	switch {
+	case w.canCreateTopics():
+		resp, err := adm.CreateTopic(ctx, n, 1, nil, topic)
+		if err == nil {
+			err = resp.Err
+		}
+		if err != nil {
+			w.t.Fatalf("create topic %s: %v", topic, err)
+		}
+	case n == 1:
+		w.declareStream(topic)
+	default:
+		w.t.Skipf("the broker does not advertise CreateTopics yet (needed for %d partitions)", n)
 	}
 	pollUntil(w.t, 30*time.Second, func() error {
 		md, err := adm.Metadata(ctx, topic)
@@ -110,6 +133,23 @@ func (w *kafkaWarren) createTopic(topic string, n int32) {
 		}
 		return nil
 	})
+}
+
+// declareStream declares a durable stream queue over AMQP.
+func (w *kafkaWarren) declareStream(name string) {
+	w.t.Helper()
+	c, err := amqp.Dial(w.URL())
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer c.Close()
+	ch, err := c.Channel()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare(name, true, false, false, false, amqp.Table{"x-queue-type": "stream"}); err != nil {
+		w.t.Fatalf("declare stream %s: %v", name, err)
+	}
 }
 
 // readAll consumes every partition of topic from offset 0 to its end offset

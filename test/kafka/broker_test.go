@@ -68,7 +68,7 @@ func broker(t *testing.T) target {
 
 // API sets the tests need, by kmsg's names.
 var (
-	apisProduce = []string{"Metadata", "CreateTopics", "Produce", "Fetch", "ListOffsets"}
+	apisProduce = []string{"Metadata", "Produce", "Fetch", "ListOffsets"}
 	apisGroup   = []string{"FindCoordinator", "JoinGroup", "SyncGroup", "Heartbeat", "LeaveGroup", "OffsetCommit", "OffsetFetch"}
 	apisTxn     = []string{"InitProducerID", "AddPartitionsToTxn", "EndTxn", "FindCoordinator"}
 )
@@ -143,12 +143,9 @@ func startWarren() (target, string, error) {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		tg, cmd, err := launchWarren(bin, dir, attempt)
+		tg, stop, err := launchWarren(bin, dir, attempt)
 		if err == nil {
-			shutdown = append(shutdown, func() {
-				_ = cmd.Process.Kill()
-				_ = cmd.Wait()
-			})
+			shutdown = append(shutdown, stop)
 			return tg, "", nil
 		}
 		lastErr = err
@@ -165,9 +162,10 @@ func hasKafkaListener(bin string) bool {
 	return bytes.Contains(out, []byte("--kafka-addr"))
 }
 
-func launchWarren(bin, dir string, attempt int) (target, *exec.Cmd, error) {
+// launchWarren starts the binary and waits until it is ready; stop kills it.
+func launchWarren(bin, dir string, attempt int) (tg target, stop func(), err error) {
 	amqpAddr, kafkaAddr := freePort(), freePort()
-	tg := target{kind: "warren", kafka: kafkaAddr, amqp: "amqp://guest:guest@" + amqpAddr + "/",
+	tg = target{kind: "warren", kafka: kafkaAddr, amqp: "amqp://guest:guest@" + amqpAddr + "/",
 		log: filepath.Join(dir, fmt.Sprintf("warren-%d.log", attempt))}
 	lf, err := os.Create(tg.log)
 	if err != nil {
@@ -183,11 +181,15 @@ func launchWarren(bin, dir string, attempt int) (target, *exec.Cmd, error) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait(); lf.Close() }()
+	stop = func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		err := ready(tg)
 		if err == nil {
-			return tg, cmd, nil
+			return tg, stop, nil
 		}
 		select {
 		case werr := <-exited:
@@ -195,8 +197,7 @@ func launchWarren(bin, dir string, attempt int) (target, *exec.Cmd, error) {
 		default:
 		}
 		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			<-exited
+			stop()
 			return tg, nil, fmt.Errorf("warren not ready after 60s: %v\n%s", err, logTail(tg.log, 40))
 		}
 		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
@@ -276,6 +277,7 @@ func client(t *testing.T, tg target, opts ...kgo.Opt) *kgo.Client {
 // are known.
 func createTopic(t *testing.T, tg target, topic string, partitions int32) {
 	t.Helper()
+	tg.need(t, []string{"CreateTopics"})
 	adm := kadm.NewClient(client(t, tg))
 	ctx := testCtx(t, 30*time.Second)
 	resp, err := adm.CreateTopic(ctx, partitions, 1, nil, topic)
@@ -304,6 +306,22 @@ func createTopic(t *testing.T, tg target, topic string, partitions int32) {
 		}
 		return nil
 	})
+}
+
+// singleTopic makes a topic of one partition: with CreateTopics, or else as
+// an AMQP stream (which is the Kafka topic of the same name), so what needs
+// only one partition does not wait for CreateTopics.
+func singleTopic(t *testing.T, tg target, topic string) {
+	t.Helper()
+	missing, err := MissingAPIs(testCtx(t, 30*time.Second), tg.kafka, "CreateTopics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(missing) == 0 || tg.amqp == "" {
+		createTopic(t, tg, topic, 1)
+		return
+	}
+	declareStream(t, tg, topic)
 }
 
 // waitFor polls fn until it returns nil or the timeout passes.

@@ -225,7 +225,7 @@ func TestKafkaCommittedOffsetsResume(t *testing.T) {
 	tg := broker(t)
 	tg.need(t, apisProduce, apisGroup)
 	topic, group := uniqueName(t, "t"), uniqueName(t, "g")
-	createTopic(t, tg, topic, 1)
+	singleTopic(t, tg, topic)
 	p := client(t, tg, kgo.DefaultProduceTopic(topic), kgo.DisableIdempotentWrite())
 	for i := 0; i < 10; i++ {
 		produceSync(t, p, &kgo.Record{Value: []byte(strconv.Itoa(i))})
@@ -286,7 +286,7 @@ func TestKafkaIdempotentProducer(t *testing.T) {
 	tg := broker(t)
 	tg.need(t, apisProduce, []string{"InitProducerID"})
 	topic := uniqueName(t, "t")
-	createTopic(t, tg, topic, 1)
+	singleTopic(t, tg, topic)
 	p := client(t, tg, kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(time.Millisecond), kgo.ProducerBatchMaxBytes(4096))
 	const n = 2000
@@ -348,7 +348,7 @@ func TestKafkaTransactionsReadCommitted(t *testing.T) {
 	tg := broker(t)
 	tg.need(t, apisProduce, apisTxn)
 	topic := uniqueName(t, "t")
-	createTopic(t, tg, topic, 1)
+	singleTopic(t, tg, topic)
 	p := client(t, tg, kgo.DefaultProduceTopic(topic), kgo.TransactionalID(uniqueName(t, "txn")),
 		kgo.RequiredAcks(kgo.AllISRAcks()))
 	ctx := testCtx(t, 90*time.Second)
@@ -422,7 +422,7 @@ func TestKafkaIdempotentDuplicateAndGap(t *testing.T) {
 	tg := broker(t)
 	tg.need(t, apisProduce, []string{"InitProducerID"})
 	topic := uniqueName(t, "t")
-	createTopic(t, tg, topic, 1)
+	singleTopic(t, tg, topic)
 	// Produce v13 names topics by id; v9 by name, which is what is built here.
 	v := kversion.Stable()
 	v.SetMaxKeyVersion(kmsg.Produce.Int16(), 9)
