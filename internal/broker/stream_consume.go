@@ -346,7 +346,11 @@ func (sc *streamConsumer) nextRecord() (ok bool, wait int64, err error) {
 				continue
 			}
 			off := sc.base + int64(sc.rec.OffsetDelta)
-			if off < sc.next || !sc.matches() {
+			if off < sc.next {
+				continue
+			}
+			if !sc.matches() {
+				sc.next = off + 1 // filtered out: never read again
 				continue
 			}
 			sc.recOff = off
@@ -354,9 +358,12 @@ func (sc *streamConsumer) nextRecord() (ok bool, wait int64, err error) {
 		}
 		if len(sc.chunk) >= recordbatch.HeaderSize {
 			h, err := recordbatch.ParseHeader(sc.chunk)
-			if err != nil || h.Size() > len(sc.chunk) {
-				sc.chunk = nil
-				continue
+			if err == nil && h.Size() > len(sc.chunk) {
+				err = errors.New("batch cut short in a chunk")
+			}
+			if err != nil {
+				sc.chunk = nil // the log checked it at append: its file is damaged
+				return false, 0, err
 			}
 			b := sc.chunk[:h.Size()]
 			sc.chunk = sc.chunk[h.Size():]
@@ -378,6 +385,9 @@ func (sc *streamConsumer) nextRecord() (ok bool, wait int64, err error) {
 			continue
 		}
 		sc.chunk = nil
+		if sc.gone.Load() {
+			return false, 0, nil
+		}
 		lso := l.LastStableOffset()
 		if start := l.StartOffset(); sc.next < start {
 			sc.next = start // retention removed what it had not read yet
