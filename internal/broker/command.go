@@ -52,6 +52,7 @@ const (
 	cmdReserveProducerIDs
 	cmdPutTxn
 	cmdDeleteTxn
+	cmdSetTopicConfig
 )
 
 // command is one resolved metadata change.

@@ -15,6 +15,7 @@ func sampleCommands() []command {
 	return []command{
 		&putVHostCmd{Name: "v", Description: "d", Tags: "a,b", DefaultQueueType: "classic"},
 		&deleteVHostCmd{Name: "v"},
+		&setTopicConfigCmd{VHost: "v", Stream: "s", Config: amqp091.Table{"retention.ms": "1000", "cleanup.policy": "compact"}},
 		&declareExchangeCmd{VHost: "v", Name: "x", Kind: "topic", Durable: true, AutoDelete: true, Internal: true, Args: args},
 		&deleteExchangeCmd{VHost: "v", Name: "x"},
 		&declareQueueCmd{VHost: "v", Name: "amq.gen-abc", Durable: true, AutoDelete: true, Args: args},

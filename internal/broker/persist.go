@@ -107,6 +107,7 @@ func (b *Broker) snapshot() [][]byte {
 	for _, v := range vhosts {
 		v.snapshot(add)
 	}
+	b.snapshotTopicConfigs(add)
 	b.snapshotOffsets(add)
 	return out
 }

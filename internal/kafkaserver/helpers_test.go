@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,13 +20,22 @@ type kafkaBroker struct {
 	*testbroker.Instance
 	Kafka     *Server
 	KafkaAddr string
+	stop      func()
+	once      sync.Once
 }
 
 // startKafka starts a broker with its data in a temporary directory and a
 // Kafka listener on 127.0.0.1:0, both stopped when t ends.
 func startKafka(t testing.TB, cfg Config) *kafkaBroker {
 	t.Helper()
-	inst := testbroker.Start(t, testbroker.Options{DataDir: t.TempDir()})
+	return startKafkaIn(t, t.TempDir(), cfg)
+}
+
+// startKafkaIn is startKafka on data directory dir, so a test can restart
+// the broker on the same data (Stop first).
+func startKafkaIn(t testing.TB, dir string, cfg Config) *kafkaBroker {
+	t.Helper()
+	inst := testbroker.Start(t, testbroker.Options{DataDir: dir})
 	s := New(cfg, inst.Broker, nil)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -33,8 +43,15 @@ func startKafka(t testing.TB, cfg Config) *kafkaBroker {
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = s.Serve(l) }()
-	t.Cleanup(func() { s.Close(); <-done })
-	return &kafkaBroker{Instance: inst, Kafka: s, KafkaAddr: l.Addr().String()}
+	k := &kafkaBroker{Instance: inst, Kafka: s, KafkaAddr: l.Addr().String()}
+	k.stop = func() { s.Close(); <-done; inst.Stop() }
+	t.Cleanup(k.Stop)
+	return k
+}
+
+// Stop stops the listener and the broker; safe to call twice.
+func (k *kafkaBroker) Stop() {
+	k.once.Do(k.stop)
 }
 
 // client is a kgo client of k, closed when t ends.

@@ -91,11 +91,14 @@ func (c *conn) autoCreate(name string) (broker.Topic, int16) {
 func errorCode(err error) int16 {
 	var ae *amqp091.Error
 	var exists broker.ErrTopicExists
+	var badCfg broker.ErrTopicConfig
 	switch {
 	case err == nil:
 		return 0
 	case errors.As(err, &exists):
 		return kerr.TopicAlreadyExists.Code
+	case errors.As(err, &badCfg):
+		return kerr.InvalidConfig.Code
 	case errors.As(err, &ae):
 		switch ae.Code {
 		case amqp091.NotFound:
