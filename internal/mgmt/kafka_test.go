@@ -102,6 +102,26 @@ func TestMgmtKafkaTopicsGroupsConnections(t *testing.T) {
 		t.Errorf("groups %v", l)
 	}
 
+	// A live group as a coordinator reports it.
+	unregisterGroups := a.b.RegisterGroupSource(func(vhost string) []broker.GroupInfo {
+		return []broker.GroupInfo{{VHost: vhost, Name: "live", State: "Stable", ProtocolType: "consumer", Protocol: "cooperative-sticky",
+			Generation: 4, Members: []broker.GroupMemberInfo{{ID: "m-1", ClientID: "shop", ClientHost: "/127.0.0.1",
+				Assignment: []broker.StreamPartition{{Stream: "orders", Partition: 1}}}}}}
+	})
+	defer unregisterGroups()
+	live := a.get("/api/kafka/groups/%2F/live").obj(t)
+	members := live["members"].([]any)
+	if live["state"] != "Stable" || live["generation"] != 4.0 || live["member_count"] != 1.0 || len(members) != 1 {
+		t.Fatalf("live group %v", live)
+	}
+	if m := members[0].(map[string]any); m["member_id"] != "m-1" || m["group_instance_id"] != nil ||
+		m["assignment"].([]any)[0].(map[string]any)["partition"] != 1.0 {
+		t.Errorf("member %v", m)
+	}
+	if l := a.get("/api/kafka/groups").list(t); len(l) != 2 {
+		t.Errorf("groups with a live one: %v", l)
+	}
+
 	unregister := a.b.RegisterSession(&fakeKafkaSession{name: "127.0.0.1:40000 -> 127.0.0.1:9092"})
 	defer unregister()
 	conns := a.get("/api/kafka/connections").list(t)
