@@ -64,6 +64,10 @@ type Config struct {
 	// TxnMaxTimeout is the longest transaction timeout a transactional
 	// producer may ask for (transaction.max.timeout.ms, 15 min).
 	TxnMaxTimeout time.Duration
+	// GroupInitialRebalanceDelay is how long a group that had no members
+	// waits for more before its first rebalance completes
+	// (group.initial.rebalance.delay.ms, 3 s); negative: no wait.
+	GroupInitialRebalanceDelay time.Duration
 	// CrashAfterTxnDecisions is a crash-test hook: once this many
 	// transactions have had their decision (EndTxn's prepare commit/abort)
 	// recorded, the process kills itself (SIGKILL) before writing their
@@ -116,6 +120,7 @@ type Server struct {
 
 	acceptLog logEvery
 	txn       *txnCoordinator // transactions and producer ids (txn_*.go)
+	groups    *coordinator    // consumer groups (group*.go)
 }
 
 // New returns a server for b.
@@ -129,6 +134,7 @@ func New(cfg Config, b *broker.Broker, log *slog.Logger) *Server {
 	}
 	s := &Server{cfg: cfg, broker: b, log: log, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, done: make(chan struct{})}
 	s.txn = newServerTxn(s)
+	s.groups = newServerGroups(s)
 	b.OnUserDeleted(func(user string) {
 		s.closeWhere(func(c *conn) bool { return c.userName() == user }, "user '"+user+"' is deleted")
 	})
@@ -221,6 +227,7 @@ func (s *Server) Close() error {
 		c.Close("broker shutdown")
 	}
 	s.wg.Wait()
+	s.groups.close()
 	s.txn.close()
 	return nil
 }
