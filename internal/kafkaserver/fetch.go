@@ -97,6 +97,9 @@ func handleFetch(c *conn, req kmsg.Request, done func(kmsg.Response, error)) {
 			p := &st.Partitions[i]
 			*p = kmsg.NewFetchResponseTopicPartition()
 			p.Partition, p.HighWatermark, p.LastStableOffset, p.LogStartOffset = rp.Partition, -1, -1, -1
+			// No records is an empty records field, as Kafka sends it: librdkafka
+			// fails to parse a null one (length -1) and backs off.
+			p.RecordBatches = []byte{}
 			switch {
 			case !found:
 				p.ErrorCode = kerr.UnknownTopicOrPartition.Code

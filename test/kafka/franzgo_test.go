@@ -473,3 +473,40 @@ func TestKafkaIdempotentDuplicateAndGap(t *testing.T) {
 		t.Errorf("log end offset %d, want 3 (the duplicate and the gap not written)", end)
 	}
 }
+
+// TestKafkaFetchAtEndHasEmptyRecords: a fetch at the log end offset that
+// times out answers an empty records field, as Kafka does, not a null one,
+// which librdkafka (kcat) cannot parse and backs off from, so kcat -e never
+// sees the end of a partition.
+func TestKafkaFetchAtEndHasEmptyRecords(t *testing.T) {
+	tg := broker(t)
+	tg.need(t, apisProduce)
+	topic := uniqueName(t, "t")
+	singleTopic(t, tg, topic)
+	produceSync(t, client(t, tg, kgo.DefaultProduceTopic(topic), kgo.DisableIdempotentWrite()), &kgo.Record{Value: []byte("one")})
+	v := kversion.Stable()
+	v.SetMaxKeyVersion(kmsg.Fetch.Int16(), 11) // librdkafka 2.0.2's version; names topics
+	cl := client(t, tg, kgo.MaxVersions(v))
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID, req.MaxWaitMillis, req.MinBytes, req.MaxBytes = -1, 10, 1, 1<<20
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.FetchOffset, rp.PartitionMaxBytes = 1, 1<<20
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(testCtx(t, 30*time.Second), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		t.Fatalf("fetch response: %+v", resp)
+	}
+	p := resp.Topics[0].Partitions[0]
+	if p.ErrorCode != 0 || p.HighWatermark != 1 {
+		t.Fatalf("fetch at the end: error %d, high watermark %d", p.ErrorCode, p.HighWatermark)
+	}
+	if p.RecordBatches == nil || len(p.RecordBatches) != 0 {
+		t.Errorf("fetch at the end: records %v (nil %v), want an empty field, not null", p.RecordBatches, p.RecordBatches == nil)
+	}
+}
