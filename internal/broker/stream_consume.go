@@ -57,7 +57,6 @@ type streamConsumer struct {
 	it      recordbatch.Iterator
 	inBatch bool // it walks a batch
 	base    int64
-	skip    bool // the batch is an aborted transaction's: walk past it
 	aborted []streamlog.AbortedTxn
 	rec     recordbatch.Record
 	haveRec bool // rec (at recOff) awaits credit
