@@ -94,6 +94,9 @@ type Broker struct {
 	stopOnce        sync.Once
 	streamRoot      string // Config.StreamDir, or the temporary directory standing in for it
 	streamRootTemp  bool   // streamRoot is temporary: removed at Close
+	// streamsUnopened are the directories of declared streams whose log
+	// failed to open: never taken for a deleted stream's leftovers.
+	streamsUnopened sync.Map
 }
 
 // New creates a broker from the store's metadata; at the first start (no

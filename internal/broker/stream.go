@@ -117,6 +117,7 @@ func (a *applier) declareStream(v *VHost, name string, args amqp091.Table) (any,
 	s.args = sa.withPolicy(ap.definition())
 	l, err := streamlog.Open(s.dir, s.args.options(), v.broker.log.With("vhost", v.Name, "stream", name))
 	if err != nil {
+		v.broker.streamsUnopened.Store(s.dir, true)
 		v.broker.log.Error("stream: cannot open its log", "vhost", v.Name, "stream", name, "err", err)
 		return nil, amqp091.NewError(amqp091.InternalError, "cannot open the log of stream '%s' in vhost '%s'", name, v.Name)
 	}
@@ -285,6 +286,10 @@ func (b *Broker) removeStrayStreamDirs() {
 			owned[s.dir] = true
 		}
 	}
+	b.streamsUnopened.Range(func(dir, _ any) bool {
+		owned[dir.(string)] = true
+		return true
+	})
 	for _, vd := range vdirs {
 		vpath := filepath.Join(b.streamRoot, vd.Name())
 		sdirs, err := os.ReadDir(vpath)

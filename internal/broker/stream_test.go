@@ -243,3 +243,28 @@ func TestStreamRetentionFromArgsAndPolicies(t *testing.T) {
 		}
 	}
 }
+
+// A stream directory no stream owns (a deletion cut short by a crash, then
+// compacted out of the log) is removed at boot; the others stay.
+func TestStreamStrayDirectoryRemovedAtBoot(t *testing.T) {
+	n := newStreamNode(t)
+	s, err := n.vhost().DeclareStream("kept", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := s.dir
+	ghost := filepath.Join(filepath.Dir(kept), "ghost")
+	if err := os.MkdirAll(ghost, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	n.restart()
+	if _, err := os.Stat(ghost); !os.IsNotExist(err) {
+		t.Fatalf("stray directory after boot: %v", err)
+	}
+	if _, err := os.Stat(kept); err != nil {
+		t.Fatalf("stream directory after boot: %v", err)
+	}
+	if _, ok := n.vhost().Stream("kept"); !ok {
+		t.Fatal("stream gone")
+	}
+}
