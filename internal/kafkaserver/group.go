@@ -304,7 +304,35 @@ func (g *group) run() {
 			g.publish()
 		}
 		g.flush()
+		if g.retire() {
+			return
+		}
 	}
+}
+
+// retire ends the goroutine of a group left with no members and nothing to
+// do, so that a broker that saw many short-lived groups does not keep one
+// goroutine for each; what remains of such a group is its committed offsets
+// (an Empty group to DescribeGroups and ListGroups), and its next member
+// starts it again. A group whose mailbox is not empty stays.
+func (g *group) retire() bool {
+	if g.state != groupEmpty || len(g.members)+len(g.pending) > 0 {
+		return false
+	}
+	g.mbMu.Lock()
+	idle := len(g.mbox) == 0
+	if idle {
+		g.mbDone = true
+	}
+	g.mbMu.Unlock()
+	if !idle {
+		return false
+	}
+	if g.timer != nil {
+		g.timer.Stop()
+	}
+	g.co.drop(g)
+	return true
 }
 
 // answer returns reply deferred to the end of the batch, after the group's

@@ -502,11 +502,18 @@ func TestKafkaGroupDescribeListDelete(t *testing.T) {
 	if g := h.b.OffsetGroups("/"); len(g) != 0 {
 		t.Fatalf("offsets of the deleted group: %v", g)
 	}
+	if c := commitCodes(h.co.offsetCommit(h.c, commitReq("g", a, 1, "t", 0))); c[0] != 0 {
+		t.Fatalf("commit: %v", c)
+	}
 	lv := kmsg.NewPtrLeaveGroupRequest()
 	lv.Version, lv.Group = 3, "g"
 	lv.Members = []kmsg.LeaveGroupRequestMember{{MemberID: a}, {MemberID: b}}
 	h.co.leaveGroup(h.c, lv)
 	h.settle("g")
+	// The emptied group's goroutine has ended; its offsets remain.
+	if gi := h.b.Groups("/"); len(gi) != 1 || gi[0].Name != "g" || gi[0].State != "Empty" {
+		t.Fatalf("emptied group: %+v", gi)
+	}
 	del.Groups = []string{"g"}
 	code(t, "delete emptied", h.co.deleteGroups(h.c, del).Groups[0].ErrorCode, 0)
 	code(t, "delete again", h.co.deleteGroups(h.c, del).Groups[0].ErrorCode, kerr.GroupIDNotFound.Code)
