@@ -23,20 +23,11 @@ func TestStreamCrashKeepsConfirmedRecords(t *testing.T) {
 	w := newWarren(t, buildWarren(t), dataDir(t))
 	w.start()
 	args := amqp.Table{"x-queue-type": "stream", "x-max-age": "7D"}
-	func() {
-		c, err := amqp.Dial(w.URL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		ch, err := c.Channel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := ch.QueueDeclare("crash-stream", true, false, false, false, args); err != nil {
-			t.Fatal(err)
-		}
-	}()
+	c, ch := streamChannel(t, w)
+	if _, err := ch.QueueDeclare("crash-stream", true, false, false, false, args); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
 	confirmed := map[int]bool{}
 	next := 0
 	for round := 1; round <= 4 && !t.Failed(); round++ {
@@ -56,14 +47,7 @@ func TestStreamCrashKeepsConfirmedRecords(t *testing.T) {
 // their numbers.
 func streamLoad(t *testing.T, w *warren, from int, confirmed map[int]bool, d time.Duration) int {
 	t.Helper()
-	c, err := amqp.Dial(w.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := c.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, ch := streamChannel(t, w)
 	if err := ch.Confirm(false); err != nil {
 		t.Fatal(err)
 	}
@@ -101,15 +85,8 @@ func streamLoad(t *testing.T, w *warren, from int, confirmed map[int]bool, d tim
 // checkStream reads the whole stream and checks it against what was confirmed.
 func checkStream(t *testing.T, w *warren, args amqp.Table, confirmed map[int]bool) {
 	t.Helper()
-	c, err := amqp.Dial(w.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, ch := streamChannel(t, w)
 	defer c.Close()
-	ch, err := c.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
 	q, err := ch.QueueDeclare("crash-stream", true, false, false, false, args)
 	if err != nil {
 		t.Fatalf("stream after restart %d: %v", w.runs, err)
@@ -163,4 +140,18 @@ func checkStream(t *testing.T, w *warren, args amqp.Table, confirmed map[int]boo
 		t.Fatalf("run %d: %d confirmed records lost (of %d)", w.runs, missing, len(confirmed))
 	}
 	t.Logf("run %d: %d records, %d confirmed, all there", w.runs, len(seen), len(confirmed))
+}
+
+func streamChannel(t *testing.T, w *warren) (*amqp.Connection, *amqp.Channel) {
+	t.Helper()
+	c, err := amqp.Dial(w.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := c.Channel()
+	if err != nil {
+		c.Close()
+		t.Fatal(err)
+	}
+	return c, ch
 }
