@@ -153,3 +153,41 @@ func TestStreamCancelAndReadAgain(t *testing.T) {
 		t.Fatalf("consumers %d", n)
 	}
 }
+
+// A consumer named with x-stream-consumer-name resumes where the last one
+// of that name had acknowledged up to; an explicit x-stream-offset wins.
+func TestStreamConsumerNameTracksOffset(t *testing.T) {
+	s, addr := streamServer(t)
+	for i := range 10 {
+		appendBatch(t, s.Log(), recordbatch.Build([]recordbatch.Record{{Value: []byte(fmt.Sprint(i))}}, recordbatch.BuildOptions{}))
+	}
+	ch, err := dial(t, addr).Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Qos(3, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := ch.Consume("s", "first", false, false, false, false, amqp.Table{"x-stream-offset": "first", "x-stream-consumer-name": "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		if d := nextDelivery(t, ds); string(d.Body) != fmt.Sprint(i) {
+			t.Fatalf("got %q, want %d", d.Body, i)
+		}
+	}
+	if err := ch.Cancel("first", false); err != nil {
+		t.Fatal(err)
+	}
+	ds = streamConsume(t, addr, amqp.Table{"x-stream-consumer-name": "app"})
+	for i := 6; i < 10; i++ {
+		if d := nextDelivery(t, ds); string(d.Body) != fmt.Sprint(i) {
+			t.Fatalf("resumed: got %q, want %d", d.Body, i)
+		}
+	}
+	ds = streamConsume(t, addr, amqp.Table{"x-stream-consumer-name": "app", "x-stream-offset": int64(2)})
+	if d := nextDelivery(t, ds); string(d.Body) != "2" {
+		t.Fatalf("explicit offset: got %q", d.Body)
+	}
+}

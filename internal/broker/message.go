@@ -33,6 +33,9 @@ type Message struct {
 	rec       atomic.Pointer[[]byte] // encoded for the store, see record
 	body      atomic.Pointer[[]byte] // nil once paged out to the store
 	page      pageState
+	// tracker is a stream delivery's consumer offset tracker, nil if none
+	// (see stream_offsets.go).
+	tracker *offsetTracker
 }
 
 // Body returns the message body, reading it back from the store if it was

@@ -39,8 +39,9 @@ type streamConsumer struct {
 	s *Stream
 	c *Consumer
 
-	filter     []string // x-stream-filter: deliver records whose filter value is one of these
-	unfiltered bool     // x-stream-match-unfiltered: and those without one
+	tracker    *offsetTracker // x-stream-consumer-name, nil without
+	filter     []string       // x-stream-filter: deliver records whose filter value is one of these
+	unfiltered bool           // x-stream-match-unfiltered: and those without one
 
 	// run state, under state
 	state     sync.Mutex
@@ -75,11 +76,23 @@ func (s *Stream) Consume(c *Consumer) error {
 	if c.PrefetchCount == 0 {
 		return amqp091.NewError(amqp091.PreconditionFailed, "consumer prefetch count is not set for '%s'", what)
 	}
-	start, err := s.startOffset(c.Args["x-stream-offset"])
-	if err != nil {
-		return err
+	spec, explicit := c.Args["x-stream-offset"]
+	name, tracked := c.Args[ConsumerNameArg].(string)
+	tracked = tracked && name != ""
+	start, resumed := int64(0), false
+	if tracked && !explicit {
+		start, resumed = s.trackedStart(name)
+	}
+	if !resumed {
+		var err error
+		if start, err = s.startOffset(spec); err != nil {
+			return err
+		}
 	}
 	sc := &streamConsumer{s: s, c: c, next: start, stop: make(chan struct{})}
+	if tracked {
+		sc.tracker = newOffsetTracker(s, name, start)
+	}
 	switch f := c.Args["x-stream-filter"].(type) {
 	case string:
 		sc.filter = []string{f}
@@ -180,6 +193,9 @@ func (s *Stream) Cancel(c *Consumer) {
 	s.mu.Unlock()
 	if sc != nil {
 		sc.cancel()
+		if sc.tracker != nil {
+			sc.tracker.close()
+		}
 	}
 }
 
@@ -198,8 +214,15 @@ func (s *Stream) Kick() {
 }
 
 // Ack implements Source: acknowledgements of stream deliveries only return
-// credit, which the sink accounts for.
-func (s *Stream) Ack([]Entry) {}
+// credit, which the sink accounts for, and move a named consumer's tracked
+// offset on.
+func (s *Stream) Ack(es []Entry) {
+	for i := range es {
+		if t := es[i].Msg.tracker; t != nil {
+			t.ack(int64(es[i].Seq))
+		}
+	}
+}
 
 // Requeue implements Source: a stream keeps every record, so there is
 // nothing to give back (RabbitMQ's streams ignore requeue too).
@@ -324,7 +347,7 @@ func (sc *streamConsumer) deliver() (why int, waitFor int64) {
 func (sc *streamConsumer) message() *Message {
 	props, ex, rk := recordbatch.AppendDeliveryProperties(sc.props[:0], &sc.rec, sc.recOff)
 	sc.props = props[:0]
-	m := &Message{Exchange: string(ex), RoutingKey: string(rk), Props: append([]byte(nil), props...), TTL: -1, Persistent: true}
+	m := &Message{Exchange: string(ex), RoutingKey: string(rk), Props: append([]byte(nil), props...), TTL: -1, Persistent: true, tracker: sc.tracker}
 	m.setBody(sc.rec.Value)
 	return m
 }
