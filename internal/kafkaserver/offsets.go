@@ -227,6 +227,10 @@ func (co *coordinator) fetchGroup(c *groupCaller, group string, topics []fetchTo
 			switch o, ok := co.b.CommittedOffset(c.vhost, group, broker.StreamPartition{Stream: t.topic, Partition: p}); {
 			case !allowed:
 				ft.parts = append(ft.parts, missingOffset(p, kerr.TopicAuthorizationFailed.Code))
+			case unstable(t.topic, p):
+				// Also with no offset committed yet: a group's first
+				// transactional commit is pending (KIP-447).
+				ft.parts = append(ft.parts, missingOffset(p, kerr.UnstableOffsetCommit.Code))
 			case !ok:
 				ft.parts = append(ft.parts, missingOffset(p, 0))
 			default:

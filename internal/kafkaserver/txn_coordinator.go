@@ -460,10 +460,16 @@ func (c *txnCoordinator) addPartitions(req *kmsg.AddPartitionsToTxnRequest, mayW
 	return all(0)
 }
 
-func (c *txnCoordinator) addOffsets(req *kmsg.AddOffsetsToTxnRequest) *kmsg.AddOffsetsToTxnResponse {
+// addOffsets answers AddOffsetsToTxn; mayGroup (nil: all) says whether the
+// client may use the group.
+func (c *txnCoordinator) addOffsets(req *kmsg.AddOffsetsToTxnRequest, mayGroup func(string) bool) *kmsg.AddOffsetsToTxnResponse {
 	resp := req.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
 	if req.Group == "" {
 		resp.ErrorCode = kerr.InvalidRequest.Code
+		return resp
+	}
+	if mayGroup != nil && !mayGroup(req.Group) {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
 		return resp
 	}
 	e, code := c.locked(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Version, 2)
@@ -484,9 +490,9 @@ func (c *txnCoordinator) addOffsets(req *kmsg.AddOffsetsToTxnRequest) *kmsg.AddO
 	return resp
 }
 
-// txnOffsetCommit answers TxnOffsetCommit; mayRead (nil: all) says which
-// topics the client may read, as Kafka's Read on each topic.
-func (c *txnCoordinator) txnOffsetCommit(req *kmsg.TxnOffsetCommitRequest, mayRead func(topic string) bool) *kmsg.TxnOffsetCommitResponse {
+// txnOffsetCommit answers TxnOffsetCommit; mayGroup and mayRead (nil: all)
+// say whether the client may use the group and read each topic.
+func (c *txnCoordinator) txnOffsetCommit(req *kmsg.TxnOffsetCommitRequest, mayGroup, mayRead func(string) bool) *kmsg.TxnOffsetCommitResponse {
 	resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
 	codes := map[broker.TxnPartition]int16{}
 	all := func(code int16) *kmsg.TxnOffsetCommitResponse {
@@ -508,6 +514,9 @@ func (c *txnCoordinator) txnOffsetCommit(req *kmsg.TxnOffsetCommitRequest, mayRe
 	}
 	if req.Group == "" {
 		return all(kerr.InvalidRequest.Code)
+	}
+	if mayGroup != nil && !mayGroup(req.Group) {
+		return all(kerr.GroupAuthorizationFailed.Code)
 	}
 	e, code := c.locked(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Version, 3)
 	if code != 0 {

@@ -148,7 +148,7 @@ func (r *txnRig) addOffsets(txid string, pid int64, epoch int16, group string) i
 	req := kmsg.NewPtrAddOffsetsToTxnRequest()
 	req.Version = 3
 	req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group = txid, pid, epoch, group
-	return r.c.addOffsets(req).ErrorCode
+	return r.c.addOffsets(req, nil).ErrorCode
 }
 
 func (r *txnRig) commitOffset(txid string, pid int64, epoch int16, group, topic string, p int32, off int64) int16 {
@@ -161,7 +161,7 @@ func (r *txnRig) commitOffset(txid string, pid int64, epoch int16, group, topic 
 	rp.Partition, rp.Offset = p, off
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
-	return r.c.txnOffsetCommit(req, nil).Topics[0].Partitions[0].ErrorCode
+	return r.c.txnOffsetCommit(req, nil, nil).Topics[0].Partitions[0].ErrorCode
 }
 
 func (r *txnRig) end(txid string, version int16, pid int64, epoch int16, commit bool) int16 {

@@ -30,13 +30,13 @@ func init() {
 		return c.srv.txn.addPartitions(req.(*kmsg.AddPartitionsToTxnRequest), c.mayTopic(broker.Write)), nil
 	})
 	registerVersions(kmsg.AddOffsetsToTxn, 0, 3, func(c *conn, req kmsg.Request) (kmsg.Response, error) {
-		return c.srv.txn.addOffsets(req.(*kmsg.AddOffsetsToTxnRequest)), nil
+		return c.srv.txn.addOffsets(req.(*kmsg.AddOffsetsToTxnRequest), c.mayGroup), nil
 	})
 	registerVersions(kmsg.EndTxn, 0, 3, func(c *conn, req kmsg.Request) (kmsg.Response, error) {
 		return c.srv.txn.endTxn(req.(*kmsg.EndTxnRequest)), nil
 	})
 	registerVersions(kmsg.TxnOffsetCommit, 0, 3, func(c *conn, req kmsg.Request) (kmsg.Response, error) {
-		return c.srv.txn.txnOffsetCommit(req.(*kmsg.TxnOffsetCommitRequest), c.mayTopic(broker.Read)), nil
+		return c.srv.txn.txnOffsetCommit(req.(*kmsg.TxnOffsetCommitRequest), c.mayGroup, c.mayTopic(broker.Read)), nil
 	})
 }
 
@@ -49,6 +49,10 @@ func (c *conn) mayTopic(perm broker.Perm) func(topic string) bool {
 	}
 }
 
+// mayGroup says whether the connection's user may use a consumer group
+// (read on the resource "group"/name, as the group APIs check it).
+func (c *conn) mayGroup(group string) bool { return c.access.Check("group", group, broker.Read) == nil }
+
 // newServerTxn is the server's transaction coordinator: its state in the
 // broker's metadata, markers through the topics' logs, committed offsets
 // through the broker's durable group offsets.
@@ -56,7 +60,7 @@ func newServerTxn(s *Server) *txnCoordinator {
 	vhost := s.cfg.VHost
 	return newTxnCoordinator(txnDeps{
 		b: s.broker, vhost: vhost, log: s.log.With("vhost", vhost), maxTimeout: s.cfg.TxnMaxTimeout,
-		partition: s.txnPartition, afterDecision: crashAfter(s.cfg.CrashAfterTxnDecisions, s.log),
+		partition: s.txnPartition, memberCheck: s.txnMemberCheck, afterDecision: crashAfter(s.cfg.CrashAfterTxnDecisions, s.log),
 		commitOffsets: func(group string, offs []broker.TxnOffset) error {
 			out := make([]broker.CommittedOffset, 0, len(offs))
 			for _, o := range offs {
@@ -97,4 +101,12 @@ func crashAfter(n int, log *slog.Logger) func() {
 			select {} // the signal is on its way
 		}
 	}
+}
+
+// txnMemberCheck checks a TxnOffsetCommit's member and generation as the
+// group checks an OffsetCommit's.
+func (s *Server) txnMemberCheck(group, memberID string, instanceID *string, generation int32) int16 {
+	req := kmsg.NewPtrOffsetCommitRequest()
+	req.Group, req.MemberID, req.InstanceID, req.Generation = group, memberID, instanceID, generation
+	return s.groups.commitAllowed(s.cfg.VHost, req)
 }

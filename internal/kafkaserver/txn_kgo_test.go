@@ -223,3 +223,61 @@ func TestKafkaTxnFencedBySecondProducer(t *testing.T) {
 		t.Fatalf("read_committed sees %v", got)
 	}
 }
+
+// Offsets committed in a transaction: OffsetFetch with RequireStable
+// answers UNSTABLE_OFFSET_COMMIT while it is open (also for a group that
+// never committed), and the offset once it commits.
+func TestKafkaTxnOffsetsStableAfterCommit(t *testing.T) {
+	k := newTxnKafka(t)
+	ctx := testCtx(t)
+	k.createTopic(ctx, "src", 1)
+	cl := k.client()
+	txid := "offs-tx"
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.TransactionalID, init.TransactionTimeoutMillis = &txid, 60000
+	ir, err := init.RequestWith(ctx, cl)
+	if err != nil || ir.ErrorCode != 0 {
+		t.Fatalf("InitProducerId %+v %v", ir, err)
+	}
+	add := kmsg.NewPtrAddOffsetsToTxnRequest()
+	add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = txid, ir.ProducerID, ir.ProducerEpoch, "offs-g"
+	if ar, err := add.RequestWith(ctx, cl); err != nil || ar.ErrorCode != 0 {
+		t.Fatalf("AddOffsetsToTxn %+v %v", ar, err)
+	}
+	commit := kmsg.NewPtrTxnOffsetCommitRequest()
+	commit.TransactionalID, commit.Group, commit.ProducerID, commit.ProducerEpoch = txid, "offs-g", ir.ProducerID, ir.ProducerEpoch
+	rt := kmsg.NewTxnOffsetCommitRequestTopic()
+	rt.Topic = "src"
+	rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+	rp.Offset = 3
+	rt.Partitions = append(rt.Partitions, rp)
+	commit.Topics = append(commit.Topics, rt)
+	if cr, err := commit.RequestWith(ctx, cl); err != nil || cr.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("TxnOffsetCommit %+v %v", cr, err)
+	}
+	fetch := func() (int64, int16) {
+		t.Helper()
+		req := kmsg.NewPtrOffsetFetchRequest()
+		req.Version, req.Group, req.RequireStable = 7, "offs-g", true
+		ft := kmsg.NewOffsetFetchRequestTopic()
+		ft.Topic, ft.Partitions = "src", []int32{0}
+		req.Topics = append(req.Topics, ft)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := resp.Topics[0].Partitions[0]
+		return p.Offset, p.ErrorCode
+	}
+	if _, code := fetch(); code != kerr.UnstableOffsetCommit.Code {
+		t.Fatalf("open transaction's offset: %v, want UNSTABLE_OFFSET_COMMIT", kerr.ErrorForCode(code))
+	}
+	end := kmsg.NewPtrEndTxnRequest()
+	end.TransactionalID, end.ProducerID, end.ProducerEpoch, end.Commit = txid, ir.ProducerID, ir.ProducerEpoch, true
+	if er, err := end.RequestWith(ctx, cl); err != nil || er.ErrorCode != 0 {
+		t.Fatalf("EndTxn %+v %v", er, err)
+	}
+	if off, code := fetch(); code != 0 || off != 3 {
+		t.Fatalf("after commit: offset %d, %v", off, kerr.ErrorForCode(code))
+	}
+}
