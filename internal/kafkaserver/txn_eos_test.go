@@ -26,8 +26,8 @@ func testExactlyOnce(t *testing.T, restarts bool) {
 	const n = 60
 	k := newTxnKafka(t)
 	ctx := testCtx(t)
-	k.createTopic(ctx, "eos-in", 1)
-	k.createTopic(ctx, "eos-out", 1)
+	k.createTopic(ctx, "eos-in", 2)
+	k.createTopic(ctx, "eos-out", 2)
 	in := k.client(kgo.DefaultProduceTopic("eos-in"))
 	for i := range n {
 		in.Produce(ctx, &kgo.Record{Key: []byte(strconv.Itoa(i)), Value: []byte(strconv.Itoa(i))}, nil)

@@ -24,14 +24,22 @@ func (k *txnKafka) createTopic(_ context.Context, topic string, partitions int32
 	}
 }
 
+// partitions is a topic's partition count.
+func (k *txnKafka) partitions(topic string) int {
+	v, _ := k.inst.Broker.VHost("/")
+	t, _ := v.Topic(topic)
+	return len(t.Partitions)
+}
+
 // readUntil consumes topic from the start at an isolation level until a
-// record with value last arrives, and returns the values before it.
+// record with value last arrived in every partition, and returns the other
+// values.
 func (k *txnKafka) readUntil(ctx context.Context, topic string, level kgo.IsolationLevel, last string) []string {
 	k.t.Helper()
 	cl := k.client(kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(level), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	defer cl.Close()
 	var got []string
-	for {
+	for ends := k.partitions(topic); ; {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
 			k.t.Fatalf("reading %s: %v; got %v", topic, ctx.Err(), got)
@@ -41,19 +49,25 @@ func (k *txnKafka) readUntil(ctx context.Context, topic string, level kgo.Isolat
 		}
 		for _, r := range fs.Records() {
 			if string(r.Value) == last {
-				return got
+				if ends--; ends == 0 {
+					return got
+				}
+				continue
 			}
 			got = append(got, string(r.Value))
 		}
 	}
 }
 
-// endMarker appends a plain record: read_committed readers reaching it have
-// seen every transaction that ended before.
+// endMarker appends a plain record to every partition: read_committed
+// readers reaching them have seen every transaction that ended before.
 func (k *txnKafka) endMarker(ctx context.Context, topic string) {
 	k.t.Helper()
-	if err := k.client().ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("end")}).FirstErr(); err != nil {
-		k.t.Fatal(err)
+	cl := k.client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	for p := range k.partitions(topic) {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: int32(p), Value: []byte("end")}).FirstErr(); err != nil {
+			k.t.Fatal(err)
+		}
 	}
 }
 
@@ -142,7 +156,7 @@ func TestKafkaIdempotentDuplicateAndGap(t *testing.T) {
 func TestKafkaTxnReadCommitted(t *testing.T) {
 	k := newTxnKafka(t)
 	ctx := testCtx(t)
-	k.createTopic(ctx, "rc", 1)
+	k.createTopic(ctx, "rc", 2)
 	cl := k.client(kgo.TransactionalID("rc-tx"), kgo.DefaultProduceTopic("rc"))
 	txn := func(commit bool, vals ...string) {
 		t.Helper()
