@@ -265,7 +265,7 @@ func TestCrashKafkaExactlyOnce(t *testing.T) {
 	process := func(stop <-chan struct{}) (*kgo.GroupTransactSession, <-chan struct{}) {
 		sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(w.kafka), kgo.TransactionalID(txnID),
 			kgo.ConsumerGroup(group), kgo.ConsumeTopics(in), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-			kgo.RequireStableFetchOffsets(), kgo.DefaultProduceTopic(out), kgo.TransactionTimeout(10*time.Second),
+			kgo.DefaultProduceTopic(out), kgo.TransactionTimeout(10*time.Second),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.RetryTimeout(20*time.Second),
 			kgo.FetchMaxBytes(8192), kgo.SessionTimeout(10*time.Second))
 		if err != nil {
