@@ -35,7 +35,6 @@ type conn struct {
 	user   atomic.Pointer[broker.User]
 	vhost  *broker.VHost
 	access *broker.Access
-	sasl   saslState
 	// served is set once a request other than ApiVersions or SASL was
 	// answered: SASL can no longer start.
 	served       bool
@@ -121,10 +120,6 @@ func (c *conn) abandonQueued() {
 		}
 	}
 }
-
-// errCloseAfter, returned by a handler with a response, sends the response
-// and then closes the connection (a failed SASL authentication).
-var errCloseAfter = errors.New("kafkaserver: close after response")
 
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{

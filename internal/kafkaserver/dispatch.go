@@ -51,13 +51,6 @@ type api struct {
 // apis is the dispatch table, by API key.
 var apis [kmsg.MaxKey + 1]*api
 
-// register adds a handler for every version kmsg knows of the API (0 to
-// kmsg's maximum). Use registerVersions to serve fewer: an API whose later
-// versions need what Warren lacks (topic IDs, KIP-848 groups) must cap them.
-func register(key kmsg.Key, h handler) {
-	registerVersions(key, 0, kmsg.RequestForKey(int16(key)).MaxVersion(), h)
-}
-
 // registerVersions adds a handler for versions min to max of an API.
 func registerVersions(key kmsg.Key, min, max int16, h handler) {
 	add(key, &api{min: min, max: max, sync: h})
