@@ -9,7 +9,7 @@ import (
 // The dispatch table. Each API lives in its own file, which registers its
 // handler from an init function:
 //
-//	func init() { register(kmsg.JoinGroup, handleJoinGroup) }
+//	func init() { registerVersions(kmsg.JoinGroup, 0, 9, handleJoinGroup) }
 //
 // The table is written only by init functions and read-only afterwards, so
 // readers need no lock. Only registered APIs are advertised by ApiVersions;
