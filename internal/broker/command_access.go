@@ -30,16 +30,17 @@ func (b *Broker) changeAccess(fn func(s *accessState)) {
 type putUserCmd struct {
 	Name, Hash, Algorithm string
 	Tags                  []string
+	SCRAM                 string // added later: an odd tag
 }
 
 func (c *putUserCmd) typ() cmdType { return cmdPutUser }
 
 func (c *putUserCmd) fields() []field {
-	return []field{{2, &c.Name}, {4, &c.Hash}, {6, &c.Algorithm}, {8, &c.Tags}}
+	return []field{{2, &c.Name}, {4, &c.Hash}, {6, &c.Algorithm}, {8, &c.Tags}, {9, &c.SCRAM}}
 }
 
 func (c *putUserCmd) apply(a *applier) (any, error) {
-	u := &User{Name: c.Name, PasswordHash: c.Hash, HashAlgorithm: c.Algorithm, Tags: slices.Clone(c.Tags)}
+	u := &User{Name: c.Name, PasswordHash: c.Hash, HashAlgorithm: c.Algorithm, Tags: slices.Clone(c.Tags), SCRAM: c.SCRAM}
 	a.b.changeAccess(func(s *accessState) { s.users[c.Name] = u })
 	return u, nil
 }

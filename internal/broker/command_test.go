@@ -22,7 +22,7 @@ func sampleCommands() []command {
 		&deleteQueueCmd{VHost: "v", Name: "q"},
 		&bindCmd{VHost: "v", BindingDecl: BindingDecl{Source: "x", Destination: "y", ToExchange: true, Key: "a.#", Args: args}},
 		&unbindCmd{VHost: "v", BindingDecl: BindingDecl{Source: "x", Destination: "q", Key: "k"}},
-		&putUserCmd{Name: "u", Hash: "aGFzaA==", Algorithm: HashSHA512, Tags: []string{"administrator", "x"}},
+		&putUserCmd{Name: "u", Hash: "aGFzaA==", Algorithm: HashSHA512, Tags: []string{"administrator", "x"}, SCRAM: "SCRAM-SHA-256:4096:c2FsdA==:a2V5:a2V5"},
 		&deleteUserCmd{Name: "u"},
 		&setPermissionCmd{User: "u", VHost: "v", Configure: "^c", Write: ".*", Read: "r$"},
 		&clearPermissionCmd{User: "u", VHost: "v"},

@@ -313,7 +313,7 @@ func (a *Access) CheckTopic(exchange, routingKey string, perm Perm) error {
 // sorted, in replay order (after the vhosts they name).
 func (b *Broker) snapshotAccess(add func(command)) {
 	for _, u := range b.Users() {
-		add(&putUserCmd{Name: u.Name, Hash: u.PasswordHash, Algorithm: u.HashAlgorithm, Tags: u.Tags})
+		add(&putUserCmd{Name: u.Name, Hash: u.PasswordHash, Algorithm: u.HashAlgorithm, Tags: u.Tags, SCRAM: u.SCRAM})
 	}
 	for _, p := range b.Permissions() {
 		add(&setPermissionCmd{User: p.User, VHost: p.VHost, Configure: p.Configure, Write: p.Write, Read: p.Read})

@@ -37,6 +37,9 @@ type User struct {
 	// Tags are RabbitMQ's user tags (administrator, monitoring, policymaker,
 	// management, impersonator, or anything else), sorted.
 	Tags []string
+	// SCRAM holds the user's SCRAM credentials (users_scram.go), derived
+	// when the password was last set; "" if it was set only as a hash.
+	SCRAM string
 }
 
 // HasTag reports whether the user has tag.
@@ -121,7 +124,11 @@ func (b *Broker) AddUser(name, password string, tags ...string) error {
 	if password != "" {
 		hash = HashPassword(password)
 	}
-	return b.PutUser(User{Name: name, PasswordHash: hash, HashAlgorithm: HashSHA256, Tags: tags})
+	u := User{Name: name, PasswordHash: hash, HashAlgorithm: HashSHA256, Tags: tags}
+	if password != "" {
+		u.SCRAM = ScramCredentials(password)
+	}
+	return b.PutUser(u)
 }
 
 // PutUser creates or replaces a user with an already hashed password (as
@@ -133,7 +140,7 @@ func (b *Broker) PutUser(u User) error {
 	if err := validateUser(u.Name, u.PasswordHash, u.HashAlgorithm); err != nil {
 		return err
 	}
-	_, _, err := b.commit(&putUserCmd{Name: u.Name, Hash: u.PasswordHash, Algorithm: u.HashAlgorithm, Tags: normalTags(u.Tags)}, true)
+	_, _, err := b.commit(&putUserCmd{Name: u.Name, Hash: u.PasswordHash, Algorithm: u.HashAlgorithm, Tags: normalTags(u.Tags), SCRAM: u.SCRAM}, true)
 	return err
 }
 

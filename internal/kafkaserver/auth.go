@@ -17,6 +17,14 @@ import (
 // limited to MaxUnauthRequestSize, and anything else closes the connection,
 // as Kafka's SASL listener does.
 
+// saslState is where a connection is in SASL.
+type saslState struct {
+	mechanism string // chosen by SaslHandshake; "" before
+	raw       bool   // handshake v0: tokens come as bare frames
+	done      bool   // authenticated by SASL
+	scram     *scramState
+}
+
 // anonymous logs the connection in as the anonymous user when that user may
 // connect from the client's address; otherwise it waits for SASL.
 func (c *conn) anonymous() {

@@ -35,6 +35,7 @@ type conn struct {
 	user   atomic.Pointer[broker.User]
 	vhost  *broker.VHost
 	access *broker.Access
+	sasl   saslState
 	// served is set once a request other than ApiVersions or SASL was
 	// answered: SASL can no longer start.
 	served       bool
@@ -121,6 +122,10 @@ func (c *conn) abandonQueued() {
 	}
 }
 
+// errCloseAfter, returned by a handler with a response, sends the response
+// and then closes the connection (a failed SASL authentication).
+var errCloseAfter = errors.New("kafkaserver: close after response")
+
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{
 		srv: s, nc: nc,
@@ -163,6 +168,7 @@ func (c *conn) serve() {
 	}()
 	defer func() {
 		if p := recover(); p != nil {
+			c.srv.panics.Add(1)
 			c.log.Error("panic handling a Kafka request, closing the connection", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			c.Close("internal error")
 		}
@@ -319,7 +325,7 @@ func decodeRequest(body []byte) (reqHeader, kmsg.Request, error) {
 	if err != nil {
 		return h, nil, err
 	}
-	a := apis[h.key]
+	a := lookupAPI(h.key)
 	if a == nil {
 		return h, nil, errUnknownKey
 	}
@@ -351,6 +357,9 @@ func (c *conn) readOne() error {
 	if err != nil {
 		return err
 	}
+	if c.sasl.raw && !c.sasl.done {
+		return c.rawSaslToken(body)
+	}
 	h, req, err := decodeRequest(body)
 	switch {
 	case errors.Is(err, errUnsupported) && h.key == int16(kmsg.ApiVersions):
@@ -367,7 +376,7 @@ func (c *conn) readOne() error {
 		c.clientID = h.clientID
 		c.infoMu.Unlock()
 	}
-	a := apis[h.key]
+	a := lookupAPI(h.key)
 	if c.user.Load() == nil && !a.preAuth {
 		// Kafka's SASL listener: anything but the handshake before
 		// authentication is an illegal SASL state and closes the connection.

@@ -103,6 +103,9 @@ func TestKafkaBadFramesClose(t *testing.T) {
 	if resp := r.roundTrip(kmsg.NewPtrApiVersionsRequest()).(*kmsg.ApiVersionsResponse); resp.ErrorCode != 0 {
 		t.Fatal(resp.ErrorCode)
 	}
+	if n := k.Kafka.panics.Load(); n != 0 {
+		t.Fatalf("%d handler panics on bad input", n)
+	}
 }
 
 // Kafka connections are sessions in the broker's registry once they have a

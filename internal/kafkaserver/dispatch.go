@@ -51,6 +51,14 @@ type api struct {
 // apis is the dispatch table, by API key.
 var apis [kmsg.MaxKey + 1]*api
 
+// lookupAPI returns the table entry of key, nil if none.
+func lookupAPI(key int16) *api {
+	if key < 0 || int(key) >= len(apis) {
+		return nil
+	}
+	return apis[key]
+}
+
 // registerVersions adds a handler for versions min to max of an API.
 func registerVersions(key kmsg.Key, min, max int16, h handler) {
 	add(key, &api{min: min, max: max, sync: h})

@@ -1,12 +1,16 @@
 package kafkaserver
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/warren-mq/warren/internal/recordbatch"
 )
 
 func ctxT(t testing.TB) context.Context {
@@ -119,5 +123,50 @@ func TestKafkaFetchLongPoll(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("no record")
+	}
+}
+
+// A corrupt CRC, a wrong magic and a batch over max.message.bytes get
+// Kafka's codes; the connection stays usable.
+func TestKafkaProduceBadBatches(t *testing.T) {
+	k := startKafka(t, Config{})
+	ctx := ctxT(t)
+	adm := k.admin(t)
+	if _, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"max.message.bytes": ptr("1000")}, "bad"); err != nil {
+		t.Fatal(err)
+	}
+	good := recordbatch.Build([]recordbatch.Record{{Value: []byte("hello")}}, recordbatch.BuildOptions{})
+	crc := bytes.Clone(good)
+	crc[len(crc)-1] ^= 0xff
+	magic := bytes.Clone(good)
+	magic[16] = 1
+	large := recordbatch.Build([]recordbatch.Record{{Value: make([]byte, 5000)}}, recordbatch.BuildOptions{})
+	r := k.raw(t)
+	for _, c := range []struct {
+		name  string
+		batch []byte
+		want  int16
+	}{
+		{"crc", crc, kerr.CorruptMessage.Code},
+		{"magic", magic, kerr.CorruptMessage.Code},
+		{"truncated", good[:len(good)-3], kerr.CorruptMessage.Code},
+		{"too large", large, kerr.MessageTooLarge.Code},
+		{"good", good, 0},
+	} {
+		req := kmsg.NewPtrProduceRequest()
+		req.Version, req.Acks, req.TimeoutMillis = 9, -1, 1000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "bad"
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = c.batch
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		p := r.roundTrip(req).(*kmsg.ProduceResponse).Topics[0].Partitions[0]
+		if p.ErrorCode != c.want {
+			t.Errorf("%s: error %d, want %d", c.name, p.ErrorCode, c.want)
+		}
+		if c.want == 0 && p.BaseOffset != 0 {
+			t.Errorf("good batch at offset %d", p.BaseOffset)
+		}
 	}
 }

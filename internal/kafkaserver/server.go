@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/warren-mq/warren/internal/broker"
@@ -119,6 +120,7 @@ type Server struct {
 	done      chan struct{} // closed by Close
 
 	acceptLog logEvery
+	panics    atomic.Int64 // handler panics recovered (tests check bad input causes none)
 	txn       *txnCoordinator // transactions and producer ids (txn_*.go)
 	groups    *coordinator    // consumer groups (group*.go)
 }

@@ -126,13 +126,17 @@ func (s *Server) putUser(r *req) error {
 	switch {
 	case body.Password != nil:
 		u.PasswordHash, u.HashAlgorithm = broker.HashPassword(*body.Password), broker.HashSHA256
+		u.SCRAM = broker.ScramCredentials(*body.Password)
 	case body.PasswordHash != nil:
 		u.PasswordHash, u.HashAlgorithm = *body.PasswordHash, body.HashingAlgorithm
 		if u.HashAlgorithm == "" {
 			u.HashAlgorithm = broker.HashSHA256
 		}
+		if existed && old.PasswordHash == u.PasswordHash {
+			u.SCRAM = old.SCRAM // the same password
+		}
 	case existed:
-		u.PasswordHash, u.HashAlgorithm = old.PasswordHash, old.HashAlgorithm
+		u.PasswordHash, u.HashAlgorithm, u.SCRAM = old.PasswordHash, old.HashAlgorithm, old.SCRAM
 	default:
 		return badRequest("password or password_hash must be set")
 	}
