@@ -120,7 +120,7 @@ type Server struct {
 	done      chan struct{} // closed by Close
 
 	acceptLog logEvery
-	panics    atomic.Int64 // handler panics recovered (tests check bad input causes none)
+	panics    atomic.Int64    // handler panics recovered (tests check bad input causes none)
 	txn       *txnCoordinator // transactions and producer ids (txn_*.go)
 	groups    *coordinator    // consumer groups (group*.go)
 }
