@@ -44,7 +44,7 @@ func (c *connection) waitAlarm() bool {
 	if notify {
 		c.out.sendMethod(0, &amqp091.ConnectionBlocked{Reason: reason})
 	}
-	if n, ok := c.srv.blockLog.allow(); ok {
+	if n, ok := c.srv.blockLog.Allow(); ok {
 		// One line per interval however many publishers block: an alarm
 		// blocks every publishing connection at once.
 		c.log.Info("publisher blocked", "reason", reason, "others_not_logged", n)

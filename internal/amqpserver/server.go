@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/warren-mq/warren/internal/broker"
+	"github.com/warren-mq/warren/internal/netserve"
 )
 
 // Config configures a Server. Zero values take RabbitMQ's defaults.
@@ -79,11 +80,11 @@ type Server struct {
 	shutdown  bool
 	wg        sync.WaitGroup
 
-	blockLog  logEvery // publishers blocked by an alarm
-	acceptLog logEvery // accept errors
-	limitLog  logEvery // sockets refused at MaxConnections
-	auth      authThrottle
-	acct      accounting // under mu
+	blockLog netserve.RateLog // publishers blocked by an alarm
+	acceptor netserve.Acceptor
+	limitLog netserve.RateLog // sockets refused at MaxConnections
+	auth     authThrottle
+	acct     accounting // under mu
 
 	// methodHook, when set (by tests), runs before each channel method is handled.
 	methodHook func(name string)
@@ -99,32 +100,6 @@ func (s *Server) full() bool {
 	return len(s.conns) >= s.cfg.MaxConnections
 }
 
-// logInterval is how often a repeated operational warning (accept failing,
-// the connection limit reached) is logged at most.
-const logInterval = 5 * time.Second
-
-// logEvery rate-limits one kind of log line: a flood of failures logs once
-// per interval with the count of those not logged.
-type logEvery struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-// allow reports whether to log now, and how many events were suppressed since
-// the last line.
-func (l *logEvery) allow() (int, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now := time.Now(); l.last.IsZero() || now.Sub(l.last) >= logInterval {
-		n := l.suppressed
-		l.last, l.suppressed = now, 0
-		return n, true
-	}
-	l.suppressed++
-	return 0, false
-}
-
 // New returns a server for b.
 func New(b *broker.Broker, cfg Config) *Server {
 	cfg.defaults()
@@ -133,8 +108,16 @@ func New(b *broker.Broker, cfg Config) *Server {
 		log = b.Logger()
 	}
 	s := &Server{cfg: cfg, broker: b, log: log, listeners: map[net.Listener]struct{}{}, conns: map[*connection]struct{}{}, auth: newAuthThrottle()}
+	s.acceptor = netserve.Acceptor{Closed: s.isShutdown, ErrClosed: ErrServerClosed, Log: log, Msg: "accepting connections failed, retrying"}
 	s.watchAccess()
 	return s
+}
+
+// isShutdown reports whether Shutdown has begun.
+func (s *Server) isShutdown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shutdown
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -150,38 +133,18 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
-	var delay time.Duration
 	for {
-		nc, err := l.Accept()
+		nc, err := s.acceptor.Accept(l)
 		if err != nil {
-			s.mu.Lock()
-			done := s.shutdown
-			s.mu.Unlock()
-			if done {
-				return ErrServerClosed
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return err
-			}
-			// Anything else (EMFILE, ENFILE, ECONNABORTED, ENOBUFS, ENOMEM...)
-			// passes: back off, so a process out of descriptors does not spin,
-			// and keep serving the connections it has.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			if n, ok := s.acceptLog.allow(); ok {
-				s.log.Warn("accepting connections failed, retrying", "err", err, "backoff", delay, "failures_since_last_log", n)
-			}
-			time.Sleep(delay)
-			continue
+			return err
 		}
-		delay = 0
 		if s.full() {
 			nc.Close()
-			if n, ok := s.limitLog.allow(); ok {
+			if n, ok := s.limitLog.Allow(); ok {
 				s.log.Warn("connection limit reached, refusing new connections", "max_connections", s.cfg.MaxConnections, "refused_since_last_log", n)
 			}
 			continue
 		}
-		delay = 0
 		c := newConnection(s, nc)
 		s.mu.Lock()
 		if s.shutdown {

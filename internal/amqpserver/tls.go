@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/warren-mq/warren/internal/broker"
+	"github.com/warren-mq/warren/internal/netserve"
 )
 
 // TLSConfig configures an AMQPS listener, with RabbitMQ's ssl_options names
@@ -134,8 +135,8 @@ type tlsListener struct {
 	net.Listener
 	t       *TLS
 	log     *slog.Logger
-	timeout time.Duration // the handshake timeout, also for the TLS handshake's writes
-	failLog logEvery      // failed handshakes: a scanner must not flood the log
+	timeout time.Duration    // the handshake timeout, also for the TLS handshake's writes
+	failLog netserve.RateLog // failed handshakes: a scanner must not flood the log
 }
 
 func (l *tlsListener) Accept() (net.Conn, error) {
@@ -163,7 +164,7 @@ func (c *tlsConn) Read(p []byte) (int, error) {
 		herr = c.Conn.Handshake()
 		_ = c.Conn.SetWriteDeadline(time.Time{})
 		if herr != nil {
-			if n, ok := c.l.failLog.allow(); ok {
+			if n, ok := c.l.failLog.Allow(); ok {
 				c.l.log.Warn("TLS handshake failed", "connection", c.RemoteAddr().String()+" -> "+c.LocalAddr().String(),
 					"err", herr, "failures_since_last_log", n)
 			}

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/warren-mq/warren/internal/broker"
+	"github.com/warren-mq/warren/internal/netserve"
 )
 
 // Config configures a Server. Zero values take Kafka's defaults.
@@ -119,10 +120,10 @@ type Server struct {
 	wg        sync.WaitGroup
 	done      chan struct{} // closed by Close
 
-	acceptLog logEvery
-	panics    atomic.Int64    // handler panics recovered (tests check bad input causes none)
-	txn       *txnCoordinator // transactions and producer ids (txn_*.go)
-	groups    *coordinator    // consumer groups (group*.go)
+	acceptor netserve.Acceptor
+	panics   atomic.Int64    // handler panics recovered (tests check bad input causes none)
+	txn      *txnCoordinator // transactions and producer ids (txn_*.go)
+	groups   *coordinator    // consumer groups (group*.go)
 }
 
 // New returns a server for b.
@@ -135,6 +136,7 @@ func New(cfg Config, b *broker.Broker, log *slog.Logger) *Server {
 		log = b.Logger()
 	}
 	s := &Server{cfg: cfg, broker: b, log: log, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, done: make(chan struct{})}
+	s.acceptor = netserve.Acceptor{Closed: s.isClosed, ErrClosed: ErrServerClosed, Log: log, Msg: "accepting Kafka connections failed, retrying"}
 	s.txn = newServerTxn(s)
 	s.groups = newServerGroups(s)
 	b.OnUserDeleted(func(user string) {
@@ -146,6 +148,13 @@ func New(cfg Config, b *broker.Broker, log *slog.Logger) *Server {
 		}
 	})
 	return s
+}
+
+// isClosed reports whether Close has begun.
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }
 
 // ErrServerClosed is returned by Serve after Close.
@@ -161,28 +170,11 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
-	var delay time.Duration
 	for {
-		nc, err := l.Accept()
+		nc, err := s.acceptor.Accept(l)
 		if err != nil {
-			s.mu.Lock()
-			done := s.closed
-			s.mu.Unlock()
-			if done {
-				return ErrServerClosed
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return err
-			}
-			// EMFILE and the like: back off, keep serving the open connections.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			if n, ok := s.acceptLog.allow(); ok {
-				s.log.Warn("accepting Kafka connections failed, retrying", "err", err, "backoff", delay, "failures_since_last_log", n)
-			}
-			time.Sleep(delay)
-			continue
+			return err
 		}
-		delay = 0
 		c := newConn(s, nc)
 		s.mu.Lock()
 		if s.closed {
@@ -247,28 +239,4 @@ func (s *Server) closeWhere(match func(*conn) bool, reason string) {
 	for _, c := range hit {
 		c.Close(reason)
 	}
-}
-
-// logInterval is how often a repeated operational warning is logged at most.
-const logInterval = 5 * time.Second
-
-// logEvery rate-limits one kind of log line.
-type logEvery struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-// allow reports whether to log now, and how many events were suppressed since
-// the last line.
-func (l *logEvery) allow() (int, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now := time.Now(); l.last.IsZero() || now.Sub(l.last) >= logInterval {
-		n := l.suppressed
-		l.last, l.suppressed = now, 0
-		return n, true
-	}
-	l.suppressed++
-	return 0, false
 }
