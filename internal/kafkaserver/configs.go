@@ -173,29 +173,44 @@ func applyConfig(c *conn, t broker.Topic, cfg map[string]string, validateOnly bo
 	return 0, ""
 }
 
-// duplicates counts each resource of a request.
-func duplicates[T any](rs []T, key func(T) string) map[string]int {
-	m := map[string]int{}
-	for _, r := range rs {
-		m[key(r)]++
+// alterConfigs is what AlterConfigs and IncrementalAlterConfigs share: each
+// resource is resolved by alterTarget (one named twice in the request is
+// refused), given the config newConfig makes for it, and applied; done gets
+// each resource's outcome for the response.
+func alterConfigs[R any](c *conn, rs []R, validateOnly bool, name func(R) (kmsg.ConfigResourceType, string),
+	newConfig func(R, broker.Topic) (map[string]string, error), done func(R, int16, string)) {
+	key := func(r R) string {
+		typ, n := name(r)
+		return fmt.Sprint(typ, "/", n)
 	}
-	return m
+	seen := map[string]int{}
+	for _, r := range rs {
+		seen[key(r)]++
+	}
+	for _, r := range rs {
+		t, code, msg := c.alterTarget(name(r))
+		if seen[key(r)] > 1 {
+			code, msg = kerr.InvalidRequest.Code, "resource named more than once in the request"
+		}
+		if code == 0 {
+			if cfg, err := newConfig(r, t); err != nil {
+				code, msg = kerr.InvalidConfig.Code, err.Error()
+			} else {
+				code, msg = applyConfig(c, t, cfg, validateOnly)
+			}
+		}
+		done(r, code, msg)
+	}
 }
 
 func handleAlterConfigs(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	r := req.(*kmsg.AlterConfigsRequest)
 	resp := kmsg.NewPtrAlterConfigsResponse()
-	dup := duplicates(r.Resources, func(x kmsg.AlterConfigsRequestResource) string {
-		return fmt.Sprint(x.ResourceType, "/", x.ResourceName)
-	})
-	for _, rr := range r.Resources {
-		res := kmsg.NewAlterConfigsResponseResource()
-		res.ResourceType, res.ResourceName = rr.ResourceType, rr.ResourceName
-		t, code, msg := c.alterTarget(rr.ResourceType, rr.ResourceName)
-		if dup[fmt.Sprint(rr.ResourceType, "/", rr.ResourceName)] > 1 {
-			code, msg = kerr.InvalidRequest.Code, "resource named more than once in the request"
-		}
-		if code == 0 {
+	alterConfigs(c, r.Resources, r.ValidateOnly,
+		func(rr kmsg.AlterConfigsRequestResource) (kmsg.ConfigResourceType, string) {
+			return rr.ResourceType, rr.ResourceName
+		},
+		func(rr kmsg.AlterConfigsRequestResource, _ broker.Topic) (map[string]string, error) {
 			// AlterConfigs replaces the whole set.
 			cfg := map[string]string{}
 			for _, rc := range rr.Configs {
@@ -203,44 +218,37 @@ func handleAlterConfigs(c *conn, req kmsg.Request) (kmsg.Response, error) {
 					cfg[rc.Name] = *rc.Value
 				}
 			}
-			code, msg = applyConfig(c, t, cfg, r.ValidateOnly)
-		}
-		res.ErrorCode = code
-		if msg != "" {
-			res.ErrorMessage = kmsg.StringPtr(msg)
-		}
-		resp.Resources = append(resp.Resources, res)
-	}
+			return cfg, nil
+		},
+		func(rr kmsg.AlterConfigsRequestResource, code int16, msg string) {
+			res := kmsg.NewAlterConfigsResponseResource()
+			res.ResourceType, res.ResourceName, res.ErrorCode = rr.ResourceType, rr.ResourceName, code
+			if msg != "" {
+				res.ErrorMessage = kmsg.StringPtr(msg)
+			}
+			resp.Resources = append(resp.Resources, res)
+		})
 	return resp, nil
 }
 
 func handleIncrementalAlterConfigs(c *conn, req kmsg.Request) (kmsg.Response, error) {
 	r := req.(*kmsg.IncrementalAlterConfigsRequest)
 	resp := kmsg.NewPtrIncrementalAlterConfigsResponse()
-	dup := duplicates(r.Resources, func(x kmsg.IncrementalAlterConfigsRequestResource) string {
-		return fmt.Sprint(x.ResourceType, "/", x.ResourceName)
-	})
-	for _, rr := range r.Resources {
-		res := kmsg.NewIncrementalAlterConfigsResponseResource()
-		res.ResourceType, res.ResourceName = rr.ResourceType, rr.ResourceName
-		t, code, msg := c.alterTarget(rr.ResourceType, rr.ResourceName)
-		if dup[fmt.Sprint(rr.ResourceType, "/", rr.ResourceName)] > 1 {
-			code, msg = kerr.InvalidRequest.Code, "resource named more than once in the request"
-		}
-		if code == 0 {
-			cfg, err := incrementalConfig(currentConfig(t), rr.Configs)
-			if err != nil {
-				code, msg = kerr.InvalidConfig.Code, err.Error()
-			} else {
-				code, msg = applyConfig(c, t, cfg, r.ValidateOnly)
+	alterConfigs(c, r.Resources, r.ValidateOnly,
+		func(rr kmsg.IncrementalAlterConfigsRequestResource) (kmsg.ConfigResourceType, string) {
+			return rr.ResourceType, rr.ResourceName
+		},
+		func(rr kmsg.IncrementalAlterConfigsRequestResource, t broker.Topic) (map[string]string, error) {
+			return incrementalConfig(currentConfig(t), rr.Configs)
+		},
+		func(rr kmsg.IncrementalAlterConfigsRequestResource, code int16, msg string) {
+			res := kmsg.NewIncrementalAlterConfigsResponseResource()
+			res.ResourceType, res.ResourceName, res.ErrorCode = rr.ResourceType, rr.ResourceName, code
+			if msg != "" {
+				res.ErrorMessage = kmsg.StringPtr(msg)
 			}
-		}
-		res.ErrorCode = code
-		if msg != "" {
-			res.ErrorMessage = kmsg.StringPtr(msg)
-		}
-		resp.Resources = append(resp.Resources, res)
-	}
+			resp.Resources = append(resp.Resources, res)
+		})
 	return resp, nil
 }
 
