@@ -20,6 +20,8 @@ budget=30  # seconds after which remaining scenarios are failed unrun
 prefix="interop-tools-$$-$(date +%s)"
 
 work=$(mktemp -d)
+# shellcheck source=scenarios.sh
+. "$(dirname "${BASH_SOURCE[0]}")/scenarios.sh"
 : >"$work/queues"
 cleanup() {
 	local q
@@ -202,32 +204,4 @@ else
 	echo "skip properties_seen_by_pika: /usr/bin/python3 cannot import pika"
 fi
 
-passed=0
-failed=0
-for s in "${scenarios[@]}"; do
-	if ((SECONDS > budget)); then
-		failed=$((failed + 1))
-		echo "FAIL $s: not run: total time budget of ${budget}s spent"
-		continue
-	fi
-	# A subshell, not an `if` condition, so that set -e stops at the first
-	# failing command; the ERR trap names it when no clearer reason was given.
-	(
-		set -eE
-		shopt -s inherit_errexit
-		trap 'echo "command failed (status $?): $BASH_COMMAND" >&2' ERR
-		"$s"
-	) >"$work/$s.log" 2>&1
-	rc=$?
-	if ((rc == 0)); then
-		passed=$((passed + 1))
-		echo "ok $s"
-	else
-		failed=$((failed + 1))
-		why=$(grep -v '^command failed' "$work/$s.log" | tail -n 1)
-		[[ -n $why ]] || why=$(tail -n 1 "$work/$s.log")
-		echo "FAIL $s: ${why:-exit status $rc}"
-	fi
-done
-echo "$passed passed, $failed failed"
-((failed == 0))
+run_scenarios "${scenarios[@]}"

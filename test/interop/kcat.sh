@@ -19,6 +19,8 @@ prefix="interop-kcat-$$-$(date +%s)"
 kcat_bin=$(command -v kcat || command -v kafkacat || true)
 
 work=$(mktemp -d)
+# shellcheck source=scenarios.sh
+. "$(dirname "${BASH_SOURCE[0]}")/scenarios.sh"
 trap 'rm -rf "$work"' EXIT
 
 # Helpers used inside scenarios (which run with set -e in a subshell).
@@ -124,30 +126,4 @@ if [[ -z $kcat_bin ]]; then
 fi
 echo "kcat $("$kcat_bin" -V 2>&1 | grep -m1 -o 'Version [0-9.]*.*librdkafka [0-9.]*' | sed 's/ (.*librdkafka/, librdkafka/' || true), broker $broker"
 scenarios=(metadata keys_and_headers codecs offsets group)
-passed=0
-failed=0
-for s in "${scenarios[@]}"; do
-	if ((SECONDS > budget)); then
-		failed=$((failed + 1))
-		echo "FAIL $s: not run: total time budget of ${budget}s spent"
-		continue
-	fi
-	(
-		set -eE
-		shopt -s inherit_errexit
-		trap 'echo "command failed (status $?): $BASH_COMMAND" >&2' ERR
-		"$s"
-	) >"$work/$s.log" 2>&1
-	rc=$?
-	if ((rc == 0)); then
-		passed=$((passed + 1))
-		echo "ok $s"
-	else
-		failed=$((failed + 1))
-		why=$(grep -v '^command failed' "$work/$s.log" | tail -n 1)
-		[[ -n $why ]] || why=$(tail -n 1 "$work/$s.log")
-		echo "FAIL $s: ${why:-exit status $rc}"
-	fi
-done
-echo "$passed passed, $failed failed"
-((failed == 0))
+run_scenarios "${scenarios[@]}"
