@@ -167,25 +167,25 @@ func (v *VHost) durableEndsLocked(d BindingDecl) (exists, durable bool) {
 func (b *Broker) recoverMessages() error {
 	n := 0
 	orphans := map[[2]string]bool{}
-	err := b.store.Recover(func(rec store.MessageRecord, delivered bool) error {
+	err := b.store.Recover(func(rec store.MessageRecord, delivered bool) (bool, error) {
 		var q *Queue
 		if v, ok := b.VHost(rec.VHost); ok {
 			q, _ = v.Queue(rec.Queue)
 		}
 		if q == nil || !q.Durable {
 			orphans[[2]string{rec.VHost, rec.Queue}] = true
-			return nil
+			return false, nil
 		}
 		m, err := b.recoveredMessage(rec)
 		if err != nil {
-			return fmt.Errorf("message %d of queue %q: %w", rec.ID, rec.Queue, err)
+			return false, fmt.Errorf("message %d of queue %q: %w", rec.ID, rec.Queue, err)
 		}
 		q.restore(m, rec.ID, delivered)
 		n++
 		if n%1_000_000 == 0 {
 			b.log.Info("recovering messages", "recovered", n)
 		}
-		return nil
+		return false, nil
 	})
 	if err != nil {
 		return fmt.Errorf("broker: recovering messages: %w", err)

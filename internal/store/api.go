@@ -59,6 +59,11 @@ func (s *File) AppendMessages(recs []MessageRecord, done func(error)) {
 		done(err)
 		return
 	}
+	if !tailOrdered(recs, s.tailLast) {
+		s.mu.Unlock()
+		done(ErrInvalid)
+		return
+	}
 	base := s.nextRecno
 	s.nextRecno += uint64(len(recs))
 	var q *qindex
@@ -77,6 +82,11 @@ func (s *File) AppendMessages(recs []MessageRecord, done func(error)) {
 		sl := slot{recno: base + uint64(i)}
 		if r.Transient {
 			sl.flags = flagTransient
+		}
+		if r.Tail {
+			sl.flags |= slotTail
+			q.tail = append(q.tail, r.ID)
+			s.inTail++
 		}
 		q.slots[r.ID] = sl
 	}
@@ -113,7 +123,7 @@ func (s *File) ReadMessage(vhost, queue string, id uint64) (MessageRecord, error
 		if q := s.queues[qkey{vhost, queue}]; q != nil {
 			sl, ok = q.slots[id]
 		}
-		if !ok || sl.flags&slotWritten == 0 {
+		if !ok || sl.flags&(slotWritten|slotTail) != slotWritten {
 			s.mu.Unlock()
 			return MessageRecord{}, ErrNotFound
 		}
@@ -162,13 +172,13 @@ func (s *File) Ack(vhost, queue string, ids []uint64) error {
 		return nil
 	}
 	for _, id := range ids {
-		if sl, ok := q.slots[id]; ok {
+		if sl, ok := q.slots[id]; ok && sl.flags&slotTail == 0 {
 			delete(q.slots, id)
 			s.live--
 			s.dropLocked(sl)
 		}
 	}
-	if len(q.slots) == 0 {
+	if q.empty() {
 		delete(s.queues, k)
 		s.meta.queueDrops.Store(true)
 	}
@@ -188,7 +198,7 @@ func (s *File) MarkDelivered(vhost, queue string, ids []uint64) error {
 	marked := false
 	for _, id := range ids {
 		sl, ok := q.slotOf(id)
-		if !ok || sl.flags&flagDelivered != 0 {
+		if !ok || sl.flags&(flagDelivered|slotTail) != 0 {
 			continue
 		}
 		sl.flags |= flagDelivered
@@ -221,6 +231,7 @@ func (s *File) DeleteQueue(vhost, queue string) error {
 			s.live--
 			s.dropLocked(sl)
 		}
+		s.inTail -= len(q.tail)
 		delete(s.queues, k)
 		s.meta.queueDrops.Store(true)
 	}
@@ -252,7 +263,7 @@ func (s *File) wait(settle bool) error {
 // Stats implements Store.
 func (s *File) Stats() Stats {
 	s.mu.Lock()
-	st := Stats{Segments: len(s.segs), LiveMessages: s.live, Pending: s.pendRecs}
+	st := Stats{Segments: len(s.segs), LiveMessages: s.live, Pending: s.pendRecs, TailMessages: s.inTail}
 	for _, seg := range s.segs {
 		st.DiskBytes += seg.size
 		st.LiveBytes += seg.liveBytes

@@ -116,7 +116,7 @@ func benchRecover(b *testing.B, n, size int) {
 			b.Fatal(err)
 		}
 		got := 0
-		if err := s.Recover(func(MessageRecord, bool) error { got++; return nil }); err != nil {
+		if err := s.Recover(func(MessageRecord, bool) (bool, error) { got++; return false, nil }); err != nil {
 			b.Fatal(err)
 		}
 		if got != n {

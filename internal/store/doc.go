@@ -96,6 +96,14 @@
 // broker as MetaRecord.Legacy and converted) and rewritten in the current
 // format by the next compaction.
 //
+// # Tails
+//
+// A queue's backlog can be appended as tail records (MessageRecord.Tail):
+// the broker keeps nothing for them and takes them back, lowest ID first, with
+// ReadTail. On disk they are ordinary message records; which records are in a
+// tail is in-memory state only, decided again at every restart by the first
+// Recover's fn.
+//
 // # Space reclamation
 //
 // A sealed segment whose records are all dead is deleted. A sealed segment with

@@ -26,6 +26,8 @@ type faultFS struct {
 	createErr  error
 	writes     int
 	failWrites int // with writeErr: fail only this many more writes (0: all)
+	// gate, if set, holds every write until it is closed.
+	gate chan struct{}
 }
 
 func newFaultFS() *faultFS { return &faultFS{budget: -1} }
@@ -60,6 +62,11 @@ type faultFile struct {
 func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
 	fs := f.fs
 	fs.mu.Lock()
+	if g := fs.gate; g != nil {
+		fs.mu.Unlock()
+		<-g
+		fs.mu.Lock()
+	}
 	fs.writes++
 	if fs.writeErr != nil {
 		err := fs.writeErr
@@ -312,7 +319,7 @@ func checkSticky(t *testing.T, s *File, want error) {
 		"delete":    s.DeleteQueue("/", "x"),
 		"sync":      s.Sync(),
 		"meta":      commitMeta(s, []byte("v")),
-		"recover":   s.Recover(func(MessageRecord, bool) error { return nil }),
+		"recover":   s.Recover(func(MessageRecord, bool) (bool, error) { return false, nil }),
 	}
 	_, calls["read"] = s.ReadMessage("/", "q", 1)
 	_, calls["metalog"] = s.MetaLog()

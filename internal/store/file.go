@@ -47,6 +47,7 @@ type File struct {
 	pendDeliv   []uint64 // recnos to mark delivered in the ack log
 	waiters     []waiter
 	live        int // slots in queues
+	inTail      int // records in queues' tails
 	// recovering counts Recover calls in progress: compaction and segment
 	// deletion wait, so that nothing a Recover snapshot points to moves.
 	recovering int
@@ -59,7 +60,13 @@ type File struct {
 }
 
 // qindex maps a queue's message IDs to their records.
-type qindex struct{ slots map[uint64]slot }
+type qindex struct {
+	slots map[uint64]slot
+	tail  []uint64 // tail IDs, lowest first; their slots have slotTail
+}
+
+// empty reports whether the queue holds nothing, so its index can go.
+func (q *qindex) empty() bool { return len(q.slots) == 0 && len(q.tail) == 0 }
 
 // slot is where one live message is. 24 bytes: a million messages cost about
 // 40 MB of index.
@@ -71,8 +78,17 @@ type slot struct {
 	flags byte   // flagTransient, flagDelivered, slotWritten
 }
 
-// slotWritten marks a slot whose record is in a segment (seg, off, size valid).
-const slotWritten byte = 1 << 7
+// Slot flags beside the record's own (flagTransient, flagDelivered).
+const (
+	// slotWritten marks a slot whose record is in a segment (seg, off, size valid).
+	slotWritten byte = 1 << 7
+	// slotTail marks a record of the queue's tail: not known by ID until
+	// ReadTail moves it into the window.
+	slotTail byte = 1 << 6
+	// slotFresh marks a record found on disk at Open that no Recover has
+	// handed out yet: the first one decides whether it goes to the tail.
+	slotFresh byte = 1 << 5
+)
 
 // segment is one segment file.
 type segment struct {

@@ -298,6 +298,7 @@ func (s *File) buildIndex(rc *recovery) {
 					s.pendAcks = append(s.pendAcks, lose.recno)
 				}
 			}
+			w.flags |= slotFresh
 			q.slots[lq.slots[i].id] = w
 			seg := s.segs[w.seg]
 			seg.live++

@@ -20,9 +20,20 @@ type Memory struct {
 	mu     sync.Mutex
 	meta   []MetaRecord
 	queues map[qkey]map[uint64]*memMessage
+	tails  map[qkey]*memTail
 	live   int
 	bytes  int64
+	inTail int
 	closed bool
+}
+
+// memTail is a queue's tail: records in ID order, oldest first, kept apart
+// from the window (they are not known by ID, as in File).
+type memTail struct{ recs []memTailRec }
+
+type memTailRec struct {
+	id  uint64
+	msg *memMessage
 }
 
 type memMessage struct {
@@ -32,7 +43,9 @@ type memMessage struct {
 }
 
 // NewMemory returns an empty in-memory store.
-func NewMemory() *Memory { return &Memory{queues: map[qkey]map[uint64]*memMessage{}} }
+func NewMemory() *Memory {
+	return &Memory{queues: map[qkey]map[uint64]*memMessage{}, tails: map[qkey]*memTail{}}
+}
 
 // CommitMeta implements Store: done runs before it returns.
 func (m *Memory) CommitMeta(rec []byte, done func(error)) {
@@ -94,8 +107,31 @@ func (m *Memory) AppendMessages(recs []MessageRecord, done func(error)) {
 		done(ErrClosed)
 		return
 	}
+	if !tailOrdered(recs, func(k qkey) (uint64, bool) {
+		t := m.tails[k]
+		if t == nil || len(t.recs) == 0 {
+			return 0, false
+		}
+		return t.recs[len(t.recs)-1].id, true
+	}) {
+		m.mu.Unlock()
+		done(ErrInvalid)
+		return
+	}
 	for _, r := range recs {
 		k := qkey{r.VHost, r.Queue}
+		if r.Tail {
+			t := m.tails[k]
+			if t == nil {
+				t = &memTail{}
+				m.tails[k] = t
+			}
+			t.recs = append(t.recs, memTailRec{r.ID, &memMessage{data: slices.Clone(r.Data), transient: r.Transient}})
+			m.live++
+			m.inTail++
+			m.bytes += int64(len(r.Data))
+			continue
+		}
 		q := m.queues[k]
 		if q == nil {
 			q = map[uint64]*memMessage{}
@@ -111,6 +147,77 @@ func (m *Memory) AppendMessages(recs []MessageRecord, done func(error)) {
 	}
 	m.mu.Unlock()
 	done(nil)
+}
+
+// ReadTail implements Store.
+func (m *Memory) ReadTail(vhost, queue string, max int, maxBytes int64) ([]TailRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	k := qkey{vhost, queue}
+	t := m.tails[k]
+	if t == nil {
+		return nil, nil
+	}
+	var out []TailRecord
+	var bytes int64
+	n := 0
+	for ; n < len(t.recs) && n < max; n++ {
+		r := t.recs[n]
+		if n > 0 && bytes+int64(len(r.msg.data)) > maxBytes {
+			break
+		}
+		bytes += int64(len(r.msg.data))
+		out = append(out, TailRecord{ID: r.id, Transient: r.msg.transient, Delivered: r.msg.delivered, Data: slices.Clone(r.msg.data)})
+		q := m.queues[k]
+		if q == nil {
+			q = map[uint64]*memMessage{}
+			m.queues[k] = q
+		}
+		if old := q[r.id]; old != nil {
+			m.live--
+			m.bytes -= int64(len(old.data))
+		}
+		q[r.id] = r.msg
+	}
+	m.dropTailLocked(k, t, n, false)
+	return out, nil
+}
+
+// DropTail implements Store.
+func (m *Memory) DropTail(vhost, queue string, n int) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return 0, ErrClosed
+	}
+	k := qkey{vhost, queue}
+	t := m.tails[k]
+	if t == nil || n <= 0 {
+		return 0, nil
+	}
+	n = min(n, len(t.recs))
+	m.dropTailLocked(k, t, n, true)
+	return n, nil
+}
+
+// dropTailLocked removes the first n records of a tail; gone says they leave
+// the store (rather than moving to the window).
+func (m *Memory) dropTailLocked(k qkey, t *memTail, n int, gone bool) {
+	for _, r := range t.recs[:n] {
+		m.inTail--
+		if gone {
+			m.live--
+			m.bytes -= int64(len(r.msg.data))
+		}
+	}
+	clear(t.recs[:n])
+	t.recs = t.recs[n:]
+	if len(t.recs) == 0 {
+		delete(m.tails, k)
+	}
 }
 
 // ReadMessage implements Store.
@@ -178,11 +285,16 @@ func (m *Memory) DeleteQueue(vhost, queue string) error {
 		m.bytes -= int64(len(msg.data))
 	}
 	delete(m.queues, k)
+	if t := m.tails[k]; t != nil {
+		m.dropTailLocked(k, t, len(t.recs), true)
+	}
 	return nil
 }
 
 // Recover implements Store. It works on a snapshot, so fn may call the store.
-func (m *Memory) Recover(fn func(rec MessageRecord, delivered bool) error) error {
+// Nothing survives a restart, so every record was appended by this instance
+// and fn's tail answer changes nothing.
+func (m *Memory) Recover(fn func(rec MessageRecord, delivered bool) (tail bool, err error)) error {
 	type item struct {
 		rec       MessageRecord
 		delivered bool
@@ -200,6 +312,13 @@ func (m *Memory) Recover(fn func(rec MessageRecord, delivered bool) error) error
 			}
 		}
 	}
+	for k, t := range m.tails {
+		for _, r := range t.recs {
+			if !r.msg.transient {
+				items = append(items, item{MessageRecord{VHost: k.vhost, Queue: k.queue, ID: r.id, Tail: true, Data: r.msg.data}, r.msg.delivered})
+			}
+		}
+	}
 	m.mu.Unlock()
 	slices.SortFunc(items, func(a, b item) int {
 		if c := strings.Compare(a.rec.VHost, b.rec.VHost); c != 0 {
@@ -211,7 +330,7 @@ func (m *Memory) Recover(fn func(rec MessageRecord, delivered bool) error) error
 		return compareU64(a.rec.ID, b.rec.ID)
 	})
 	for _, it := range items {
-		if err := fn(it.rec, it.delivered); err != nil {
+		if _, err := fn(it.rec, it.delivered); err != nil {
 			return err
 		}
 	}
@@ -232,7 +351,7 @@ func (m *Memory) Sync() error {
 func (m *Memory) Stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return Stats{LiveMessages: m.live, LiveBytes: m.bytes}
+	return Stats{LiveMessages: m.live, LiveBytes: m.bytes, TailMessages: m.inTail}
 }
 
 // FreeDisk implements Store: memory has no disk to fill.
@@ -243,7 +362,7 @@ func (m *Memory) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closed = true
-	m.queues = nil
+	m.queues, m.tails = nil, nil
 	return nil
 }
 
@@ -258,6 +377,31 @@ func compareU64(a, b uint64) int {
 		return 1
 	}
 	return 0
+}
+
+// tailOrdered reports whether every Tail record's ID is above the tail IDs of
+// its queue before it (last says a queue tail's highest ID, if it has one).
+func tailOrdered(recs []MessageRecord, last func(qkey) (uint64, bool)) bool {
+	var seen map[qkey]uint64
+	for i := range recs {
+		r := &recs[i]
+		if !r.Tail {
+			continue
+		}
+		k := qkey{r.VHost, r.Queue}
+		hi, ok := seen[k]
+		if !ok {
+			hi, ok = last(k)
+		}
+		if ok && r.ID <= hi {
+			return false
+		}
+		if seen == nil {
+			seen = map[qkey]uint64{}
+		}
+		seen[k] = r.ID
+	}
+	return true
 }
 
 // validRecords checks what the on-disk format can hold, so that Memory

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"io"
 	"slices"
 )
@@ -26,7 +27,7 @@ type recoverItem struct {
 // read again individually later. It works on a snapshot taken after a Sync;
 // compaction and segment deletion wait until it returns, so that nothing in
 // the snapshot moves.
-func (s *File) Recover(fn func(rec MessageRecord, delivered bool) error) error {
+func (s *File) Recover(fn func(rec MessageRecord, delivered bool) (tail bool, err error)) error {
 	if err := s.Sync(); err != nil {
 		return err
 	}
@@ -88,7 +89,7 @@ func (s *File) Recover(fn func(rec MessageRecord, delivered bool) error) error {
 
 type recoverer struct {
 	s      *File
-	fn     func(MessageRecord, bool) error
+	fn     func(MessageRecord, bool) (bool, error)
 	queues map[string]*recoverQueue // by appendQueueKey
 	key    []byte
 	buf    []byte
@@ -163,7 +164,35 @@ func (rq *recoverQueue) rank(id uint64) int {
 
 func (r *recoverer) emit(rq *recoverQueue, i int, data []byte) error {
 	it := &rq.items[i]
-	return r.fn(MessageRecord{VHost: rq.key.vhost, Queue: rq.key.queue, ID: it.id, Data: data}, it.sl.flags&flagDelivered != 0)
+	inTail := it.sl.flags&slotTail != 0
+	tail, err := r.fn(MessageRecord{VHost: rq.key.vhost, Queue: rq.key.queue, ID: it.id, Tail: inTail, Data: data}, it.sl.flags&flagDelivered != 0)
+	if err != nil || it.sl.flags&slotFresh == 0 {
+		return err
+	}
+	return r.s.placeRecovered(rq.key, it.id, it.sl.recno, tail)
+}
+
+// placeRecovered files a record found at Open where the first Recover's fn
+// put it: in the queue's tail or in its window.
+func (s *File) placeRecovered(k qkey, id, recno uint64, tail bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.queues[k]
+	sl, ok := q.slotOf(id)
+	if !ok || sl.recno != recno || sl.flags&slotFresh == 0 {
+		return nil // acked or replaced meanwhile, or placed already
+	}
+	sl.flags &^= slotFresh
+	if tail {
+		if last, ok := s.tailLast(k); ok && id <= last {
+			return fmt.Errorf("store: recovering %s/%s#%d into the tail, below its tail ID %d: %w", k.vhost, k.queue, id, last, ErrInvalid)
+		}
+		sl.flags |= slotTail
+		q.tail = append(q.tail, id)
+		s.inTail++
+	}
+	q.slots[id] = sl
+	return nil
 }
 
 // emitAgain reads one record on its own and hands it out.

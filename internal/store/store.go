@@ -75,7 +75,23 @@ type MessageRecord struct {
 	// ReadMessage while the store is open, dropped at recovery, never synced for
 	// their own sake.
 	Transient bool
-	Data      []byte // encoded message (exchange, key, properties, body), opaque to the store
+	// Tail records belong to the queue's backlog, of which the caller keeps no
+	// copy: the store indexes them compactly (File: a run per stretch of
+	// consecutive records in a segment, nothing per record) and hands them
+	// back, lowest ID first, with ReadTail. A queue's tail IDs must increase:
+	// a Tail record whose ID is not above every tail ID the queue has gets
+	// ErrInvalid. Until ReadTail returns it, a tail record is not known by ID:
+	// ReadMessage, Ack and MarkDelivered ignore it. Valid with Transient too.
+	Tail bool
+	Data []byte // encoded message (exchange, key, properties, body), opaque to the store
+}
+
+// TailRecord is a record ReadTail moved from a queue's tail into its window.
+type TailRecord struct {
+	ID        uint64
+	Transient bool
+	Delivered bool   // marked delivered before (recovery: the redelivered flag)
+	Data      []byte // the caller's
 }
 
 // Stats describes a store, for tests and metrics. Counters are since Open.
@@ -86,6 +102,7 @@ type Stats struct {
 	LiveMessages  int    // messages held (appended, not yet acknowledged), transient included
 	LiveBytes     int64  // their bytes on disk (File) or in memory (Memory)
 	Pending       int    // appended records waiting for the syncer
+	TailMessages  int    // live records in queues' tails (also in LiveMessages), held as runs
 	Syncs         uint64 // fdatasync calls covering message appends
 	SyncedAppends uint64 // appended records those syncs covered; SyncedAppends/Syncs is the group-commit factor
 	Compactions   uint64 // segments rewritten because they were mostly dead
@@ -134,14 +151,34 @@ type Store interface {
 	// MarkDelivered records a first delivery, so that recovery can set the
 	// redelivered flag. Like Ack, it does not sync.
 	MarkDelivered(vhost, queue string, ids []uint64) error
-	// DeleteQueue acknowledges every message of a queue.
+	// DeleteQueue acknowledges every message of a queue, its tail included.
 	DeleteQueue(vhost, queue string) error
+	// ReadTail moves the lowest records of a queue's tail into its window and
+	// returns them in ID order: at most max records and, after the first, at
+	// most maxBytes of Data in all. It stops before the first tail record whose
+	// append has not been written yet (its done has not run). From then on the
+	// records are ordinary: ReadMessage, Ack and MarkDelivered work on their
+	// IDs. Data is the caller's. The I/O happens without holding the store's
+	// lock, in large sequential reads.
+	ReadTail(vhost, queue string, max int, maxBytes int64) ([]TailRecord, error)
+	// DropTail acknowledges the lowest n records of a queue's tail without
+	// returning them (purge, drop-head) and returns how many it dropped: fewer
+	// if the tail holds fewer written records.
+	DropTail(vhost, queue string, n int) (int, error)
 	// Recover calls fn for every live persistent message, each queue's
-	// messages in ID order; calls for different queues may interleave.
-	// rec.Data is valid only during fn. At boot that is what survived the
-	// restart. fn's error stops Recover and is returned. fn may call the
-	// store, but not Close.
-	Recover(fn func(rec MessageRecord, delivered bool) error) error
+	// messages in ID order as far as possible (copies moved by compaction may
+	// come early); calls for different queues may interleave. rec.Data is
+	// valid only during fn. At boot that is what survived the restart. fn
+	// returns whether the store keeps the record in the queue's tail (the
+	// caller holds nothing for it and gets it back with ReadTail) or as an
+	// ordinary window record. The answer counts for records recovered from
+	// disk, in the first Recover after Open; later calls see every live record
+	// again (tail ones with rec.Tail set) and their answer changes nothing.
+	// tail=true for an ID not above every tail ID its queue has so far stops
+	// Recover with ErrInvalid: once fn put an ID in the tail, a lower one met
+	// later (compaction moved it) must go to the window. fn's error stops Recover and is returned. fn may
+	// call the store, but not Close.
+	Recover(fn func(rec MessageRecord, delivered bool) (tail bool, err error)) error
 
 	// Sync makes everything appended, acknowledged and marked so far durable.
 	Sync() error

@@ -450,7 +450,10 @@ func (s *File) unindexLocked(items []item) {
 			if sl, ok := q.slots[it.id]; ok && sl.recno == it.recno && sl.flags&slotWritten == 0 {
 				delete(q.slots, it.id)
 				s.live--
-				if len(q.slots) == 0 {
+				if sl.flags&slotTail != 0 {
+					s.unlinkTailLocked(q, it.id)
+				}
+				if q.empty() {
 					delete(s.queues, it.key)
 				}
 			}
