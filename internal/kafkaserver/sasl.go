@@ -114,7 +114,7 @@ func (c *conn) saslStep(in []byte) ([]byte, error) {
 
 // refused logs a refused authentication.
 func (c *conn) refused(user, reason string) error {
-	c.log.Warn("Kafka login refused", "user", user, "mechanism", c.sasl.mechanism, "reason", reason)
+	c.log.Warn("Kafka login refused", "login", user, "mechanism", c.sasl.mechanism, "reason", reason)
 	return errors.New("authentication failed")
 }
 
@@ -179,7 +179,11 @@ func (c *conn) saslScram(in []byte) ([]byte, error) {
 	}
 	withoutProof, proofB64 := msg[:i], msg[i+3:]
 	attrs := scramAttrs(withoutProof)
-	if attrs["c"] != base64.StdEncoding.EncodeToString([]byte(st.gs2Header)) || attrs["r"] != st.nonce {
+	// The nonce must end with the one server-first sent, as Kafka's
+	// ScramSaslServer checks, not equal it: librdkafka (kcat, up to at least
+	// 2.x) sends its client nonce again in front of the combined nonce, and
+	// signs the message as sent, so Kafka accepts that.
+	if attrs["c"] != base64.StdEncoding.EncodeToString([]byte(st.gs2Header)) || !strings.HasSuffix(attrs["r"], st.nonce) {
 		return nil, c.refused(st.user, "SCRAM channel binding or nonce mismatch")
 	}
 	proof, err := base64.StdEncoding.DecodeString(proofB64)
