@@ -7,7 +7,9 @@
 #
 # Environment:
 #   BENCH_SECONDS          run time of the timed scenarios (a-e), default 10
-#   BENCH_SCENARIOS        which scenarios to run, default "a b c d e f g h"
+#   BENCH_SCENARIOS        which scenarios to run, default "a b c d e f g h"; i and j are the
+#                          long-backlog scenarios of bench/backlog.sh (100 M × 16 B, 10 M × 1 KB
+#                          on Warren, RabbitMQ lazy queues and NATS JetStream; see that script)
 #   BENCH_BACKLOG          messages for the backlog and restart scenarios, default 1000000
 #   BENCH_IDLE_CONNECTIONS connections of the idle scenario, default 1000
 #   BENCH_RABBIT_URI       the RabbitMQ to compare with, default amqp://guest:guest@127.0.0.1:5672/
@@ -546,11 +548,14 @@ EOF
 }
 
 write_report() {
-	local load_end streams=""
+	local load_end streams="" backlog=""
 	load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 	mkdir -p "$(dirname "$OUT")"
-	# bench/streams.sh's section is its own: keep it.
-	[ -f "$OUT" ] && streams=$(sed -n '/<!-- streams-bench:begin/,/<!-- streams-bench:end -->/p' "$OUT")
+	# The sections of bench/streams.sh and bench/backlog.sh are their own: keep them.
+	if [ -f "$OUT" ]; then
+		streams=$(sed -n '/<!-- streams-bench:begin/,/<!-- streams-bench:end -->/p' "$OUT")
+		backlog=$(sed -n '/<!-- backlog-bench:begin/,/<!-- backlog-bench:end -->/p' "$OUT")
+	fi
 	{
 		cat <<EOF
 # Benchmarks: Warren vs RabbitMQ
@@ -613,10 +618,12 @@ $INVOCATION
 
 EOF
 		cat "$COMMANDS"
-		if [ -n "$streams" ]; then
-			echo
-			echo "$streams"
-		fi
+		for section in "$streams" "$backlog"; do
+			if [ -n "$section" ]; then
+				echo
+				echo "$section"
+			fi
+		done
 	} >"$OUT"
 	log "wrote $OUT"
 }
@@ -638,7 +645,8 @@ build
 for s in $SCENARIOS; do
 	case $s in
 	a | b | c | d | e | f | g | h) "scenario_$s" ;;
-	*) die "unknown scenario $s (want a-h)" ;;
+	i | j) BENCH_OUT=$OUT "$ROOT/bench/backlog.sh" "$s" ;; # long backlogs, minutes each: not in the default set
+	*) die "unknown scenario $s (want a-j)" ;;
 	esac
 done
 write_report
