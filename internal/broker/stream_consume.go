@@ -157,7 +157,7 @@ func (s *Stream) lastBatchOffset() int64 {
 	if next == l.StartOffset() {
 		return next
 	}
-	c, err := l.Read(next-1, streamlog.BatchHeaderSize)
+	c, err := l.Read(next-1, recordbatch.HeaderSize)
 	if err != nil {
 		return next
 	}
@@ -166,8 +166,8 @@ func (s *Stream) lastBatchOffset() int64 {
 	if err != nil {
 		return next
 	}
-	for len(b) >= streamlog.BatchHeaderSize {
-		h, err := streamlog.ParseBatchHeader(b)
+	for len(b) >= recordbatch.HeaderSize {
+		h, err := recordbatch.PeekHeader(b)
 		if err != nil || h.Size() > len(b) {
 			break
 		}

@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/warren-mq/warren/internal/broker"
+	"github.com/warren-mq/warren/internal/recordbatch"
 	"github.com/warren-mq/warren/internal/streamlog"
 )
 
@@ -210,7 +211,7 @@ func (f *fetch) readPart(p *fetchPart, budget int) {
 func cutAt(b []byte, offset int64) []byte {
 	n := 0
 	for n < len(b) {
-		h, err := streamlog.ParseBatchHeader(b[n:])
+		h, err := recordbatch.PeekHeader(b[n:])
 		if err != nil || h.BaseOffset >= offset || n+h.Size() > len(b) {
 			break
 		}

@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/warren-mq/warren/internal/broker"
+	"github.com/warren-mq/warren/internal/recordbatch"
 	"github.com/warren-mq/warren/internal/streamlog"
 )
 
@@ -123,7 +124,7 @@ func handleProduce(c *conn, req kmsg.Request, done func(kmsg.Response, error)) {
 	for _, a := range appends {
 		p := a.p
 		appendFn := func() { a.log.Append(a.data, func(res streamlog.AppendResult, err error) { w.finish(p, res, err) }) }
-		if h, _ := streamlog.ParseBatchHeader(a.data); !h.Transactional() {
+		if h, _ := recordbatch.PeekHeader(a.data); !h.Transactional() {
 			appendFn()
 		} else if code := c.srv.txn.produce(txnID, h, a.topic, a.partition, appendFn); code != 0 {
 			// The transaction coordinator appends it under the transaction's
@@ -141,7 +142,7 @@ func handleProduce(c *conn, req kmsg.Request, done func(kmsg.Response, error)) {
 // transaction coordinator checks the rest as it appends). The log checks
 // lengths, magic and CRCs itself.
 func (c *conn) vetBatches(txnID, topic string, partition int32, records []byte) int16 {
-	h, err := streamlog.ParseBatchHeader(records)
+	h, err := recordbatch.PeekHeader(records)
 	if err != nil {
 		return kerr.CorruptMessage.Code
 	}

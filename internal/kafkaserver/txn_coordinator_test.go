@@ -178,7 +178,7 @@ func (r *txnRig) produce(pid int64, epoch int16, topic string, p int32, seq int3
 	batch := recordbatch.Build([]recordbatch.Record{{Value: []byte("v")}},
 		recordbatch.BuildOptions{Idempotent: true, Transactional: true, ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq})
 	done := make(chan error, 1)
-	h, err := streamlog.ParseBatchHeader(batch)
+	h, err := recordbatch.PeekHeader(batch)
 	if err != nil {
 		r.t.Fatal(err)
 	}

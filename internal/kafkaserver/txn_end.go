@@ -122,7 +122,7 @@ func (c *txnCoordinator) writeMarkers(r broker.TxnRecord, commit bool) error {
 // older one was fenced), INVALID_PRODUCER_ID_MAPPING for a producer id
 // that is not the transactional id's, INVALID_TXN_STATE for a partition
 // not added (KIP-890's check) or no transaction ongoing.
-func (c *txnCoordinator) produce(txnID string, h streamlog.BatchHeader, topic string, partition int32, appendFn func()) int16 {
+func (c *txnCoordinator) produce(txnID string, h recordbatch.BatchHeader, topic string, partition int32, appendFn func()) int16 {
 	e := c.lookup(txnID, false)
 	if e == nil {
 		return kerr.InvalidProducerIDMapping.Code

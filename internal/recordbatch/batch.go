@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"math"
 )
 
 // HeaderSize is the size of the fixed record batch v2 header, up to and
@@ -89,7 +88,8 @@ var (
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // BatchHeader is the fixed part of a record batch v2, field for field as Kafka
-// lays it out (streamlog.ParseBatchHeader reads the same 61 bytes).
+// lays it out. It is the only decoding of it: the log, the Kafka front end and
+// the AMQP stream consumers all read headers with PeekHeader or ParseHeader.
 type BatchHeader struct {
 	BaseOffset           int64
 	Length               int32 // bytes after this field: the batch is Length+12 bytes long
@@ -121,16 +121,22 @@ func (h BatchHeader) Transactional() bool { return h.Attributes&attrTransactiona
 // Control reports a control batch (transaction commit or abort markers).
 func (h BatchHeader) Control() bool { return h.Attributes&attrControl != 0 }
 
+// Idempotent reports whether the batch carries a producer id and base
+// sequence, which the log checks for duplicates and gaps.
+func (h BatchHeader) Idempotent() bool { return h.ProducerID >= 0 && h.BaseSequence >= 0 }
+
 // Size is the whole batch's length in bytes.
 func (h BatchHeader) Size() int { return int(h.Length) + lengthOverhead }
 
 // LastOffset is the offset of the batch's last record (as set by the log).
 func (h BatchHeader) LastOffset() int64 { return h.BaseOffset + int64(h.LastOffsetDelta) }
 
-// ParseHeader reads the fixed header of the batch at the start of b. It checks
-// the magic and that the claimed length is sane and present in b, not the CRC
-// (CheckCRC does): a reader that only needs offsets can skip the work.
-func ParseHeader(b []byte) (BatchHeader, error) {
+// PeekHeader decodes the fixed header at the start of b, which may hold
+// just those HeaderSize bytes: a reader walking a file or a fetch reads
+// headers before it knows where a batch ends. It checks what the header says
+// of itself (magic 2, a length of at least a header, no negative counts),
+// neither that the batch is all in b nor the CRC.
+func PeekHeader(b []byte) (BatchHeader, error) {
 	var h BatchHeader
 	if len(b) < HeaderSize {
 		return h, fmt.Errorf("%w: %d bytes, shorter than a batch header", ErrCorrupt, len(b))
@@ -152,13 +158,45 @@ func ParseHeader(b []byte) (BatchHeader, error) {
 	if h.Magic != 2 {
 		return h, fmt.Errorf("%w %d", ErrMagic, h.Magic)
 	}
-	if h.Length < HeaderSize-lengthOverhead || int64(h.Length)+lengthOverhead > int64(len(b)) {
-		return h, fmt.Errorf("%w: length %d with %d bytes present", ErrCorrupt, h.Length, len(b))
+	if h.Length < HeaderSize-lengthOverhead {
+		return h, fmt.Errorf("%w: length %d", ErrCorrupt, h.Length)
 	}
-	if h.NumRecords < 0 {
-		return h, fmt.Errorf("%w: record count %d", ErrCorrupt, h.NumRecords)
+	if h.NumRecords < 0 || h.LastOffsetDelta < 0 {
+		return h, fmt.Errorf("%w: record count %d, last offset delta %d", ErrCorrupt, h.NumRecords, h.LastOffsetDelta)
 	}
 	return h, nil
+}
+
+// ParseHeader is PeekHeader for a batch that must lie wholly in b. It does
+// not check the CRC (CheckCRC does): a reader that only needs offsets can
+// skip the work.
+func ParseHeader(b []byte) (BatchHeader, error) {
+	h, err := PeekHeader(b)
+	if err == nil && h.Size() > len(b) {
+		err = fmt.Errorf("%w: length %d with %d bytes present", ErrCorrupt, h.Length, len(b))
+	}
+	return h, err
+}
+
+// PutHeader writes h as the header of b, which holds exactly one whole batch
+// (records included): Length becomes len(b)-12 and the CRC is computed over
+// b, so the other fields are the caller's. Build, BuildControl and
+// AppendRetained write their headers with it.
+func PutHeader(b []byte, h BatchHeader) {
+	be := binary.BigEndian
+	be.PutUint64(b[offBaseOffset:], uint64(h.BaseOffset))
+	be.PutUint32(b[offLength:], uint32(len(b)-lengthOverhead))
+	be.PutUint32(b[offLeaderEpoch:], uint32(h.PartitionLeaderEpoch))
+	b[offMagic] = byte(h.Magic)
+	be.PutUint16(b[offAttributes:], uint16(h.Attributes))
+	be.PutUint32(b[offLastOffsetDelta:], uint32(h.LastOffsetDelta))
+	be.PutUint64(b[offBaseTimestamp:], uint64(h.BaseTimestamp))
+	be.PutUint64(b[offMaxTimestamp:], uint64(h.MaxTimestamp))
+	be.PutUint64(b[offProducerID:], uint64(h.ProducerID))
+	be.PutUint16(b[offProducerEpoch:], uint16(h.ProducerEpoch))
+	be.PutUint32(b[offBaseSequence:], uint32(h.BaseSequence))
+	be.PutUint32(b[offNumRecords:], uint32(h.NumRecords))
+	be.PutUint32(b[offCRC:], crc32.Checksum(b[offAttributes:], castagnoli))
 }
 
 // CheckCRC verifies the CRC32C of the batch at the start of b, whose header
@@ -285,22 +323,27 @@ func offsetDelta(recs []Record, i int, o BuildOptions) int32 {
 	return int32(i)
 }
 
-// putHeader fills the header of the batch b (exactly one whole batch) and its CRC.
+// putHeader fills the header of the batch b (exactly one whole batch) as
+// Build writes it: base offset 0 and leader epoch -1, which the log sets.
 func putHeader(b []byte, attrs int16, lastDelta int32, baseTs, maxTs, pid int64, epoch int16, seq, n int32) {
-	be := binary.BigEndian
-	be.PutUint64(b[offBaseOffset:], 0)
-	be.PutUint32(b[offLength:], uint32(len(b)-lengthOverhead))
-	be.PutUint32(b[offLeaderEpoch:], math.MaxUint32) // -1: no leader epoch yet
-	b[offMagic] = 2
-	be.PutUint16(b[offAttributes:], uint16(attrs))
-	be.PutUint32(b[offLastOffsetDelta:], uint32(lastDelta))
-	be.PutUint64(b[offBaseTimestamp:], uint64(baseTs))
-	be.PutUint64(b[offMaxTimestamp:], uint64(maxTs))
-	be.PutUint64(b[offProducerID:], uint64(pid))
-	be.PutUint16(b[offProducerEpoch:], uint16(epoch))
-	be.PutUint32(b[offBaseSequence:], uint32(seq))
-	be.PutUint32(b[offNumRecords:], uint32(n))
-	be.PutUint32(b[offCRC:], crc32.Checksum(b[offAttributes:], castagnoli))
+	PutHeader(b, BatchHeader{PartitionLeaderEpoch: -1, Magic: 2, Attributes: attrs, LastOffsetDelta: lastDelta,
+		BaseTimestamp: baseTs, MaxTimestamp: maxTs, ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq, NumRecords: n})
+}
+
+// AppendRetained appends to dst the batch h with only some of its records
+// left, as compaction rewrites it: records holds them as Iterator.Raw gave
+// them, concatenated, n of them, and is compressed with c. Base offset, last
+// offset delta, timestamps, producer fields and the other attribute bits stay
+// h's, so removed offsets become gaps and record timestamp deltas stay valid,
+// as Kafka's cleaner leaves a batch.
+func AppendRetained(dst []byte, h BatchHeader, records []byte, n int32, c Compression) []byte {
+	start := len(dst)
+	dst = append(dst, make([]byte, HeaderSize)...)
+	dst = compress(dst, records, c, 0)
+	h.Attributes = h.Attributes&^attrCompressionMask | int16(c)&attrCompressionMask
+	h.NumRecords = n
+	PutHeader(dst[start:], h)
+	return dst
 }
 
 // appendRecord appends one record: its varint length, then attributes (0),

@@ -194,9 +194,9 @@ func xerial(src []byte, chunk int) []byte {
 // fixing length and CRC, so tests can hand Decode any codec output.
 func rebuild(b []byte, attrs int16, payload []byte) []byte {
 	out := append(append([]byte{}, b[:HeaderSize]...), payload...)
-	binary.BigEndian.PutUint16(out[offAttributes:], uint16(attrs))
-	binary.BigEndian.PutUint32(out[offLength:], uint32(len(out)-lengthOverhead))
-	binary.BigEndian.PutUint32(out[offCRC:], crc32.Checksum(out[offAttributes:], castagnoli))
+	h, _ := PeekHeader(out) // whatever the fuzzer left in it
+	h.Attributes = attrs
+	PutHeader(out, h)
 	return out
 }
 
@@ -374,6 +374,81 @@ func TestRecordbatchIteratorAllocs(t *testing.T) {
 		walk()
 		if a := testing.AllocsPerRun(20, walk); a != 0 {
 			t.Errorf("%s: %.1f allocations per batch of 100 records", c, a)
+		}
+	}
+}
+
+func TestRecordbatchPeekHeader(t *testing.T) {
+	b := Build([]Record{{TimestampMs: 77, Key: []byte("k"), Value: []byte("v")}, {TimestampMs: 81}},
+		BuildOptions{Transactional: true, ProducerID: 9, ProducerEpoch: 3, BaseSequence: 5})
+	h, err := PeekHeader(b[:HeaderSize])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.ProducerID != 9 || h.ProducerEpoch != 3 || h.BaseSequence != 5 || !h.Transactional() || h.Control() || !h.Idempotent() ||
+		h.MaxTimestamp != 81 || h.BaseTimestamp != 77 || h.NumRecords != 2 || h.LastOffsetDelta != 1 || h.Size() != len(b) {
+		t.Fatalf("%+v", h)
+	}
+	if _, err := ParseHeader(b[:HeaderSize]); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("ParseHeader of a header alone: %v", err)
+	}
+	if _, err := PeekHeader(b[:HeaderSize-1]); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("short header: %v", err)
+	}
+	if h, _ := PeekHeader(Build(nil, BuildOptions{})); h.Idempotent() {
+		t.Error("a batch without producer id is idempotent")
+	}
+	bad := bytes.Clone(b)
+	h.LastOffsetDelta = -1
+	PutHeader(bad, h)
+	if _, err := PeekHeader(bad); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("negative last offset delta: %v", err)
+	}
+}
+
+// TestRecordbatchAppendRetained: a batch rewritten with some of its records
+// (as compaction does) keeps its offsets, timestamps and producer fields,
+// holds exactly those records, in any codec, whatever the input's (xerial
+// snappy included).
+func TestRecordbatchAppendRetained(t *testing.T) {
+	recs := sampleRecords()
+	o := BuildOptions{Idempotent: true, ProducerID: 7, ProducerEpoch: 2, BaseSequence: 10}
+	inputs := map[string][]byte{}
+	for _, c := range codecs {
+		o.Compression = c
+		inputs[c.String()] = Build(recs, o)
+	}
+	inputs["xerial"] = rebuild(inputs["none"], int16(Snappy), xerial(inputs["none"][HeaderSize:], 1<<10))
+	for name, b := range inputs {
+		orig, _ := ParseHeader(b)
+		for _, out := range codecs {
+			var it Iterator
+			if err := it.Reset(b, 1<<20); err != nil {
+				t.Fatal(err)
+			}
+			var kept []byte
+			var r Record
+			for i := 0; it.Next(&r); i++ {
+				if i != 1 && i != 3 {
+					kept = append(kept, it.Raw()...)
+				}
+			}
+			nb := AppendRetained([]byte("prefix"), it.Header(), kept, 2, out)
+			if string(nb[:6]) != "prefix" {
+				t.Fatal("dst overwritten")
+			}
+			h, got, err := Decode(nb[6:], 1<<20)
+			if err != nil {
+				t.Fatalf("%s to %s: %v", name, out, err)
+			}
+			if h.Compression() != out || h.NumRecords != 2 || h.LastOffsetDelta != orig.LastOffsetDelta || h.BaseTimestamp != orig.BaseTimestamp ||
+				h.MaxTimestamp != orig.MaxTimestamp || h.ProducerID != 7 || h.BaseSequence != 10 || h.Size() != len(nb)-6 {
+				t.Errorf("%s to %s: header %+v, was %+v", name, out, h, orig)
+			}
+			if len(got) != 2 || got[0].OffsetDelta != 0 || got[1].OffsetDelta != 2 || got[1].TimestampMs != recs[2].TimestampMs ||
+				!sameBytes(got[0].Key, recs[0].Key) || !sameBytes(got[1].Value, recs[2].Value) || len(got[0].Headers) != 3 {
+				t.Errorf("%s to %s: records %+v", name, out, got)
+			}
 		}
 	}
 }

@@ -46,6 +46,7 @@ type Iterator struct {
 	data     []byte // the records, uncompressed
 	scratch  []byte // decompression buffer, kept across Resets
 	off      int
+	last     int // where the record Next last parsed starts
 	i        int
 	active   bool // records left to walk
 	err      error
@@ -60,8 +61,11 @@ const maxInterned = 256
 
 // Reset starts iterating the batch at the start of b: it parses the header,
 // checks the CRC and decompresses the records (ErrTooLarge past maxDecompressed).
+// It drops every reference to the previous batch, so Reset(nil, 0) lets a
+// pooled iterator stop holding one.
 func (it *Iterator) Reset(b []byte, maxDecompressed int) error {
-	it.off, it.i, it.err, it.data, it.active = 0, 0, nil, nil, false
+	it.off, it.last, it.i, it.err, it.data, it.active = 0, 0, 0, nil, nil, false
+	clear(it.hdrs[:cap(it.hdrs)])
 	h, err := ParseHeader(b)
 	it.h = h
 	if err == nil {
@@ -99,6 +103,11 @@ func (it *Iterator) Reset(b []byte, maxDecompressed int) error {
 
 // Header is the batch's header as Reset parsed it.
 func (it *Iterator) Header() BatchHeader { return it.h }
+
+// Raw is the record Next last filled as it is encoded in the batch, its
+// varint length prefix included; it aliases like Key. Compaction keeps
+// records byte for byte by concatenating them (AppendRetained).
+func (it *Iterator) Raw() []byte { return it.data[it.last:it.off] }
 
 // Err is the first error Reset or Next met; nil after a complete walk.
 func (it *Iterator) Err() error { return it.err }
@@ -141,6 +150,7 @@ func (it *Iterator) parse(r *Record) bool {
 		return false
 	}
 	p := it.data[it.off+n : it.off+n+int(size)]
+	it.last = it.off
 	it.off += n + int(size)
 	if len(p) < 1 {
 		it.fail("empty record")

@@ -1,9 +1,10 @@
 // Package recordbatch holds what Kafka puts inside a stream: record batches
 // v2 (building, decoding, compression), Kafka's default partitioner, and the
-// mapping between AMQP messages and records. It is a leaf: the log
-// (internal/streamlog) stores the batches it builds byte for byte, the Kafka
-// front end passes producers' batches through, and the AMQP stream consumers
-// decode them with an Iterator.
+// mapping between AMQP messages and records. It is a leaf and the only
+// implementation of the format: the log (internal/streamlog) checks, patches
+// (SetBaseOffset) and compacts batches with it and stores them byte for byte,
+// the Kafka front end passes producers' batches through, and the AMQP stream
+// consumers decode them with an Iterator.
 //
 // # Batch format
 //

@@ -1,138 +1,108 @@
 package streamlog
 
 import (
-	"encoding/binary"
-	"hash/crc32"
+	"sync"
+
+	"github.com/warren-mq/warren/internal/recordbatch"
 )
 
-// Layout of a Kafka record batch v2 header. All integers are big endian, as
-// on the wire. baseOffset, batchLength, partitionLeaderEpoch, magic and crc
-// lie outside the CRC, so the log can set baseOffset and the epoch without
-// recomputing it.
-const (
-	// BatchHeaderSize is the fixed size of a v2 batch header, records excluded.
-	BatchHeaderSize = 61
+// The batch format (header layout, parsing, CRC, the record encoding) is
+// internal/recordbatch's; the log adds its limits and its own errors
+// (ErrCorrupt, ErrBatchTooLarge) on top.
 
-	offBaseOffset      = 0
-	offBatchLength     = 8
-	offLeaderEpoch     = 12
-	offMagic           = 16
-	offCRC             = 17
-	offAttributes      = 21
-	offLastOffsetDelta = 23
-	offBaseTimestamp   = 27
-	offMaxTimestamp    = 35
-	offProducerID      = 43
-	offProducerEpoch   = 51
-	offBaseSequence    = 53
-	offRecordCount     = 57
-
-	// batchLengthOverhead is what precedes the part batchLength counts.
-	batchLengthOverhead = 12
-)
-
-// Attribute bits of a v2 batch.
-const (
-	attrCompression   = 0x07
-	attrLogAppendTime = 0x08
-	attrTransactional = 0x10
-	attrControl       = 0x20
-)
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// BatchHeader is the decoded fixed header of a record batch v2.
-type BatchHeader struct {
-	BaseOffset           int64
-	Length               int32 // the batchLength field: bytes after it
-	PartitionLeaderEpoch int32
-	Magic                int8
-	CRC                  uint32
-	Attributes           int16
-	LastOffsetDelta      int32
-	BaseTimestamp        int64
-	MaxTimestamp         int64
-	ProducerID           int64
-	ProducerEpoch        int16
-	BaseSequence         int32
-	NumRecords           int32
+// peekHeader decodes the batch header at the start of b, which may hold only
+// the header, as recordbatch.PeekHeader does, failing with ErrCorrupt.
+func peekHeader(b []byte) (recordbatch.BatchHeader, error) {
+	h, err := recordbatch.PeekHeader(b)
+	if err != nil {
+		return h, ErrCorrupt
+	}
+	return h, nil
 }
 
-// Size is the batch's whole size in bytes, header included.
-func (h BatchHeader) Size() int { return batchLengthOverhead + int(h.Length) }
-
-// LastOffset is the offset of the batch's last record.
-func (h BatchHeader) LastOffset() int64 { return h.BaseOffset + int64(h.LastOffsetDelta) }
-
-// Compression is the codec number: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd.
-func (h BatchHeader) Compression() int { return int(h.Attributes & attrCompression) }
-
-// LogAppendTime reports whether the timestamps are the broker's append time.
-func (h BatchHeader) LogAppendTime() bool { return h.Attributes&attrLogAppendTime != 0 }
-
-// Transactional reports whether the batch belongs to a transaction.
-func (h BatchHeader) Transactional() bool { return h.Attributes&attrTransactional != 0 }
-
-// Control reports whether the batch is a control batch (transaction marker).
-func (h BatchHeader) Control() bool { return h.Attributes&attrControl != 0 }
-
-// Idempotent reports whether the batch carries a producer id and sequence
-// that the log checks for duplicates and gaps.
-func (h BatchHeader) Idempotent() bool { return h.ProducerID >= 0 && h.BaseSequence >= 0 }
-
-// ParseBatchHeader decodes the fixed header at the start of b. It checks
-// only what the header itself says (length and magic), not the CRC: b may
-// hold just the header.
-func ParseBatchHeader(b []byte) (BatchHeader, error) {
-	if len(b) < BatchHeaderSize {
-		return BatchHeader{}, ErrCorrupt
-	}
-	h := BatchHeader{
-		BaseOffset:           int64(binary.BigEndian.Uint64(b[offBaseOffset:])),
-		Length:               int32(binary.BigEndian.Uint32(b[offBatchLength:])),
-		PartitionLeaderEpoch: int32(binary.BigEndian.Uint32(b[offLeaderEpoch:])),
-		Magic:                int8(b[offMagic]),
-		CRC:                  binary.BigEndian.Uint32(b[offCRC:]),
-		Attributes:           int16(binary.BigEndian.Uint16(b[offAttributes:])),
-		LastOffsetDelta:      int32(binary.BigEndian.Uint32(b[offLastOffsetDelta:])),
-		BaseTimestamp:        int64(binary.BigEndian.Uint64(b[offBaseTimestamp:])),
-		MaxTimestamp:         int64(binary.BigEndian.Uint64(b[offMaxTimestamp:])),
-		ProducerID:           int64(binary.BigEndian.Uint64(b[offProducerID:])),
-		ProducerEpoch:        int16(binary.BigEndian.Uint16(b[offProducerEpoch:])),
-		BaseSequence:         int32(binary.BigEndian.Uint32(b[offBaseSequence:])),
-		NumRecords:           int32(binary.BigEndian.Uint32(b[offRecordCount:])),
-	}
-	if h.Magic != 2 || h.Length < BatchHeaderSize-batchLengthOverhead || h.LastOffsetDelta < 0 {
+// batchHeader decodes the header of the batch at the start of b and checks
+// that the batch lies wholly in b and is at most max bytes, not its CRC.
+func batchHeader(b []byte, max int) (recordbatch.BatchHeader, error) {
+	h, err := recordbatch.ParseHeader(b)
+	if err != nil {
 		return h, ErrCorrupt
+	}
+	if h.Size() > max {
+		return h, ErrBatchTooLarge
 	}
 	return h, nil
 }
 
 // checkBatch verifies the batch at the start of b wholly (header, length
 // within b and at most max, CRC) and returns its header.
-func checkBatch(b []byte, max int) (BatchHeader, error) {
-	h, err := ParseBatchHeader(b)
-	if err != nil {
-		return h, err
+func checkBatch(b []byte, max int) (recordbatch.BatchHeader, error) {
+	h, err := batchHeader(b, max)
+	if err == nil && recordbatch.CheckCRC(b, &h) != nil {
+		err = ErrCorrupt
 	}
-	n := h.Size()
-	if n > len(b) {
-		return h, ErrCorrupt
-	}
-	if n > max {
-		return h, ErrBatchTooLarge
-	}
-	if crc32Checksum(b[offAttributes:n]) != h.CRC {
-		return h, ErrCorrupt
-	}
-	return h, nil
+	return h, err
 }
 
 // setBatchOffsets writes baseOffset and partitionLeaderEpoch into the batch
 // at the start of b; both lie outside the CRC.
 func setBatchOffsets(b []byte, base int64, epoch int32) {
-	binary.BigEndian.PutUint64(b[offBaseOffset:], uint64(base))
-	binary.BigEndian.PutUint32(b[offLeaderEpoch:], uint32(epoch))
+	recordbatch.SetBaseOffset(b, base)
+	recordbatch.SetPartitionLeaderEpoch(b, epoch)
 }
 
-func crc32Checksum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+// iterators are reused by the append checks, which run in the callers'
+// goroutines: an iterator keeps its header slice and header-key table.
+var iterators = sync.Pool{New: func() any { return new(recordbatch.Iterator) }}
+
+// checkRecords checks a producer's batch b (exactly one batch, whose header
+// batchHeader returned as h) beyond its header: the CRC, and for an
+// uncompressed batch its records, with offset deltas 0..n-1 as producers
+// write them. A control batch must be uncompressed and its first record a
+// commit or abort marker. Compressed records are not decompressed here;
+// readers check them as they decode.
+func checkRecords(b []byte, h recordbatch.BatchHeader) error {
+	if h.Compression() != recordbatch.None {
+		if h.Control() || recordbatch.CheckCRC(b, &h) != nil {
+			return ErrCorrupt
+		}
+		return nil
+	}
+	it := iterators.Get().(*recordbatch.Iterator)
+	defer func() {
+		_ = it.Reset(nil, 0) // the pool must not keep the batch alive
+		iterators.Put(it)
+	}()
+	if it.Reset(b, len(b)) != nil {
+		return ErrCorrupt
+	}
+	var r recordbatch.Record
+	for i := int32(0); it.Next(&r); i++ {
+		if r.OffsetDelta != i {
+			return ErrCorrupt
+		}
+		if i == 0 && h.Control() {
+			if _, ok, err := recordbatch.ParseControl(&r); !ok || err != nil {
+				return ErrCorrupt
+			}
+		}
+	}
+	if it.Err() != nil {
+		return ErrCorrupt
+	}
+	return nil
+}
+
+// controlCommit reports whether the control batch b (checked when it was
+// appended) is a commit marker rather than an abort.
+func controlCommit(b []byte) (bool, error) {
+	var it recordbatch.Iterator
+	var r recordbatch.Record
+	if it.Reset(b, len(b)) != nil || !it.Header().Control() || !it.Next(&r) {
+		return false, ErrCorrupt
+	}
+	m, ok, err := recordbatch.ParseControl(&r)
+	if !ok || err != nil {
+		return false, ErrCorrupt
+	}
+	return m.Commit, nil
+}

@@ -4,6 +4,8 @@ import (
 	"io"
 	"sync"
 	"testing"
+
+	"github.com/warren-mq/warren/internal/recordbatch"
 )
 
 // BenchmarkStreamlogAppend: producers each waiting for their 1 KB batch to
@@ -13,7 +15,7 @@ func BenchmarkStreamlogAppend(b *testing.B) {
 		b.Run(itoa(producers)+"producers", func(b *testing.B) {
 			l := openTest(b, b.TempDir(), Options{})
 			defer l.Close()
-			batch := valueBatch(1, 1024-BatchHeaderSize-10, 1)
+			batch := valueBatch(1, 1024-recordbatch.HeaderSize-10, 1)
 			b.SetBytes(int64(len(batch)))
 			var wg sync.WaitGroup
 			per := b.N / producers
@@ -45,7 +47,7 @@ func BenchmarkStreamlogAppend(b *testing.B) {
 func BenchmarkStreamlogAppendPipelined(b *testing.B) {
 	l := openTest(b, b.TempDir(), Options{})
 	defer l.Close()
-	batch := valueBatch(1, 1024-BatchHeaderSize-10, 1)
+	batch := valueBatch(1, 1024-recordbatch.HeaderSize-10, 1)
 	b.SetBytes(int64(len(batch)))
 	var wg sync.WaitGroup
 	wg.Add(b.N)
@@ -63,7 +65,7 @@ func BenchmarkStreamlogAppendPipelined(b *testing.B) {
 func BenchmarkStreamlogRead(b *testing.B) {
 	l := openTest(b, b.TempDir(), Options{SegmentBytes: 64 << 20})
 	defer l.Close()
-	batch := valueBatch(1, 1024-BatchHeaderSize-10, 1)
+	batch := valueBatch(1, 1024-recordbatch.HeaderSize-10, 1)
 	var wg sync.WaitGroup
 	const n = 64 << 10 // 64 MiB
 	wg.Add(n)

@@ -6,6 +6,8 @@ import (
 	"hash/maphash"
 	"os"
 	"time"
+
+	"github.com/warren-mq/warren/internal/recordbatch"
 )
 
 // Log compaction (Options.Compact, Kafka's cleanup.policy=compact).
@@ -18,11 +20,14 @@ import (
 // key; a tombstone (null value) that is its key's latest goes too once its
 // batch's maxTimestamp is DeleteRetention old. Offsets are kept (batches
 // then have gaps; a read of a removed offset starts at the next batch) and
-// so are batches' timestamps and producer fields. A batch with records
-// removed is rewritten uncompressed; transactional and control batches,
-// and batches whose codec is unknown (see SetDecompressor), are kept whole,
-// and no tombstone after such a batch is dropped (it might hide an older
-// value in it). Records without a key are kept.
+// so are batches' timestamps and producer fields. Records are read with
+// internal/recordbatch's Iterator, so every codec Kafka defines is
+// compacted (at most maxDecompressed bytes of records a batch); a batch
+// with records removed is rewritten with the kept records byte for byte,
+// in its own codec, as Kafka's cleaner does. Transactional and control
+// batches, and batches whose records do not decode, are kept whole, and no
+// tombstone after such a batch is dropped (it might hide an older value in
+// it). Records without a key are kept.
 //
 // A segment is rewritten to <base>.seg.compact.tmp and .idx.compact.tmp,
 // synced, then its index is removed, the segment renamed over the old one
@@ -39,15 +44,6 @@ const (
 )
 
 var chkMagic = [4]byte{'W', 'S', 'C', 'K'}
-
-// SetDecompressor lets compaction read compressed batches of the codecs
-// the standard library lacks (snappy, lz4, zstd); gzip is built in. fn gets
-// the codec number and the records' bytes and returns them decompressed.
-func (l *Log) SetDecompressor(fn func(codec int, src []byte) ([]byte, error)) {
-	l.mu.Lock()
-	l.decompress = fn
-	l.mu.Unlock()
-}
 
 // keyHash names a key in the compaction map by 128 bits of two seeded
 // hashes: the map costs 24 bytes a key whatever the key's size.
@@ -110,30 +106,40 @@ func (l *Log) compact(o Options) error {
 	l.compactMu.Lock()
 	defer l.compactMu.Unlock()
 	l.mu.Lock()
-	sealed, cleanedTo, decompress := l.view.Load().sealed, l.cleanedTo, l.decompress
+	sealed, cleanedTo := l.view.Load().sealed, l.cleanedTo
 	l.mu.Unlock()
 	if len(sealed) == 0 {
 		return nil
 	}
 	h := keyHasher{maphash.MakeSeed(), maphash.MakeSeed()}
 	latest := map[keyHash]int64{}
+	var it recordbatch.Iterator
+	var r recordbatch.Record
+	type keyAt struct {
+		k   keyHash
+		off int64
+	}
+	var keys []keyAt
 	for i := range sealed {
 		si := &sealed[i]
 		if si.seg.base < cleanedTo {
 			continue
 		}
-		err := eachBatch(si, func(b []byte, bh BatchHeader) error {
-			if bh.Transactional() || bh.Control() {
+		err := eachBatch(si, func(b []byte, bh recordbatch.BatchHeader) error {
+			if bh.Transactional() || bh.Control() || it.Reset(b, maxDecompressed) != nil {
 				return nil
 			}
-			recs, ok := batchRecords(b, bh, decompress)
-			if !ok {
-				return nil
-			}
-			for _, r := range recs {
-				if !r.nullKey {
-					latest[h.sum(r.key)] = bh.BaseOffset + r.offsetDelta
+			keys = keys[:0]
+			for it.Next(&r) {
+				if r.Key != nil {
+					keys = append(keys, keyAt{h.sum(r.Key), bh.BaseOffset + int64(r.OffsetDelta)})
 				}
+			}
+			if it.Err() != nil {
+				return nil // kept whole by the rewrite: its keys hide nothing
+			}
+			for _, k := range keys {
+				latest[k.k] = k.off
 			}
 			return nil
 		})
@@ -146,21 +152,21 @@ func (l *Log) compact(o Options) error {
 	// no later tombstone may go: it could be all that hides an older
 	// value of its key in that batch.
 	opaqueSeen := false
+	keep := func(bh recordbatch.BatchHeader, r *recordbatch.Record) bool {
+		if r.Key == nil {
+			return true
+		}
+		off := bh.BaseOffset + int64(r.OffsetDelta)
+		if last, ok := latest[h.sum(r.Key)]; ok && last > off {
+			return false
+		}
+		return r.Value != nil || bh.MaxTimestamp >= cutoff || opaqueSeen
+	}
 	for i := range sealed {
 		if err := l.usable(); err != nil {
 			return err
 		}
-		keep := func(bh BatchHeader, r record) bool {
-			if r.nullKey {
-				return true
-			}
-			off := bh.BaseOffset + r.offsetDelta
-			if last, ok := latest[h.sum(r.key)]; ok && last > off {
-				return false
-			}
-			return !r.tombstone || bh.MaxTimestamp >= cutoff || opaqueSeen
-		}
-		if err := l.compactSegment(&sealed[i], keep, decompress, &opaqueSeen); err != nil {
+		if err := l.compactSegment(&sealed[i], keep, &it, &opaqueSeen); err != nil {
 			return err
 		}
 	}
@@ -174,8 +180,53 @@ func (l *Log) compact(o Options) error {
 	return nil
 }
 
+// maxDecompressed bounds what compaction decompresses of one batch (the
+// Iterator's limit); a batch whose records are larger is kept whole.
+const maxDecompressed = 64 << 20
+
+// keptAs is what retain did with a batch.
+type keptAs int
+
+const (
+	keptWhole keptAs = iota // every record kept: the batch as it was
+	rewritten               // some records kept: a new batch
+	dropped                 // no record kept: nothing
+	opaque                  // records that do not decode: the batch as it was
+)
+
+// retain appends to dst what is left of batch b once keep has judged each of
+// its records: b itself if keep takes them all, nothing if none, else a batch
+// of the kept records byte for byte (offsets, timestamps and producer fields
+// as they were), compressed with b's codec as Kafka's cleaner does. scratch
+// is reused for the kept records.
+func retain(dst, b []byte, it *recordbatch.Iterator, keep func(recordbatch.BatchHeader, *recordbatch.Record) bool, scratch *[]byte) ([]byte, keptAs) {
+	if it.Reset(b, maxDecompressed) != nil {
+		return append(dst, b...), opaque
+	}
+	h := it.Header()
+	kept := (*scratch)[:0]
+	var n, total int32
+	var r recordbatch.Record
+	for ; it.Next(&r); total++ {
+		if keep(h, &r) {
+			kept = append(kept, it.Raw()...)
+			n++
+		}
+	}
+	*scratch = kept
+	switch {
+	case it.Err() != nil:
+		return append(dst, b...), opaque
+	case n == total:
+		return append(dst, b...), keptWhole
+	case n == 0:
+		return dst, dropped
+	}
+	return recordbatch.AppendRetained(dst, h, kept, n, h.Compression()), rewritten
+}
+
 // eachBatch calls fn with every batch of a pinned sealed segment.
-func eachBatch(si *segInfo, fn func(b []byte, h BatchHeader) error) error {
+func eachBatch(si *segInfo, fn func(b []byte, h recordbatch.BatchHeader) error) error {
 	if !si.seg.acquire() {
 		return ErrClosed
 	}
@@ -185,12 +236,12 @@ func eachBatch(si *segInfo, fn func(b []byte, h BatchHeader) error) error {
 		return err
 	}
 	sc := window{r: f, size: si.size}
-	for pos := int64(fileHeaderSize); si.size-pos >= BatchHeaderSize; {
-		hb, err := sc.at(pos, BatchHeaderSize)
+	for pos := int64(fileHeaderSize); si.size-pos >= recordbatch.HeaderSize; {
+		hb, err := sc.at(pos, recordbatch.HeaderSize)
 		if err != nil {
 			return err
 		}
-		h, err := ParseBatchHeader(hb)
+		h, err := peekHeader(hb)
 		if err != nil || int64(h.Size()) > si.size-pos {
 			return ErrCorrupt
 		}
@@ -208,7 +259,7 @@ func eachBatch(si *segInfo, fn func(b []byte, h BatchHeader) error) error {
 
 // compactSegment rewrites one sealed segment keeping the records keep
 // accepts, and swaps it into the view; nothing happens if all are kept.
-func (l *Log) compactSegment(si *segInfo, keep func(BatchHeader, record) bool, decompress func(int, []byte) ([]byte, error), opaqueSeen *bool) error {
+func (l *Log) compactSegment(si *segInfo, keep func(recordbatch.BatchHeader, *recordbatch.Record) bool, it *recordbatch.Iterator, opaqueSeen *bool) error {
 	base := si.seg.base
 	tmpSeg, tmpIdx := segName(l.dir, base, segSuffix+compactSuffix), segName(l.dir, base, idxSuffix+compactSuffix)
 	f, err := os.OpenFile(tmpSeg, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -225,34 +276,23 @@ func (l *Log) compactSegment(si *segInfo, keep func(BatchHeader, record) bool, d
 	pos := int64(fileHeaderSize)
 	x := indexer{maxTs: -1}
 	changed := false
-	var kept []record
-	var out []byte
-	err = eachBatch(si, func(b []byte, h BatchHeader) error {
-		out = out[:0]
-		recs, ok := []record(nil), false
-		if !h.Transactional() && !h.Control() {
-			recs, ok = batchRecords(b, h, decompress)
+	var out, scratch []byte
+	err = eachBatch(si, func(b []byte, h recordbatch.BatchHeader) error {
+		var what keptAs
+		if h.Transactional() || h.Control() {
+			out, what = append(out[:0], b...), keptWhole
+			*opaqueSeen = *opaqueSeen || !h.Control()
+		} else {
+			out, what = retain(out[:0], b, it, keep, &scratch)
 		}
-		defer func() {
-			if !ok && !h.Control() {
-				*opaqueSeen = true
-			}
-		}()
-		kept = kept[:0]
-		for _, r := range recs {
-			if keep(h, r) {
-				kept = append(kept, r)
-			}
-		}
-		switch {
-		case !ok || len(kept) == len(recs):
-			out = append(out, b...)
-		case len(kept) == 0:
+		switch what {
+		case opaque:
+			*opaqueSeen = true
+		case dropped:
 			changed = true
 			return nil
-		default:
+		case rewritten:
 			changed = true
-			out = rebuildBatch(out, b, h, kept)
 		}
 		x.add(uint32(h.BaseOffset-base), pos, h.MaxTimestamp)
 		pos += int64(len(out))

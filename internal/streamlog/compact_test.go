@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/warren-mq/warren/internal/recordbatch"
 )
 
 // keyedRec is a record as a test model sees it.
@@ -17,30 +19,26 @@ type keyedRec struct {
 	ts        int64
 }
 
-// logRecords reads every record of the log (records of batches the
-// package cannot decode are counted in opaque).
+// logRecords reads every record of the log (batches that do not decode
+// are counted in opaque).
 func logRecords(t *testing.T, l *Log) (recs []keyedRec, opaque int) {
 	t.Helper()
 	for _, h := range readAllBatches(t, l) {
-		rs, ok := batchRecords(h.b, h.h, nil)
-		if !ok {
+		_, rs, err := recordbatch.Decode(h.b, 1<<30)
+		if err != nil {
 			opaque++
 			continue
 		}
 		for _, r := range rs {
-			k := keyedRec{off: h.h.BaseOffset + r.offsetDelta, key: string(r.key), tombstone: r.tombstone, ts: h.h.MaxTimestamp}
-			if !r.tombstone {
-				p, _ := parseRecordValue(r.raw)
-				k.value = string(p)
-			}
-			recs = append(recs, k)
+			recs = append(recs, keyedRec{off: h.h.BaseOffset + int64(r.OffsetDelta), key: string(r.Key), value: string(r.Value),
+				tombstone: r.Value == nil, ts: h.h.MaxTimestamp})
 		}
 	}
 	return recs, opaque
 }
 
 type rawBatch struct {
-	h BatchHeader
+	h recordbatch.BatchHeader
 	b []byte
 }
 
@@ -74,23 +72,6 @@ func readAllBatches(t *testing.T, l *Log) []rawBatch {
 	return out
 }
 
-// parseRecordValue returns a record's value (test helper).
-func parseRecordValue(raw []byte) ([]byte, bool) {
-	p := raw[1:]
-	for i := 0; i < 3; i++ {
-		v, k := varint(p)
-		p = p[k:]
-		if i == 2 && v > 0 {
-			p = p[v:]
-		}
-	}
-	vl, k := varint(p)
-	if vl < 0 {
-		return nil, false
-	}
-	return p[k : k+int(vl)], true
-}
-
 func TestStreamlogCompaction(t *testing.T) {
 	dir := t.TempDir()
 	clock := &fakeClock{}
@@ -119,9 +100,9 @@ func TestStreamlogCompaction(t *testing.T) {
 		b := buildBatch(recs, o)
 		switch i % 10 {
 		case 3:
-			b = compressBatch(b, 1)
+			b = compressBatch(b, recordbatch.Gzip)
 		case 7:
-			b = compressBatch(b, 2) // unknown codec: kept whole
+			b = opaqueBatch(b) // unknown codec: kept whole
 			opaqueBatches++
 		}
 		r := mustAppend(t, l, b)
@@ -190,7 +171,7 @@ func TestStreamlogCompaction(t *testing.T) {
 			b, _ := c.Bytes()
 			c.Close()
 			if len(b) > 0 {
-				if h, _ := ParseBatchHeader(b); h.LastOffset() < off {
+				if h, _ := recordbatch.PeekHeader(b); h.LastOffset() < off {
 					t.Fatalf("read %d gave batch ending %d", off, h.LastOffset())
 				}
 			}
@@ -319,7 +300,7 @@ func TestStreamlogCompactionTombstones(t *testing.T) {
 			return buildBatch(recs, bo)
 		}
 		if opaqueFirst {
-			mustAppend(t, l, compressBatch(at(old, testRec{key: []byte("gone"), value: []byte("hidden")}), 2))
+			mustAppend(t, l, opaqueBatch(at(old, testRec{key: []byte("gone"), value: []byte("hidden")})))
 		}
 		mustAppend(t, l, at(old, testRec{key: []byte("gone"), value: []byte("v1")}))
 		mustAppend(t, l, at(old, testRec{key: []byte("gone")}, testRec{key: []byte("young"), value: []byte("v")}))

@@ -57,7 +57,12 @@
 // # Compaction
 //
 // Rewrites sealed segments in place (same names, same offsets, gaps where
-// records were removed); see compact.go. compacted.chk is a file header
+// records were removed); see compact.go. Batches are read with
+// internal/recordbatch, so all five codecs compact; a batch that loses
+// records is rewritten in its input codec (as Kafka's cleaner does), its
+// kept records byte for byte, its header fields (base offset, last offset
+// delta, base and max timestamps, producer fields, attributes) unchanged
+// but for the length, record count and CRC. compacted.chk is a file header
 // ("WSCK") whose base offset field is where the last pass ended.
 //
 // # Writing and recovery

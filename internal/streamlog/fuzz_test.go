@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/warren-mq/warren/internal/recordbatch"
 )
 
 // FuzzRecover: whatever follows a segment header, Open never panics, keeps
@@ -66,44 +68,78 @@ func FuzzRecover(f *testing.F) {
 	})
 }
 
-// FuzzParseBatchHeader: the header and record decoders never panic nor
-// read outside their input; a batch that checks re-encodes (as compaction
-// rewrites it) to one that checks with the same records.
+// FuzzParseBatchHeader: the log's batch checks (header, CRC, records,
+// control markers) and compaction's rewrite never panic nor read outside
+// their input; a batch that checks and decodes rewrites (keeping every other
+// record, as compaction would) to one that checks and holds exactly the kept
+// records byte for byte, and keeping all of them leaves it as it was.
 func FuzzParseBatchHeader(f *testing.F) {
 	f.Add(valueBatch(2, 5, 1))
 	f.Add(controlBatch(3, 1, true))
 	f.Add(buildBatch([]testRec{{key: []byte("k")}, {key: nil, value: []byte("v")}}, noProducer()))
-	f.Add(compressBatch(valueBatch(3, 10, 1), 1))
-	f.Add(make([]byte, BatchHeaderSize))
+	for _, c := range []recordbatch.Compression{recordbatch.Gzip, recordbatch.Snappy, recordbatch.LZ4, recordbatch.Zstd} {
+		f.Add(compressBatch(valueBatch(3, 10, 1), c))
+	}
+	f.Add(make([]byte, recordbatch.HeaderSize))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		h, err := ParseBatchHeader(b)
+		h, err := peekHeader(b)
 		if err != nil {
 			return
 		}
-		if h.Size() < BatchHeaderSize {
+		if h.Size() < recordbatch.HeaderSize {
 			t.Fatalf("size %d", h.Size())
 		}
-		controlType(b)
+		controlCommit(b)
 		ch, err := checkBatch(b, len(b))
 		if err != nil {
 			return
 		}
-		recs, ok := batchRecords(b, ch, nil)
-		if !ok {
+		checkRecords(b[:ch.Size()], ch)
+		b = b[:ch.Size()]
+		var it recordbatch.Iterator
+		var scratch []byte
+		i := 0
+		everyOther := func(recordbatch.BatchHeader, *recordbatch.Record) bool { i++; return i%2 == 1 }
+		nb, what := retain(nil, b, &it, everyOther, &scratch)
+		if what == opaque || what == keptWhole {
+			if !bytes.Equal(nb, b) {
+				t.Fatalf("%v: batch changed", what)
+			}
 			return
 		}
-		nb := rebuildBatch(nil, b, ch, recs)
-		nh, err := checkBatch(nb, len(nb))
+		_, recs, err := recordbatch.Decode(b, maxDecompressed)
 		if err != nil {
-			t.Fatalf("rebuilt batch: %v", err)
+			t.Fatalf("retain decoded what Decode refuses: %v", err)
 		}
-		again, ok := batchRecords(nb, nh, nil)
-		if !ok || len(again) != len(recs) {
-			t.Fatalf("rebuilt batch decodes to %d records, want %d", len(again), len(recs))
+		if all, what := retain(nil, b, &it, func(recordbatch.BatchHeader, *recordbatch.Record) bool { return true }, &scratch); what != keptWhole || !bytes.Equal(all, b) {
+			t.Fatalf("keeping all: %v", what)
 		}
-		for i := range recs {
-			if !bytes.Equal(again[i].raw, recs[i].raw) {
-				t.Fatalf("record %d changed", i)
+		var want []recordbatch.Record
+		for j := 0; j < len(recs); j += 2 {
+			want = append(want, recs[j])
+		}
+		if what == dropped {
+			if len(nb) != 0 || len(want) != 0 {
+				t.Fatalf("dropped %d bytes holding %d records to keep", len(nb), len(want))
+			}
+			return
+		}
+		nh, err := checkBatch(nb, len(nb))
+		if err != nil || nh.Size() != len(nb) {
+			t.Fatalf("rewritten batch: %v", err)
+		}
+		if nh.BaseOffset != ch.BaseOffset || nh.LastOffsetDelta != ch.LastOffsetDelta || nh.MaxTimestamp != ch.MaxTimestamp ||
+			nh.BaseTimestamp != ch.BaseTimestamp || nh.ProducerID != ch.ProducerID || nh.Compression() != ch.Compression() {
+			t.Fatalf("rewritten header %+v, was %+v", nh, ch)
+		}
+		_, again, err := recordbatch.Decode(nb, maxDecompressed)
+		if err != nil || len(again) != len(want) {
+			t.Fatalf("rewritten batch decodes to %d records (%v), want %d", len(again), err, len(want))
+		}
+		for j := range want {
+			if again[j].OffsetDelta != want[j].OffsetDelta || again[j].TimestampMs != want[j].TimestampMs ||
+				!bytes.Equal(again[j].Key, want[j].Key) || !bytes.Equal(again[j].Value, want[j].Value) {
+				t.Fatalf("record %d changed", j)
 			}
 		}
 	})

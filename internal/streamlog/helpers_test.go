@@ -2,72 +2,50 @@ package streamlog
 
 import (
 	"bytes"
-	"compress/gzip"
-	"encoding/binary"
-	"hash/crc32"
 	"log/slog"
 	"os"
 	"testing"
+
+	"github.com/warren-mq/warren/internal/recordbatch"
 )
 
 // testRec is one record of a test batch; a nil Value is a tombstone.
 type testRec struct {
 	key, value []byte
-	tsDelta    int64
 }
 
 // batchOpts are the producer fields of a test batch.
 type batchOpts struct {
-	baseTs   int64
-	pid      int64
-	epoch    int16
-	seq      int32
-	attrs    int16
-	maxTsAdd int64 // added to the computed max timestamp (tests of odd timestamps)
+	baseTs int64
+	pid    int64
+	epoch  int16
+	seq    int32
+	txn    bool
 }
 
 func noProducer() batchOpts { return batchOpts{pid: -1, epoch: -1, seq: -1} }
 
 // buildBatch encodes an uncompressed v2 batch as a producer sends it
-// (baseOffset 0, CRC over attributes..end).
+// (baseOffset 0, leader epoch 0), every record at o.baseTs.
 func buildBatch(recs []testRec, o batchOpts) []byte {
-	var body []byte
-	maxTs := o.baseTs
+	rs := make([]recordbatch.Record, len(recs))
 	for i, r := range recs {
-		var rec []byte
-		rec = append(rec, 0)
-		rec = binary.AppendVarint(rec, r.tsDelta)
-		rec = binary.AppendVarint(rec, int64(i))
-		if r.key == nil {
-			rec = binary.AppendVarint(rec, -1)
-		} else {
-			rec = binary.AppendVarint(rec, int64(len(r.key)))
-			rec = append(rec, r.key...)
-		}
-		if r.value == nil {
-			rec = binary.AppendVarint(rec, -1)
-		} else {
-			rec = binary.AppendVarint(rec, int64(len(r.value)))
-			rec = append(rec, r.value...)
-		}
-		rec = binary.AppendVarint(rec, 0)
-		body = binary.AppendVarint(body, int64(len(rec)))
-		body = append(body, rec...)
-		maxTs = max(maxTs, o.baseTs+r.tsDelta)
+		rs[i] = recordbatch.Record{TimestampMs: o.baseTs, Key: r.key, Value: r.value}
 	}
-	b := make([]byte, BatchHeaderSize, BatchHeaderSize+len(body))
-	binary.BigEndian.PutUint32(b[offBatchLength:], uint32(BatchHeaderSize-batchLengthOverhead+len(body)))
-	b[offMagic] = 2
-	binary.BigEndian.PutUint16(b[offAttributes:], uint16(o.attrs))
-	binary.BigEndian.PutUint32(b[offLastOffsetDelta:], uint32(len(recs)-1))
-	binary.BigEndian.PutUint64(b[offBaseTimestamp:], uint64(o.baseTs))
-	binary.BigEndian.PutUint64(b[offMaxTimestamp:], uint64(maxTs+o.maxTsAdd))
-	binary.BigEndian.PutUint64(b[offProducerID:], uint64(o.pid))
-	binary.BigEndian.PutUint16(b[offProducerEpoch:], uint16(o.epoch))
-	binary.BigEndian.PutUint32(b[offBaseSequence:], uint32(o.seq))
-	binary.BigEndian.PutUint32(b[offRecordCount:], uint32(len(recs)))
-	b = append(b, body...)
-	binary.BigEndian.PutUint32(b[offCRC:], crc32.Checksum(b[offAttributes:], castagnoli))
+	b := recordbatch.Build(rs, recordbatch.BuildOptions{Transactional: o.txn})
+	return patchHeader(b, func(h *recordbatch.BatchHeader) {
+		h.PartitionLeaderEpoch, h.ProducerID, h.ProducerEpoch, h.BaseSequence = 0, o.pid, o.epoch, o.seq
+	})
+}
+
+// patchHeader changes the header of the batch b with fn and recomputes its CRC.
+func patchHeader(b []byte, fn func(h *recordbatch.BatchHeader)) []byte {
+	h, err := recordbatch.PeekHeader(b)
+	if err != nil {
+		panic(err)
+	}
+	fn(&h)
+	recordbatch.PutHeader(b, h)
 	return b
 }
 
@@ -126,9 +104,9 @@ func testLogger(t testing.TB) *slog.Logger {
 }
 
 // readAll reads every batch from offset to the end, through Read.
-func readAll(t testing.TB, l *Log, from int64, maxBytes int) []BatchHeader {
+func readAll(t testing.TB, l *Log, from int64, maxBytes int) []recordbatch.BatchHeader {
 	t.Helper()
-	var hs []BatchHeader
+	var hs []recordbatch.BatchHeader
 	off := from
 	for off < l.NextOffset() {
 		c, err := l.Read(off, maxBytes)
@@ -158,12 +136,7 @@ func readAll(t testing.TB, l *Log, from int64, maxBytes int) []BatchHeader {
 
 // controlBatch is a transaction marker as the coordinator writes it.
 func controlBatch(pid int64, epoch int16, commit bool) []byte {
-	key := []byte{0, 0, 0, 0}
-	if commit {
-		key[3] = 1
-	}
-	return buildBatch([]testRec{{key: key, value: []byte{0, 0, 0, 0, 0, 0}}},
-		batchOpts{pid: pid, epoch: epoch, seq: -1, attrs: attrControl | attrTransactional})
+	return recordbatch.BuildControl(pid, epoch, commit, 0)
 }
 
 // producerBatch is a batch of n records of an idempotent producer.
@@ -172,31 +145,26 @@ func idemBatch(pid int64, epoch int16, seq int32, n int, txn bool) []byte {
 	for i := range recs {
 		recs[i] = testRec{value: []byte("x")}
 	}
-	o := batchOpts{pid: pid, epoch: epoch, seq: seq}
-	if txn {
-		o.attrs = attrTransactional
-	}
-	return buildBatch(recs, o)
+	return buildBatch(recs, batchOpts{pid: pid, epoch: epoch, seq: seq, txn: txn})
 }
 
 // compressBatch rewrites an uncompressed test batch with its records
-// region gzipped (codec 1), or with codec set to c and the bytes left as
-// they are (a codec the package cannot read).
-func compressBatch(b []byte, c int) []byte {
-	recs := b[BatchHeaderSize:]
-	if c == 1 {
-		var buf bytes.Buffer
-		zw := gzip.NewWriter(&buf)
-		zw.Write(recs)
-		zw.Close()
-		recs = buf.Bytes()
+// compressed with c.
+func compressBatch(b []byte, c recordbatch.Compression) []byte {
+	var it recordbatch.Iterator
+	if err := it.Reset(b, len(b)); err != nil {
+		panic(err)
 	}
-	out := append(bytes.Clone(b[:BatchHeaderSize]), recs...)
-	binary.BigEndian.PutUint32(out[offBatchLength:], uint32(len(out)-batchLengthOverhead))
-	attrs := binary.BigEndian.Uint16(out[offAttributes:])
-	binary.BigEndian.PutUint16(out[offAttributes:], attrs&^attrCompression|uint16(c))
-	binary.BigEndian.PutUint32(out[offCRC:], crc32.Checksum(out[offAttributes:], castagnoli))
-	return out
+	var raw []byte
+	var r recordbatch.Record
+	for it.Next(&r) {
+		raw = append(raw, it.Raw()...)
+	}
+	return recordbatch.AppendRetained(nil, it.Header(), raw, it.Header().NumRecords, c)
 }
 
-func varint(p []byte) (int64, int) { return binary.Varint(p) }
+// opaqueBatch gives b codec 7, which no one can decode (the log accepts
+// compressed batches unread): compaction must keep it whole.
+func opaqueBatch(b []byte) []byte {
+	return patchHeader(bytes.Clone(b), func(h *recordbatch.BatchHeader) { h.Attributes |= 7 })
+}

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/warren-mq/warren/internal/recordbatch"
 )
 
 // Errors the log returns. Front ends map them to protocol codes.
@@ -57,7 +59,7 @@ func (o Options) normalized() Options {
 	if o.MaxBatchBytes <= 0 {
 		o.MaxBatchBytes = DefaultMaxBatchBytes
 	}
-	o.MaxBatchBytes = min(max(o.MaxBatchBytes, BatchHeaderSize), maxBatchLimit)
+	o.MaxBatchBytes = min(max(o.MaxBatchBytes, recordbatch.HeaderSize), maxBatchLimit)
 	return o
 }
 
@@ -103,7 +105,6 @@ type Log struct {
 	maintc      chan chan struct{} // runMaintenance's requests
 	// optsChanged tells the writer to apply retention at its next pause.
 	optsChanged bool
-	decompress  func(codec int, src []byte) ([]byte, error)
 	cleanedTo   int64         // end of the last compaction pass
 	compactDone chan struct{} // non-nil while a compaction pass runs
 	// compactMu is held by a compaction pass; retention skips its turn

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/warren-mq/warren/internal/recordbatch"
 )
 
 func TestStreamlogAppendRead(t *testing.T) {
@@ -79,15 +81,11 @@ func TestStreamlogAppendRejects(t *testing.T) {
 	good := valueBatch(2, 10, 1)
 	badCRC := bytes.Clone(good)
 	badCRC[len(badCRC)-1] ^= 1
-	badMagic := bytes.Clone(good)
-	badMagic[offMagic] = 1
+	badMagic := patchHeader(bytes.Clone(good), func(h *recordbatch.BatchHeader) { h.Magic = 1 })
 	short := good[:len(good)-1]
 	trailing := append(bytes.Clone(good), 1, 2, 3)
 	// CRC-valid, but claiming three records where there are two.
-	badCount := bytes.Clone(good)
-	binary.BigEndian.PutUint32(badCount[offRecordCount:], 3)
-	binary.BigEndian.PutUint32(badCount[offLastOffsetDelta:], 2)
-	binary.BigEndian.PutUint32(badCount[offCRC:], crc32Checksum(badCount[offAttributes:]))
+	badCount := patchHeader(bytes.Clone(good), func(h *recordbatch.BatchHeader) { h.NumRecords, h.LastOffsetDelta = 3, 2 })
 	for name, tc := range map[string]struct {
 		b    []byte
 		want error
@@ -146,7 +144,7 @@ func TestStreamlogReopenAndRoll(t *testing.T) {
 		}
 		b, _ := c.Bytes()
 		c.Close()
-		h, err := ParseBatchHeader(b)
+		h, err := recordbatch.PeekHeader(b)
 		if err != nil || h.BaseOffset != off || h != after[i] {
 			t.Fatalf("read %d: %+v %v", off, h, err)
 		}
@@ -333,22 +331,6 @@ func TestStreamlogChunkWriteToTCP(t *testing.T) {
 	conn.Close()
 	if b := <-got; !bytes.Equal(b, want) {
 		t.Fatalf("received %d bytes, want %d identical", len(b), len(want))
-	}
-}
-
-func TestStreamlogParseBatchHeader(t *testing.T) {
-	o := batchOpts{baseTs: 77, pid: 9, epoch: 3, seq: 5, attrs: attrTransactional}
-	b := buildBatch([]testRec{{key: []byte("k"), value: []byte("v"), tsDelta: 4}}, o)
-	h, err := ParseBatchHeader(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if h.ProducerID != 9 || h.ProducerEpoch != 3 || h.BaseSequence != 5 || !h.Transactional() || h.Control() ||
-		h.MaxTimestamp != 81 || h.BaseTimestamp != 77 || h.NumRecords != 1 || h.Size() != len(b) || !h.Idempotent() {
-		t.Fatalf("%+v", h)
-	}
-	if _, err := ParseBatchHeader(b[:60]); !errors.Is(err, ErrCorrupt) {
-		t.Fatal(err)
 	}
 }
 

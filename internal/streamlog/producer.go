@@ -9,6 +9,8 @@ import (
 	"math"
 	"os"
 	"sort"
+
+	"github.com/warren-mq/warren/internal/recordbatch"
 )
 
 // Idempotent producers and transactions.
@@ -78,13 +80,13 @@ func nextSeq(s int32) int32 {
 	return s + 1
 }
 
-func lastSeq(h BatchHeader) int32 {
+func lastSeq(h recordbatch.BatchHeader) int32 {
 	return int32((int64(h.BaseSequence) + int64(h.LastOffsetDelta)) % (math.MaxInt32 + 1))
 }
 
 // check checks an append's batch against its producer's state: a duplicate
 // of one of its last batches returns the original offsets and true.
-func (p *producers) check(hdrs []BatchHeader) (AppendResult, bool, error) {
+func (p *producers) check(hdrs []recordbatch.BatchHeader) (AppendResult, bool, error) {
 	if len(hdrs) != 1 || hdrs[0].ProducerID < 0 {
 		return AppendResult{}, false, nil
 	}
@@ -120,7 +122,7 @@ func (p *producers) check(hdrs []BatchHeader) (AppendResult, bool, error) {
 // record updates the state for a batch written at h.BaseOffset; batch is
 // its bytes (for a control batch's type). It returns the transaction a
 // control batch aborted, if any.
-func (p *producers) record(h BatchHeader, batch []byte) (AbortedTxn, bool) {
+func (p *producers) record(h recordbatch.BatchHeader, batch []byte) (AbortedTxn, bool) {
 	if h.ProducerID < 0 {
 		return AbortedTxn{}, false
 	}
@@ -139,7 +141,7 @@ func (p *producers) record(h BatchHeader, batch []byte) (AbortedTxn, bool) {
 		first := st.txnFirst
 		st.txnFirst = -1
 		delete(p.open, h.ProducerID)
-		if commit, err := controlType(batch); err == nil && !commit {
+		if commit, err := controlCommit(batch); err == nil && !commit {
 			return AbortedTxn{ProducerID: h.ProducerID, FirstOffset: first, LastOffset: h.BaseOffset}, true
 		}
 		return AbortedTxn{}, false
@@ -155,40 +157,6 @@ func (p *producers) record(h BatchHeader, batch []byte) (AbortedTxn, bool) {
 		p.open[h.ProducerID] = h.BaseOffset
 	}
 	return AbortedTxn{}, false
-}
-
-// controlType decodes a control batch's first record key: version int16,
-// type int16 (0 abort, 1 commit).
-func controlType(batch []byte) (commit bool, err error) {
-	h, err := ParseBatchHeader(batch)
-	if err != nil || h.Compression() != 0 || h.NumRecords < 1 || len(batch) < h.Size() {
-		return false, ErrCorrupt
-	}
-	r := batch[BatchHeaderSize:h.Size()]
-	var vals [4]int64 // length, (attributes byte), timestamp delta, offset delta, key length
-	for i := range vals {
-		if i == 1 {
-			if len(r) < 1 {
-				return false, ErrCorrupt
-			}
-			r = r[1:] // the record's attributes
-		}
-		v, n := binary.Varint(r)
-		if n <= 0 {
-			return false, ErrCorrupt
-		}
-		vals[i], r = v, r[n:]
-	}
-	if vals[3] < 4 || int64(len(r)) < vals[3] {
-		return false, ErrCorrupt
-	}
-	switch binary.BigEndian.Uint16(r[2:]) {
-	case 0:
-		return false, nil
-	case 1:
-		return true, nil
-	}
-	return false, ErrCorrupt
 }
 
 // LastStableOffset is the first offset of the earliest open transaction,

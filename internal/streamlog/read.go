@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"sort"
 	"sync/atomic"
+
+	"github.com/warren-mq/warren/internal/recordbatch"
 )
 
 // Chunk is a run of whole batches of one segment, as Read returns it. It
@@ -168,7 +170,7 @@ func readSegment(si *segInfo, offset int64, maxBytes int, endOffset int64) (Chun
 		}
 		pos = int64(e.pos)
 	}
-	var hb [BatchHeaderSize]byte
+	var hb [recordbatch.HeaderSize]byte
 	for {
 		if pos >= si.size {
 			return nil, false, nil
@@ -213,7 +215,7 @@ func chunkEnd(si *segInfo, f, idxF *os.File, start int64, maxBytes int, endOffse
 		}
 		p = max(p, int64(e.pos))
 	}
-	var hb [BatchHeaderSize]byte
+	var hb [recordbatch.HeaderSize]byte
 	for p < si.size {
 		h, err := readHeaderAt(f, p, &hb)
 		if err != nil {
@@ -279,7 +281,7 @@ func segmentOffsetForTime(si *segInfo, ts int64) (int64, bool) {
 		}
 		pos = int64(e.pos)
 	}
-	var hb [BatchHeaderSize]byte
+	var hb [recordbatch.HeaderSize]byte
 	for pos < si.size {
 		h, err := readHeaderAt(f, pos, &hb)
 		if err != nil {

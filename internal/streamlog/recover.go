@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/warren-mq/warren/internal/recordbatch"
 )
 
 // recover opens the directory's segments (see Open) and returns the view.
@@ -126,7 +128,7 @@ func (l *Log) loadSealed(base, next int64) (segInfo, error) {
 	defer f.Close()
 	var x indexer
 	x.maxTs = -1
-	end, _, err := scanSegment(f, si.size, base, false, func(h BatchHeader, pos int64) {
+	end, _, err := scanSegment(f, si.size, base, false, func(h recordbatch.BatchHeader, pos int64) {
 		x.add(uint32(h.BaseOffset-base), pos, h.MaxTimestamp)
 	})
 	if err != nil {
@@ -196,7 +198,7 @@ func readSealedIndex(path string, base, segSize int64) (int, int64, error) {
 		return 0, 0, err
 	}
 	e := decodeIndexEntry(b[:])
-	if int64(e.pos) < fileHeaderSize || int64(e.pos)+BatchHeaderSize > segSize {
+	if int64(e.pos) < fileHeaderSize || int64(e.pos)+recordbatch.HeaderSize > segSize {
 		return 0, 0, errors.New("index's last entry lies outside the segment")
 	}
 	return n, e.maxTs, nil
@@ -254,7 +256,7 @@ func (l *Log) recoverActive(base int64) error {
 	x := indexer{maxTs: -1}
 	next := base
 	var batch []byte
-	end, _, err := scanSegment(f, size, base, true, func(h BatchHeader, pos int64) {
+	end, _, err := scanSegment(f, size, base, true, func(h recordbatch.BatchHeader, pos int64) {
 		x.add(uint32(h.BaseOffset-base), pos, h.MaxTimestamp)
 		next = h.LastOffset() + 1
 		if h.ProducerID >= 0 {
@@ -321,15 +323,15 @@ func (l *Log) recoverActive(base int64) error {
 // its offsets follow the previous batch's: contiguously if contiguous (the
 // active segment), else at least increasing (compacted segments have gaps).
 // The error is only for a failed read.
-func scanSegment(r io.ReaderAt, size, base int64, contiguous bool, fn func(h BatchHeader, pos int64)) (end, next int64, err error) {
+func scanSegment(r io.ReaderAt, size, base int64, contiguous bool, fn func(h recordbatch.BatchHeader, pos int64)) (end, next int64, err error) {
 	sc := window{r: r, size: size}
 	pos, next := int64(fileHeaderSize), base
-	for size-pos >= BatchHeaderSize {
-		hb, err := sc.at(pos, BatchHeaderSize)
+	for size-pos >= recordbatch.HeaderSize {
+		hb, err := sc.at(pos, recordbatch.HeaderSize)
 		if err != nil {
 			return pos, next, err
 		}
-		h, herr := ParseBatchHeader(hb)
+		h, herr := peekHeader(hb)
 		if herr != nil || int64(h.Size()) > size-pos {
 			break
 		}

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+
+	"github.com/warren-mq/warren/internal/recordbatch"
 )
 
 // File headers (see the package doc): magic | version u16 | reserved u16 |
@@ -29,6 +31,9 @@ const (
 var (
 	segMagic = [4]byte{'W', 'S', 'L', 'G'}
 	idxMagic = [4]byte{'W', 'S', 'I', 'X'}
+	// castagnoli is CRC-32C, for the log's own file headers and records
+	// (batches' CRCs are recordbatch's).
+	castagnoli = crc32.MakeTable(crc32.Castagnoli)
 )
 
 // indexEntry locates one batch: its base offset relative to the segment's,
@@ -218,12 +223,12 @@ func (si *segInfo) search(idxF *os.File, pred func(indexEntry) bool) (int, error
 }
 
 // readHeaderAt reads the batch header at pos of f.
-func readHeaderAt(f io.ReaderAt, pos int64, buf *[BatchHeaderSize]byte) (BatchHeader, error) {
+func readHeaderAt(f io.ReaderAt, pos int64, buf *[recordbatch.HeaderSize]byte) (recordbatch.BatchHeader, error) {
 	if _, err := f.ReadAt(buf[:], pos); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return BatchHeader{}, err
+		return recordbatch.BatchHeader{}, err
 	}
-	return ParseBatchHeader(buf[:])
+	return peekHeader(buf[:])
 }

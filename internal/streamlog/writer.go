@@ -7,12 +7,14 @@ import (
 	"runtime"
 	"slices"
 	"time"
+
+	"github.com/warren-mq/warren/internal/recordbatch"
 )
 
 // appendReq is one Append waiting for the writer.
 type appendReq struct {
 	data []byte
-	hdrs []BatchHeader
+	hdrs []recordbatch.BatchHeader
 	done func(AppendResult, error)
 	err  error // set by validation; the writer only reports it, in order
 	res  AppendResult
@@ -96,24 +98,19 @@ func (l *Log) Append(batches []byte, done func(AppendResult, error)) {
 	l.kick()
 }
 
-func (l *Log) checkBatches(b []byte) ([]BatchHeader, error) {
+func (l *Log) checkBatches(b []byte) ([]recordbatch.BatchHeader, error) {
 	max := l.options().MaxBatchBytes
-	var hdrs []BatchHeader
+	var hdrs []recordbatch.BatchHeader
 	for len(b) > 0 {
-		h, err := checkBatch(b, max)
+		h, err := batchHeader(b, max)
 		if err != nil {
 			return nil, err
 		}
-		if h.NumRecords < 1 || h.LastOffsetDelta != h.NumRecords-1 {
+		if h.NumRecords < 1 || h.LastOffsetDelta != h.NumRecords-1 || h.Control() && h.ProducerID < 0 {
 			return nil, ErrCorrupt
 		}
-		if h.Control() {
-			if _, err := controlType(b); err != nil || h.ProducerID < 0 {
-				return nil, ErrCorrupt
-			}
-		}
-		if h.Compression() == 0 && !recordsFrame(b[BatchHeaderSize:h.Size()], h.NumRecords) {
-			return nil, ErrCorrupt
+		if err := checkRecords(b[:h.Size()], h); err != nil {
+			return nil, err
 		}
 		hdrs = append(hdrs, h)
 		b = b[h.Size():]
