@@ -66,27 +66,18 @@ func broker(t *testing.T) target {
 	return tg
 }
 
-// API sets the tests need, by kmsg's names.
-var (
-	apisProduce = []string{"Metadata", "Produce", "Fetch", "ListOffsets"}
-	apisGroup   = []string{"FindCoordinator", "JoinGroup", "SyncGroup", "Heartbeat", "LeaveGroup", "OffsetCommit", "OffsetFetch"}
-	apisTxn     = []string{"InitProducerID", "AddPartitionsToTxn", "EndTxn", "FindCoordinator"}
-)
-
-// need skips the test when the target does not advertise one of the API
-// sets (see MissingAPIs): the listener is being built API by API.
-func (tg target) need(t *testing.T, sets ...[]string) {
-	t.Helper()
-	var names []string
-	for _, s := range sets {
-		names = append(names, s...)
-	}
-	missing, err := MissingAPIs(testCtx(t, 30*time.Second), tg.kafka, names...)
+// TestKafkaAPIsAdvertised: the broker advertises (ApiVersions) every API of
+// ServedAPIs, so a missing one fails here by name, not as some client's
+// error in a later test.
+func TestKafkaAPIsAdvertised(t *testing.T) {
+	tg := broker(t)
+	missing, err := MissingAPIs(testCtx(t, 30*time.Second), tg.kafka, ServedAPIs...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(missing) > 0 {
-		t.Skipf("the %s broker does not advertise %s (ApiVersions): not served yet", tg.kind, strings.Join(missing, ", "))
+		t.Fatalf("the %s broker at %s does not advertise %s (ApiVersions); Warren serves all of %s",
+			tg.kind, tg.kafka, strings.Join(missing, ", "), strings.Join(ServedAPIs, ", "))
 	}
 }
 
@@ -139,7 +130,7 @@ func startWarren() (target, string, error) {
 		}
 	}
 	if !hasKafkaListener(bin) {
-		return target{}, "the warren binary has no Kafka listener yet (no --kafka-addr flag in --help); set WARREN_KAFKA_ADDR=kfake or HOST:PORT to run these checks against another broker", nil
+		return target{}, "", fmt.Errorf("the warren binary %s has no Kafka listener (no --kafka-addr flag in --help)", bin)
 	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
@@ -277,7 +268,6 @@ func client(t *testing.T, tg target, opts ...kgo.Opt) *kgo.Client {
 // are known.
 func createTopic(t *testing.T, tg target, topic string, partitions int32) {
 	t.Helper()
-	tg.need(t, []string{"CreateTopics"})
 	adm := kadm.NewClient(client(t, tg))
 	ctx := testCtx(t, 30*time.Second)
 	resp, err := adm.CreateTopic(ctx, partitions, 1, nil, topic)
@@ -306,22 +296,6 @@ func createTopic(t *testing.T, tg target, topic string, partitions int32) {
 		}
 		return nil
 	})
-}
-
-// singleTopic makes a topic of one partition: with CreateTopics, or else as
-// an AMQP stream (which is the Kafka topic of the same name), so what needs
-// only one partition does not wait for CreateTopics.
-func singleTopic(t *testing.T, tg target, topic string) {
-	t.Helper()
-	missing, err := MissingAPIs(testCtx(t, 30*time.Second), tg.kafka, "CreateTopics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(missing) == 0 || tg.amqp == "" {
-		createTopic(t, tg, topic, 1)
-		return
-	}
-	declareStream(t, tg, topic)
 }
 
 // waitFor polls fn until it returns nil or the timeout passes.

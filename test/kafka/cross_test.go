@@ -127,7 +127,6 @@ func header(r *kgo.Record, key string) (string, bool) {
 // x-kafka-key header or else the routing key, AMQP headers as Kafka headers.
 func TestKafkaCrossAMQPToKafka(t *testing.T) {
 	tg := broker(t)
-	tg.need(t, apisProduce)
 	s := uniqueName(t, "s")
 	declareStream(t, tg, s)
 	ch := amqpChannel(t, tg)
@@ -228,7 +227,6 @@ func compressibleValues(n int) []string {
 // body = value, routing key = key, headers intact, offsets in x-stream-offset.
 func TestKafkaCrossKafkaToAMQP(t *testing.T) {
 	tg := broker(t)
-	tg.need(t, apisProduce)
 	s := uniqueName(t, "s")
 	declareStream(t, tg, s)
 	p := client(t, tg, kgo.DefaultProduceTopic(s), kgo.ProducerBatchCompression(kgo.SnappyCompression()), kgo.DisableIdempotentWrite(),
@@ -248,7 +246,6 @@ func TestKafkaCrossKafkaToAMQP(t *testing.T) {
 func TestKafkaCrossKcatLZ4ToAMQP(t *testing.T) {
 	kcat := kcatPath(t)
 	tg := broker(t)
-	tg.need(t, apisProduce)
 	s := uniqueName(t, "s")
 	declareStream(t, tg, s)
 	values := compressibleValues(4)
@@ -300,7 +297,6 @@ func runBounded(cmd *exec.Cmd, d time.Duration) ([]byte, error) {
 // Kafka produce with key K land in the same partition, for many keys.
 func TestKafkaCrossSameKeySamePartition(t *testing.T) {
 	tg := broker(t)
-	tg.need(t, apisProduce)
 	tg.amqpURL(t)
 	topic := uniqueName(t, "super")
 	createTopic(t, tg, topic, 3)

@@ -12,8 +12,11 @@
 //     the test process: the reference the Kafka-only tests were checked
 //     against. It speaks no AMQP, so the cross-protocol tests are skipped.
 //   - unset: the package builds cmd/warren once and runs it on loopback ports
-//     with a temporary data directory. A binary without the --kafka-addr flag
-//     has no Kafka listener yet: every test is skipped, saying so.
+//     with a temporary data directory (a binary without the --kafka-addr
+//     flag fails every test, saying so).
+//
+// No test is skipped because the broker lacks an API: TestKafkaAPIsAdvertised
+// fails naming any API of ServedAPIs the broker does not advertise.
 //
 // Every test works in topics and groups named uniquely for its run, so the
 // tests share one broker and may be repeated (-count).

@@ -22,7 +22,6 @@ import (
 // contiguous offsets from 0 in each partition.
 func TestKafkaKeyedProduceOrderPerKey(t *testing.T) {
 	tg := broker(t)
-	tg.need(t, apisProduce)
 	topic := uniqueName(t, "t")
 	createTopic(t, tg, topic, 6)
 	const keys, perKey = 24, 25
@@ -154,7 +153,6 @@ func TestKafkaGroupTwoMembersRebalance(t *testing.T) {
 	}{{"range", kgo.RangeBalancer()}, {"cooperative-sticky", kgo.CooperativeStickyBalancer()}} {
 		t.Run(bal.name, func(t *testing.T) {
 			tg := broker(t)
-			tg.need(t, apisProduce, apisGroup)
 			topic, group := uniqueName(t, "t"), uniqueName(t, "g")
 			const parts = 6
 			createTopic(t, tg, topic, parts)
@@ -223,9 +221,8 @@ func TestKafkaGroupTwoMembersRebalance(t *testing.T) {
 // resumes exactly there; a group that never committed fetches -1.
 func TestKafkaCommittedOffsetsResume(t *testing.T) {
 	tg := broker(t)
-	tg.need(t, apisProduce, apisGroup)
 	topic, group := uniqueName(t, "t"), uniqueName(t, "g")
-	singleTopic(t, tg, topic)
+	createTopic(t, tg, topic, 1)
 	p := client(t, tg, kgo.DefaultProduceTopic(topic), kgo.DisableIdempotentWrite())
 	for i := 0; i < 10; i++ {
 		produceSync(t, p, &kgo.Record{Value: []byte(strconv.Itoa(i))})
@@ -284,9 +281,8 @@ func TestKafkaCommittedOffsetsResume(t *testing.T) {
 // contiguous offsets.
 func TestKafkaIdempotentProducer(t *testing.T) {
 	tg := broker(t)
-	tg.need(t, apisProduce, []string{"InitProducerID"})
 	topic := uniqueName(t, "t")
-	singleTopic(t, tg, topic)
+	createTopic(t, tg, topic, 1)
 	p := client(t, tg, kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(time.Millisecond), kgo.ProducerBatchMaxBytes(4096))
 	const n = 2000
@@ -346,9 +342,8 @@ func listEnd(t *testing.T, tg target, topic string, partition int32) int64 {
 // its first offset (the last stable offset).
 func TestKafkaTransactionsReadCommitted(t *testing.T) {
 	tg := broker(t)
-	tg.need(t, apisProduce, apisTxn)
 	topic := uniqueName(t, "t")
-	singleTopic(t, tg, topic)
+	createTopic(t, tg, topic, 1)
 	p := client(t, tg, kgo.DefaultProduceTopic(topic), kgo.TransactionalID(uniqueName(t, "txn")),
 		kgo.RequiredAcks(kgo.AllISRAcks()))
 	ctx := testCtx(t, 90*time.Second)
@@ -420,9 +415,8 @@ func values(recs []*kgo.Record) []string {
 // OUT_OF_ORDER_SEQUENCE_NUMBER.
 func TestKafkaIdempotentDuplicateAndGap(t *testing.T) {
 	tg := broker(t)
-	tg.need(t, apisProduce, []string{"InitProducerID"})
 	topic := uniqueName(t, "t")
-	singleTopic(t, tg, topic)
+	createTopic(t, tg, topic, 1)
 	// Produce v13 names topics by id; v9 by name, which is what is built here.
 	v := kversion.Stable()
 	v.SetMaxKeyVersion(kmsg.Produce.Int16(), 9)
@@ -480,9 +474,8 @@ func TestKafkaIdempotentDuplicateAndGap(t *testing.T) {
 // sees the end of a partition.
 func TestKafkaFetchAtEndHasEmptyRecords(t *testing.T) {
 	tg := broker(t)
-	tg.need(t, apisProduce)
 	topic := uniqueName(t, "t")
-	singleTopic(t, tg, topic)
+	createTopic(t, tg, topic, 1)
 	produceSync(t, client(t, tg, kgo.DefaultProduceTopic(topic), kgo.DisableIdempotentWrite()), &kgo.Record{Value: []byte("one")})
 	v := kversion.Stable()
 	v.SetMaxKeyVersion(kmsg.Fetch.Int16(), 11) // librdkafka 2.0.2's version; names topics

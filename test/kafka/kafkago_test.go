@@ -29,7 +29,6 @@ func kgoWriter(t *testing.T, tg target, topic string) *segkafka.Writer {
 // sees it in metadata, deletes it, and it is gone.
 func TestKafkaGoAdminTopics(t *testing.T) {
 	tg := broker(t)
-	tg.need(t, []string{"Metadata", "CreateTopics", "DeleteTopics"})
 	topic := uniqueName(t, "t")
 	tr := &segkafka.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
@@ -75,7 +74,6 @@ func TestKafkaGoAdminTopics(t *testing.T) {
 // partition, in produce order.
 func TestKafkaGoKeyedOrderPerKey(t *testing.T) {
 	tg := broker(t)
-	tg.need(t, apisProduce)
 	topic := uniqueName(t, "t")
 	createTopic(t, tg, topic, 6)
 	w := kgoWriter(t, tg, topic)
@@ -207,7 +205,6 @@ func stableMembers(t *testing.T, tg target, group string, n int) {
 // after the committed offsets, reading only what is new.
 func TestKafkaGoGroupRebalanceAndResume(t *testing.T) {
 	tg := broker(t)
-	tg.need(t, apisProduce, apisGroup, []string{"DescribeGroups"})
 	topic, group := uniqueName(t, "t"), uniqueName(t, "g")
 	createTopic(t, tg, topic, 6)
 	w := kgoWriter(t, tg, topic)
