@@ -307,16 +307,20 @@ func (b *Broker) removeStrayStreamDirs() {
 }
 
 // policiesChanged recomputes the retention in effect from new policies and
-// hands it to the log, which applies it at its next check.
+// hands the log its options, which it applies at its next check. Those are
+// LogOptions: the stream's Kafka topic config still wins over the arguments
+// and policies (see topic_config.go), so a policy change keeps what
+// AlterConfigs set. Commands apply one at a time, so this and a topic
+// config change cannot hand the log their options out of order.
 func (s *Stream) policiesChanged(ap *appliedPolicies) {
 	s.mu.Lock()
 	s.args = s.declared.withPolicy(ap.definition())
-	opts := s.args.options()
 	s.mu.Unlock()
-	s.log.SetOptions(opts)
+	s.log.SetOptions(s.LogOptions())
 }
 
-// Options returns the log options the stream's arguments and policies set.
+// Options returns the log options the stream's arguments and policies set,
+// without its Kafka topic config (LogOptions is what the log runs with).
 func (s *Stream) Options() streamlog.Options {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -3,7 +3,9 @@ package kafkaserver
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -228,4 +230,77 @@ func TestKafkaTopicConfigsSurviveRestart(t *testing.T) {
 	if cfg := s.TopicConfig(); cfg["retention.ms"] != "1299" {
 		t.Fatalf("single config %v", cfg)
 	}
+}
+
+// A topic's configs win over the stream's policies, like explicit queue
+// arguments over policies in RabbitMQ: a policy set, changed or cleared
+// after AlterConfigs leaves the topic configs in effect in the log (the
+// produce limit is the log's own check), and the policy governs only what
+// the topic config leaves unset.
+func TestKafkaTopicConfigsWinOverPolicyChanges(t *testing.T) {
+	k := startKafka(t, Config{})
+	ctx := ctxT(t)
+	adm := k.admin(t)
+	if _, err := adm.CreateTopic(ctx, 2, 1, nil, "pol"); err != nil {
+		t.Fatal(err)
+	}
+	alter := []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "max.message.bytes", Value: ptr("1000")}, {Op: kadm.SetConfig, Name: "retention.ms", Value: ptr("60000")}}
+	if resp, err := adm.AlterTopicConfigs(ctx, alter, "pol"); err != nil || resp[0].Err != nil {
+		t.Fatal(err, resp)
+	}
+	p := k.client(t, kgo.DefaultProduceTopic("pol"), kgo.RecordRetries(0), kgo.ProducerBatchMaxBytes(1<<20), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	tooLarge := func(when string) {
+		t.Helper()
+		for part := range int32(2) {
+			err := p.ProduceSync(ctx, &kgo.Record{Partition: part, Value: make([]byte, 2000)}).FirstErr()
+			if !errors.Is(err, kerr.MessageTooLarge) {
+				t.Fatalf("%s: a 2000-byte record to partition %d over max.message.bytes=1000: %v, want MESSAGE_TOO_LARGE", when, part, err)
+			}
+		}
+	}
+	p = k.client(t, kgo.DefaultProduceTopic("pol"), kgo.RecordRetries(0), kgo.ProducerBatchMaxBytes(1<<20),
+		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	tooLarge("after AlterConfigs")
+	pol := broker.Policy{VHost: "/", Name: "ret", Pattern: "^pol", ApplyTo: "queues",
+		Definition: []byte(`{"max-age":"1h","stream-max-segment-size-bytes":65536}`)}
+	check := func(when string, segBytes int64, segSource string) {
+		t.Helper()
+		tooLarge(when)
+		tp, _ := k.vhost(t).Topic("pol")
+		for _, s := range tp.Partitions {
+			if o := s.LogOptions(); o.MaxAge != time.Minute || o.MaxBatchBytes != 1000 || o.SegmentBytes != segBytes {
+				t.Fatalf("%s: %s log options %+v", when, s.Name(), o)
+			}
+		}
+		rcs, err := adm.DescribeTopicConfigs(ctx, "pol")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, _ := rcs.On("pol", nil)
+		for _, c := range rc.Configs {
+			switch c.Key {
+			case "retention.ms":
+				if c.MaybeValue() != "60000" || c.Source != kmsg.ConfigSourceDynamicTopicConfig {
+					t.Fatalf("%s: retention.ms %s from %v", when, c.MaybeValue(), c.Source)
+				}
+			case "segment.bytes":
+				if (segSource == "policy") != (c.Source != kmsg.ConfigSourceDefaultConfig) || (segSource == "policy" && c.MaybeValue() != strconv.FormatInt(segBytes, 10)) {
+					t.Fatalf("%s: segment.bytes %s from %v", when, c.MaybeValue(), c.Source)
+				}
+			}
+		}
+	}
+	if err := k.Broker.SetPolicy(pol); err != nil {
+		t.Fatal(err)
+	}
+	check("after a policy was set", 65536, "policy")
+	pol.Definition = []byte(`{"max-age":"2h","stream-max-segment-size-bytes":131072,"max-length-bytes":1000000}`)
+	if err := k.Broker.SetPolicy(pol); err != nil {
+		t.Fatal(err)
+	}
+	check("after the policy changed", 131072, "policy")
+	if err := k.Broker.ClearPolicy("/", "ret", false); err != nil {
+		t.Fatal(err)
+	}
+	check("after the policy was cleared", 0, "default")
 }
