@@ -590,8 +590,13 @@ func (q *Queue) Requeue(es []Entry) {
 		q.mu.Unlock()
 		return
 	}
-	// Requeued entries stay in the store: they are still the queue's.
-	for _, e := range es {
+	// Requeued entries stay in the store: they are still the queue's. They
+	// come in delivery order; inserting the newest first makes each one a
+	// push at the front when they are older than everything ready, instead
+	// of shifting the ones already put back (quadratic for a consumer that
+	// closes with a million unacked).
+	for i := len(es) - 1; i >= 0; i-- {
+		e := es[i]
 		e.Redelivered = true
 		q.ready.insert(e)
 		q.readyBytes += int64(e.Msg.BodySize)

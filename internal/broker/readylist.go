@@ -78,16 +78,19 @@ func (f *fifo) insert(e Entry) {
 			hi = mid
 		}
 	}
-	if lo == 0 {
+	// Open a gap at lo by moving the shorter side: entries before it one
+	// place towards the front, or those after it one place back.
+	if lo < f.count-lo {
 		f.head = (f.head - 1 + len(f.buf)) & (len(f.buf) - 1)
-		f.buf[f.head] = e
 		f.count++
-		return
-	}
-	// Shift the tail right by one.
-	f.count++
-	for i := f.count - 1; i > lo; i-- {
-		*f.at(i) = *f.at(i - 1)
+		for i := 0; i < lo; i++ {
+			*f.at(i) = *f.at(i + 1)
+		}
+	} else {
+		f.count++
+		for i := f.count - 1; i > lo; i-- {
+			*f.at(i) = *f.at(i - 1)
+		}
 	}
 	*f.at(lo) = e
 }
