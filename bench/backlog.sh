@@ -241,7 +241,7 @@ await_backlog() { # BROKER MESSAGES: sets READY (s since the start) and FIRST (s
 	*)
 		"$BIN/warren-perf" -h "$URI" --json -u $Q --await-messages "$2" -z "$LIMIT" >"$WORK/await.$1.json" 2>&1 &&
 			READY=$(since "$T_START")
-		"$BIN/warren-perf" -h "$URI" --json -x 0 -y 1 -p -u $Q -D 1 -z "$LIMIT" >/dev/null 2>&1 &&
+		"$BIN/warren-perf" -h "$URI" --json -x 0 -y 1 -q 10 -p -u $Q -D 1 -z "$LIMIT" >/dev/null 2>&1 &&
 			FIRST=$(since "$T_START")
 		;;
 	esac
