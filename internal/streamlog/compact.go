@@ -5,6 +5,7 @@ import (
 	"errors"
 	"hash/maphash"
 	"os"
+	"sort"
 	"time"
 
 	"github.com/warren-mq/warren/internal/recordbatch"
@@ -24,10 +25,22 @@ import (
 // internal/recordbatch's Iterator, so every codec Kafka defines is
 // compacted (at most maxDecompressed bytes of records a batch); a batch
 // with records removed is rewritten with the kept records byte for byte,
-// in its own codec, as Kafka's cleaner does. Transactional and control
-// batches, and batches whose records do not decode, are kept whole, and no
-// tombstone after such a batch is dropped (it might hide an older value in
-// it). Records without a key are kept.
+// in its own codec, as Kafka's cleaner does. Batches whose records do not
+// decode are kept whole, and no tombstone after such a batch is dropped (it
+// might hide an older value in it). Records without a key are kept.
+//
+// Transactions, as Kafka's cleaner treats them. A pass works below the
+// last stable offset as it starts: batches at or past it are kept whole
+// (as undecodable ones are) and their segments stay dirty for the next
+// pass. Below it a transactional batch has ended: if the aborted index
+// (.txn) says its transaction aborted, it goes whole and its keys count for
+// nothing; if it committed, its records are compacted like any others. A
+// commit marker goes once no record of its transaction is left before it
+// and it is DeleteRetention old. Abort markers are kept for ever: the .txn
+// entries, which read_committed consumers get with every fetch, name them,
+// and a consumer that is told of an aborted transaction but never meets its
+// marker would take the producer's later transactions for aborted too;
+// dropping them would need the .txn files rewritten with the segments.
 //
 // A segment is rewritten to <base>.seg.compact.tmp and .idx.compact.tmp,
 // synced, then its index is removed, the segment renamed over the old one
@@ -106,71 +119,39 @@ func (l *Log) compact(o Options) error {
 	l.compactMu.Lock()
 	defer l.compactMu.Unlock()
 	l.mu.Lock()
-	sealed, cleanedTo := l.view.Load().sealed, l.cleanedTo
+	v, cleanedTo := l.view.Load(), l.cleanedTo
 	l.mu.Unlock()
+	sealed := v.sealed
 	if len(sealed) == 0 {
 		return nil
 	}
-	h := keyHasher{maphash.MakeSeed(), maphash.MakeSeed()}
-	latest := map[keyHash]int64{}
-	var it recordbatch.Iterator
-	var r recordbatch.Record
-	type keyAt struct {
-		k   keyHash
-		off int64
-	}
-	var keys []keyAt
+	p := newPass(v, l.now().Add(-o.deleteRetention()).UnixMilli())
 	for i := range sealed {
 		si := &sealed[i]
 		if si.seg.base < cleanedTo {
 			continue
 		}
-		err := eachBatch(si, func(b []byte, bh recordbatch.BatchHeader) error {
-			if bh.Transactional() || bh.Control() || it.Reset(b, maxDecompressed) != nil {
-				return nil
-			}
-			keys = keys[:0]
-			for it.Next(&r) {
-				if r.Key != nil {
-					keys = append(keys, keyAt{h.sum(r.Key), bh.BaseOffset + int64(r.OffsetDelta)})
-				}
-			}
-			if it.Err() != nil {
-				return nil // kept whole by the rewrite: its keys hide nothing
-			}
-			for _, k := range keys {
-				latest[k.k] = k.off
-			}
-			return nil
-		})
-		if err != nil {
+		if err := eachBatch(si, p.collect); err != nil {
 			return err
 		}
-	}
-	cutoff := l.now().Add(-o.deleteRetention()).UnixMilli()
-	// Once a batch whose keys are unknown (kept whole) has been passed,
-	// no later tombstone may go: it could be all that hides an older
-	// value of its key in that batch.
-	opaqueSeen := false
-	keep := func(bh recordbatch.BatchHeader, r *recordbatch.Record) bool {
-		if r.Key == nil {
-			return true
-		}
-		off := bh.BaseOffset + int64(r.OffsetDelta)
-		if last, ok := latest[h.sum(r.Key)]; ok && last > off {
-			return false
-		}
-		return r.Value != nil || bh.MaxTimestamp >= cutoff || opaqueSeen
 	}
 	for i := range sealed {
 		if err := l.usable(); err != nil {
 			return err
 		}
-		if err := l.compactSegment(&sealed[i], keep, &it, &opaqueSeen); err != nil {
+		if err := l.compactSegment(&sealed[i], p); err != nil {
 			return err
 		}
 	}
+	// Segments at or past the stable offset stay dirty: the next pass maps
+	// the keys of their transactions once those have ended.
 	end := sealed[len(sealed)-1].next
+	for i := range sealed {
+		if sealed[i].next > p.lso {
+			end = sealed[i].seg.base
+			break
+		}
+	}
 	if err := writeFileAtomic(l.dir+"/"+checkpointName, appendFileHeader(nil, chkMagic, end)); err != nil {
 		return err
 	}
@@ -178,6 +159,130 @@ func (l *Log) compact(o Options) error {
 	l.cleanedTo = end
 	l.mu.Unlock()
 	return nil
+}
+
+// pass is what one compaction pass knows: the log's stable offset and
+// aborted transactions as it started, each key's latest offset (collect),
+// and, as the rewrite walks the segments in order, whether an opaque batch
+// has been passed and which producers' open transactions still have records.
+type pass struct {
+	lso     int64                  // batches at or past it are kept whole, their keys unknown
+	aborted map[int64][]AbortedTxn // by producer id, in offset order
+	cutoff  int64                  // tombstones and commit markers older than this may go
+	h       keyHasher
+	latest  map[keyHash]int64
+	// opaque: a batch whose keys are unknown (kept whole) has been passed,
+	// so no later tombstone may go: it could be all that hides an older
+	// value of its key in that batch.
+	opaque  bool
+	txnLeft map[int64]bool // producer id -> its transaction has records kept
+	it      recordbatch.Iterator
+	rec     recordbatch.Record
+	keys    []keyAt
+	out     []byte
+	scratch []byte
+}
+
+type keyAt struct {
+	k   keyHash
+	off int64
+}
+
+func newPass(v *view, cutoff int64) *pass {
+	p := &pass{lso: v.lso, aborted: map[int64][]AbortedTxn{}, cutoff: cutoff,
+		h: keyHasher{maphash.MakeSeed(), maphash.MakeSeed()}, latest: map[keyHash]int64{}, txnLeft: map[int64]bool{}}
+	for _, a := range v.aborted {
+		p.aborted[a.ProducerID] = append(p.aborted[a.ProducerID], a)
+	}
+	return p
+}
+
+// stable reports whether the batch lies below the stable offset, so that
+// its transaction, if any, has ended and the pass knows how.
+func (p *pass) stable(h recordbatch.BatchHeader) bool { return h.LastOffset() < p.lso }
+
+// abortedTxn reports whether the transactional batch h belongs to an
+// aborted transaction: its producer's, begun at or before it and ended by
+// an abort marker after it.
+func (p *pass) abortedTxn(h recordbatch.BatchHeader) bool {
+	ab := p.aborted[h.ProducerID]
+	i := sort.Search(len(ab), func(i int) bool { return ab[i].LastOffset > h.BaseOffset })
+	return i < len(ab) && ab[i].FirstOffset <= h.BaseOffset
+}
+
+// values reports whether the batch holds records that count as values:
+// stable, not a marker, not aborted.
+func (p *pass) values(h recordbatch.BatchHeader) bool {
+	return p.stable(h) && !h.Control() && !(h.Transactional() && p.abortedTxn(h))
+}
+
+// collect maps the keys of batch b to their latest offsets; a batch that
+// does not decode wholly is kept whole by the rewrite, so its keys hide
+// nothing.
+func (p *pass) collect(b []byte, h recordbatch.BatchHeader) error {
+	if !p.values(h) || p.it.Reset(b, maxDecompressed) != nil {
+		return nil
+	}
+	p.keys = p.keys[:0]
+	for p.it.Next(&p.rec) {
+		if p.rec.Key != nil {
+			p.keys = append(p.keys, keyAt{p.h.sum(p.rec.Key), h.BaseOffset + int64(p.rec.OffsetDelta)})
+		}
+	}
+	if p.it.Err() == nil {
+		for _, k := range p.keys {
+			p.latest[k.k] = k.off
+		}
+	}
+	return nil
+}
+
+// keep says whether record r of batch h stays: unless a later record has
+// its key, or it is a tombstone DeleteRetention old with no opaque batch
+// before it. Records without a key stay.
+func (p *pass) keep(h recordbatch.BatchHeader, r *recordbatch.Record) bool {
+	if r.Key == nil {
+		return true
+	}
+	off := h.BaseOffset + int64(r.OffsetDelta)
+	if last, ok := p.latest[p.h.sum(r.Key)]; ok && last > off {
+		return false
+	}
+	return r.Value != nil || h.MaxTimestamp >= p.cutoff || p.opaque
+}
+
+// rewrite returns what is left of batch b (header h), in p.out, and how.
+// Batches past the stable offset are kept whole (and count as opaque);
+// records of aborted transactions go; a commit marker goes once no record
+// of its transaction is left and it is DeleteRetention old; abort markers
+// stay (the aborted-transaction index, which read_committed consumers get,
+// names them and is not rewritten); other batches keep what keep accepts.
+func (p *pass) rewrite(b []byte, h recordbatch.BatchHeader) keptAs {
+	var what keptAs
+	switch {
+	case !p.stable(h):
+		p.out, what = append(p.out[:0], b...), opaque
+	case h.Control():
+		commit, err := controlCommit(b)
+		if err == nil && commit && !p.txnLeft[h.ProducerID] && h.MaxTimestamp < p.cutoff {
+			what = dropped
+		} else {
+			p.out, what = append(p.out[:0], b...), keptWhole
+		}
+		delete(p.txnLeft, h.ProducerID)
+		return what
+	case h.Transactional() && p.abortedTxn(h):
+		return dropped
+	default:
+		p.out, what = retain(p.out[:0], b, &p.it, p.keep, &p.scratch)
+	}
+	if what == opaque {
+		p.opaque = true
+	}
+	if h.Transactional() && what != dropped {
+		p.txnLeft[h.ProducerID] = true
+	}
+	return what
 }
 
 // maxDecompressed bounds what compaction decompresses of one batch (the
@@ -259,7 +364,7 @@ func eachBatch(si *segInfo, fn func(b []byte, h recordbatch.BatchHeader) error) 
 
 // compactSegment rewrites one sealed segment keeping the records keep
 // accepts, and swaps it into the view; nothing happens if all are kept.
-func (l *Log) compactSegment(si *segInfo, keep func(recordbatch.BatchHeader, *recordbatch.Record) bool, it *recordbatch.Iterator, opaqueSeen *bool) error {
+func (l *Log) compactSegment(si *segInfo, p *pass) error {
 	base := si.seg.base
 	tmpSeg, tmpIdx := segName(l.dir, base, segSuffix+compactSuffix), segName(l.dir, base, idxSuffix+compactSuffix)
 	f, err := os.OpenFile(tmpSeg, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -276,18 +381,8 @@ func (l *Log) compactSegment(si *segInfo, keep func(recordbatch.BatchHeader, *re
 	pos := int64(fileHeaderSize)
 	x := indexer{maxTs: -1}
 	changed := false
-	var out, scratch []byte
 	err = eachBatch(si, func(b []byte, h recordbatch.BatchHeader) error {
-		var what keptAs
-		if h.Transactional() || h.Control() {
-			out, what = append(out[:0], b...), keptWhole
-			*opaqueSeen = *opaqueSeen || !h.Control()
-		} else {
-			out, what = retain(out[:0], b, it, keep, &scratch)
-		}
-		switch what {
-		case opaque:
-			*opaqueSeen = true
+		switch p.rewrite(b, h) {
 		case dropped:
 			changed = true
 			return nil
@@ -295,8 +390,8 @@ func (l *Log) compactSegment(si *segInfo, keep func(recordbatch.BatchHeader, *re
 			changed = true
 		}
 		x.add(uint32(h.BaseOffset-base), pos, h.MaxTimestamp)
-		pos += int64(len(out))
-		_, err := bw.Write(out)
+		pos += int64(len(p.out))
+		_, err := bw.Write(p.out)
 		return err
 	})
 	if err == nil && !changed {

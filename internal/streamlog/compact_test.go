@@ -83,6 +83,7 @@ func TestStreamlogCompaction(t *testing.T) {
 	var model []keyedRec
 	opaqueBatches := 0
 	firstOpaque := int64(1 << 62)
+	codecAt := map[int64]recordbatch.Compression{} // batches stay in their codec
 	for i := 0; i < 300; i++ {
 		n := 1 + rng.IntN(4)
 		ts := now - int64(2*time.Hour/time.Millisecond) + int64(i)*20_000 // the last ~100 batches within DeleteRetention
@@ -99,13 +100,23 @@ func TestStreamlogCompaction(t *testing.T) {
 		o.baseTs = ts
 		b := buildBatch(recs, o)
 		switch i % 10 {
+		case 1:
+			b = compressBatch(b, recordbatch.Snappy)
 		case 3:
 			b = compressBatch(b, recordbatch.Gzip)
+		case 5:
+			b = compressBatch(b, recordbatch.LZ4)
+		case 6:
+			b = compressBatch(b, recordbatch.Zstd)
 		case 7:
 			b = opaqueBatch(b) // unknown codec: kept whole
 			opaqueBatches++
+		case 8:
+			b = xerialBatch(b)
 		}
 		r := mustAppend(t, l, b)
+		h, _ := recordbatch.PeekHeader(b)
+		codecAt[r.BaseOffset] = h.Compression()
 		if i%10 == 7 {
 			firstOpaque = min(firstOpaque, r.BaseOffset)
 			continue
@@ -160,6 +171,11 @@ func TestStreamlogCompaction(t *testing.T) {
 		}
 		if l.NextOffset() != next {
 			t.Fatalf("next %d, want %d", l.NextOffset(), next)
+		}
+		for _, b := range readAllBatches(t, l) {
+			if c, ok := codecAt[b.h.BaseOffset]; !ok || c != b.h.Compression() {
+				t.Fatalf("batch %d: codec %v, appended as %v (%v)", b.h.BaseOffset, b.h.Compression(), c, ok)
+			}
 		}
 		// Every offset is still readable: it gives the batch holding it or
 		// the next one.

@@ -62,13 +62,19 @@
 // records is rewritten in its input codec (as Kafka's cleaner does), its
 // kept records byte for byte, its header fields (base offset, last offset
 // delta, base and max timestamps, producer fields, attributes) unchanged
-// but for the length, record count and CRC. compacted.chk is a file header
-// ("WSCK") whose base offset field is where the last pass ended.
+// but for the length, record count and CRC. Below the last stable offset,
+// committed transactional records compact like others, aborted ones are
+// dropped, commit markers go once their transaction has no records left and
+// they are delete.retention old, abort markers stay (their .txn entries
+// name them); from the stable offset on nothing is touched. compacted.chk
+// is a file header ("WSCK") whose base offset field is where the last pass
+// ended.
 //
 // # Writing and recovery
 //
 // Appends are checked in the caller's goroutine (length, magic 2,
-// CRC-32C), then queued. One writer goroutine per open log takes every
+// CRC-32C; an uncompressed batch's records and a control batch's marker
+// parsed with recordbatch's Iterator), then queued. One writer goroutine per open log takes every
 // pending append at once, writes them in one write, fdatasyncs once, makes
 // them visible to readers (NextOffset, Wait) and runs their callbacks in
 // append order. A round takes at most 8 MiB of appends and writes every
