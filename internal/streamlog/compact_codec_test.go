@@ -72,6 +72,21 @@ func describeLog(t *testing.T, l *Log) string {
 	return strings.Join(out, " ")
 }
 
+// compactNow turns compaction on in *o and the log and runs a pass.
+func compactNow(l *Log, o *Options) {
+	o.Compact = true
+	l.SetOptions(*o)
+	l.runMaintenance()
+}
+
+// wantLog fails the test unless describeLog gives want.
+func wantLog(t *testing.T, l *Log, when, want string) {
+	t.Helper()
+	if got := describeLog(t, l); got != want {
+		t.Fatalf("%s:\n%s\nwant\n%s", when, got, want)
+	}
+}
+
 // TestStreamlogCompactionCodecs: a batch of every codec (snappy raw and
 // xerial) loses its overwritten records and old tombstones and is
 // rewritten in its own codec, its header (offsets, timestamps, producer
@@ -106,13 +121,8 @@ func TestStreamlogCompactionCodecs(t *testing.T) {
 			first := mustAppend(t, l, orig)
 			mustAppend(t, l, buildBatch([]testRec{{key: []byte("k2"), value: []byte("d")}, {key: []byte("k3"), value: []byte("e")}}, batchOpts{baseTs: now, pid: -1, epoch: -1, seq: -1}))
 			padLog(t, l, 12, now)
-			o.Compact = true
-			l.SetOptions(o)
-			l.runMaintenance()
-			want := "[k1=c@2 =no key@4] [k2=d@6 k3=e@7]"
-			if got := describeLog(t, l); got != want {
-				t.Fatalf("after compaction:\n%s\nwant\n%s", got, want)
-			}
+			compactNow(l, &o)
+			wantLog(t, l, "after compaction", "[k1=c@2 =no key@4] [k2=d@6 k3=e@7]")
 			b := readAllBatches(t, l)[0]
 			oh, _ := recordbatch.PeekHeader(orig)
 			h := b.h
@@ -166,13 +176,8 @@ func TestStreamlogCompactionTransactions(t *testing.T) {
 	if l.LastStableOffset() != 13 {
 		t.Fatalf("lso %d", l.LastStableOffset())
 	}
-	o.Compact = true
-	l.SetOptions(o)
-	l.runMaintenance()
-	want := "[k2=v0@1] [k1=t1@2] commit(1)@3 abort(2)@6 [k3=y@9] commit(4)@11 [k4=b@12] [k1=open@13] [k2=late@14]"
-	if got := describeLog(t, l); got != want {
-		t.Fatalf("first pass:\n%s\nwant\n%s", got, want)
-	}
+	compactNow(l, &o)
+	wantLog(t, l, "first pass", "[k2=v0@1] [k1=t1@2] commit(1)@3 abort(2)@6 [k3=y@9] commit(4)@11 [k4=b@12] [k1=open@13] [k2=late@14]")
 	if ab := l.AbortedTxns(0, l.NextOffset()); len(ab) != 1 || ab[0] != (AbortedTxn{ProducerID: 2, FirstOffset: 4, LastOffset: 6}) {
 		t.Fatalf("aborted index %+v", ab)
 	}
@@ -183,8 +188,5 @@ func TestStreamlogCompactionTransactions(t *testing.T) {
 	marker := mustAppend(t, l, recordbatch.BuildControl(5, 0, true, now))
 	padLog(t, l, 40, now)
 	l.runMaintenance()
-	want = fmt.Sprintf("abort(2)@6 [k3=y@9] commit(4)@11 [k4=b@12] [k1=open@13] [k2=late@14] commit(5)@%d", marker.BaseOffset)
-	if got := describeLog(t, l); got != want {
-		t.Fatalf("after the commit:\n%s\nwant\n%s", got, want)
-	}
+	wantLog(t, l, "after the commit", fmt.Sprintf("abort(2)@6 [k3=y@9] commit(4)@11 [k4=b@12] [k1=open@13] [k2=late@14] commit(5)@%d", marker.BaseOffset))
 }

@@ -129,9 +129,7 @@ func TestStreamlogCompaction(t *testing.T) {
 	beforeBytes, _ := before.Bytes()
 	sealedEnd := l.view.Load().active.seg.base
 	next := l.NextOffset()
-	o.Compact = true
-	l.SetOptions(o)
-	l.runMaintenance()
+	compactNow(l, &o)
 	// Expected: in the sealed part a record stays unless a later sealed
 	// record has its key, or it is a tombstone older than an hour.
 	cutoff := now - int64(time.Hour/time.Millisecond)
@@ -324,9 +322,7 @@ func TestStreamlogCompactionTombstones(t *testing.T) {
 		for i := 0; i < 20; i++ {
 			mustAppend(t, l, at(now, testRec{key: []byte("pad"), value: bytes.Repeat([]byte("p"), 400)}))
 		}
-		o.Compact = true
-		l.SetOptions(o)
-		l.runMaintenance()
+		compactNow(l, &o)
 		got, _ := logRecords(t, l)
 		var keys []string
 		for _, r := range got {
