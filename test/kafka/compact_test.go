@@ -17,7 +17,6 @@ import (
 // dozen produce requests seal segments and compaction runs.
 func createCompactedTopic(t *testing.T, tg target, topic string) {
 	t.Helper()
-	tg.need(t, []string{"CreateTopics"})
 	adm := kadm.NewClient(client(t, tg))
 	resp, err := adm.CreateTopic(testCtx(t, 30*time.Second), 1, 1, map[string]*string{
 		"cleanup.policy": kadm.StringPtr("compact"), "segment.bytes": kadm.StringPtr("4096")}, topic)
@@ -62,7 +61,6 @@ func TestKafkaCompactedSnappyTopic(t *testing.T) {
 	if tg.kind != "warren" {
 		t.Skipf("waits for compaction, which a %s broker does on its own schedule", tg.kind)
 	}
-	tg.need(t, apisProduce)
 	topic := uniqueName(t, "compacted")
 	createCompactedTopic(t, tg, topic)
 	p := client(t, tg, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(kgo.SnappyCompression()),
@@ -130,7 +128,6 @@ func TestKafkaCompactedTransactions(t *testing.T) {
 	if tg.kind != "warren" {
 		t.Skipf("waits for compaction, which a %s broker does on its own schedule", tg.kind)
 	}
-	tg.need(t, apisProduce, apisTxn)
 	topic := uniqueName(t, "compacted-txn")
 	createCompactedTopic(t, tg, topic)
 	p := client(t, tg, kgo.DefaultProduceTopic(topic), kgo.TransactionalID(uniqueName(t, "txn")),
