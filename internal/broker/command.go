@@ -53,6 +53,7 @@ const (
 	cmdPutTxn
 	cmdDeleteTxn
 	cmdSetTopicConfig
+	cmdCreateTopic
 )
 
 // command is one resolved metadata change.

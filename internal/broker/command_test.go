@@ -16,6 +16,7 @@ func sampleCommands() []command {
 		&putVHostCmd{Name: "v", Description: "d", Tags: "a,b", DefaultQueueType: "classic"},
 		&deleteVHostCmd{Name: "v"},
 		&setTopicConfigCmd{VHost: "v", Stream: "s", Config: amqp091.Table{"retention.ms": "1000", "cleanup.policy": "compact"}},
+		&createTopicCmd{VHost: "v", Name: "t", Super: true, From: 2, To: 5, Config: amqp091.Table{"retention.bytes": "1000"}},
 		&declareExchangeCmd{VHost: "v", Name: "x", Kind: "topic", Durable: true, AutoDelete: true, Internal: true, Args: args},
 		&deleteExchangeCmd{VHost: "v", Name: "x"},
 		&declareQueueCmd{VHost: "v", Name: "amq.gen-abc", Durable: true, AutoDelete: true, Args: args},

@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-
-	"github.com/warren-mq/warren/internal/amqp091"
 )
 
 // Kafka topics over streams. A topic is not an object of its own: a
@@ -16,9 +14,8 @@ import (
 // partitions is the super stream T (exchange T of kind SuperStreamKind,
 // bound to the streams T-0 ... T-(N-1) with binding key "i" and argument
 // x-stream-partition-order i, as RabbitMQ's super streams are laid out), so
-// what one protocol creates the other reads. Creating or growing a super
-// stream takes several metadata commands (exchange, streams, bindings), in an
-// order that leaves a usable prefix if the broker stops half way.
+// what one protocol creates the other reads. Creating a topic or growing a
+// super stream is one metadata command (topic_create.go).
 
 // SuperStreamKind is the exchange type of a super stream.
 const SuperStreamKind = "x-super-stream"
@@ -131,49 +128,23 @@ func (e ErrTopicExists) Error() string { return fmt.Sprintf("topic '%s' already 
 // super stream name for more. A queue, stream or exchange in the way is
 // ErrTopicExists.
 func (v *VHost) CreateTopic(name string, n int) (Topic, error) {
+	return v.CreateTopicWithConfig(name, n, nil)
+}
+
+// CreateTopicWithConfig is CreateTopic with the topic config (see
+// SetTopicConfig) of every partition, in the same one command.
+func (v *VHost) CreateTopicWithConfig(name string, n int, cfg map[string]string) (Topic, error) {
 	topicAdmin.Lock()
 	defer topicAdmin.Unlock()
-	if err := v.topicNameFree(name); err != nil {
-		return Topic{}, err
+	if n < 1 {
+		return Topic{}, fmt.Errorf("topic '%s': %d partitions", name, n)
 	}
-	if n == 1 {
-		s, err := v.DeclareStream(name, nil)
-		if err != nil {
-			return Topic{}, err
-		}
-		return Topic{Name: name, Partitions: []*Stream{s}}, nil
-	}
-	for i := range n {
-		if err := v.topicNameFree(PartitionName(name, i)); err != nil {
-			return Topic{}, err
-		}
-	}
-	// The partitions first, then the exchange and bindings: a broker that
-	// stops half way leaves streams, not a super stream with holes.
-	for i := range n {
-		if _, err := v.DeclareStream(PartitionName(name, i), nil); err != nil {
-			return Topic{}, err
-		}
-	}
-	if _, err := v.DeclareExchange(ExchangeDecl{Name: name, Kind: SuperStreamKind, Durable: true}); err != nil {
-		return Topic{}, err
-	}
-	if err := v.bindPartitions(name, 0, n); err != nil {
+	c := &createTopicCmd{VHost: v.Name, Name: name, Super: n > 1, From: 0, To: int64(n)}
+	if err := v.createTopic(c, cfg); err != nil {
 		return Topic{}, err
 	}
 	t, _ := v.Topic(name)
 	return t, nil
-}
-
-func (v *VHost) bindPartitions(name string, from, to int) error {
-	for i := from; i < to; i++ {
-		d := BindingDecl{Source: name, Destination: PartitionName(name, i), Key: strconv.Itoa(i),
-			Args: amqp091.Table{PartitionOrderArg: int64(i)}}
-		if err := v.Bind(d, nil); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // topicNameFree refuses a name that a queue, stream or exchange has.
@@ -216,7 +187,8 @@ func (v *VHost) DeleteTopic(name string) error {
 // partition 0 cannot become stream T-0 of a super stream without a copy.
 var ErrCannotGrow = fmt.Errorf("a single-partition topic is a stream and cannot gain partitions; create the topic with more partitions")
 
-// AddPartitions grows super stream name to total partitions.
+// AddPartitions grows super stream name to total partitions, in one
+// command; the new partitions get partition 0's topic config.
 func (v *VHost) AddPartitions(name string, total int) (Topic, error) {
 	topicAdmin.Lock()
 	defer topicAdmin.Unlock()
@@ -231,17 +203,12 @@ func (v *VHost) AddPartitions(name string, total int) (Topic, error) {
 	if total <= have {
 		return t, fmt.Errorf("topic '%s' has %d partitions, asked for %d", name, have, total)
 	}
-	for i := have; i < total; i++ {
-		if err := v.topicNameFree(PartitionName(name, i)); err != nil {
-			return t, err
-		}
+	var cfg map[string]string
+	if have > 0 && t.Partitions[0] != nil {
+		cfg = t.Partitions[0].TopicConfig()
 	}
-	for i := have; i < total; i++ {
-		if _, err := v.DeclareStream(PartitionName(name, i), nil); err != nil {
-			return t, err
-		}
-	}
-	if err := v.bindPartitions(name, have, total); err != nil {
+	c := &createTopicCmd{VHost: v.Name, Name: name, Super: true, From: int64(have), To: int64(total)}
+	if err := v.createTopic(c, cfg); err != nil {
 		return t, err
 	}
 	t, _ = v.Topic(name)

@@ -97,16 +97,11 @@ func (c *conn) checkCreate(rt kmsg.CreateTopicsRequestTopic, dup bool) (int16, s
 // directory and writer).
 const maxPartitions = 10000
 
-// createTopic creates a checked topic and sets its configs.
+// createTopic creates a checked topic with its configs (one metadata
+// command: a crash leaves all of it or nothing).
 func (c *conn) createTopic(name string, n int, cfg map[string]string) (int16, string) {
-	t, err := c.vhost.CreateTopic(name, n)
-	if err != nil {
+	if _, err := c.vhost.CreateTopicWithConfig(name, n, cfg); err != nil {
 		return errorCode(err), err.Error()
-	}
-	if len(cfg) > 0 {
-		if err := setTopicConfig(t, cfg); err != nil {
-			return errorCode(err), err.Error()
-		}
 	}
 	c.log.Info("Kafka topic created", "topic", name, "partitions", n)
 	return 0, ""
@@ -216,22 +211,12 @@ func (c *conn) createPartitions(rt kmsg.CreatePartitionsRequestTopic, validateOn
 	if validateOnly {
 		return 0, ""
 	}
-	var cfg map[string]string
-	if len(t.Partitions) > 0 && t.Partitions[0] != nil {
-		cfg = t.Partitions[0].TopicConfig()
-	}
-	grown, err := c.vhost.AddPartitions(rt.Topic, int(rt.Count))
-	if err != nil {
+	// The new partitions get the topic's configs in the same command.
+	if _, err := c.vhost.AddPartitions(rt.Topic, int(rt.Count)); err != nil {
 		if errors.Is(err, broker.ErrCannotGrow) {
 			return kerr.InvalidPartitions.Code, err.Error()
 		}
 		return errorCode(err), err.Error()
-	}
-	if len(cfg) > 0 {
-		// New partitions get the topic's configs.
-		if err := setTopicConfig(broker.Topic{Partitions: grown.Partitions[len(t.Partitions):]}, cfg); err != nil {
-			return errorCode(err), err.Error()
-		}
 	}
 	c.log.Info("Kafka topic partitions added", "topic", rt.Topic, "partitions", rt.Count)
 	return 0, ""
