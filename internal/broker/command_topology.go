@@ -53,7 +53,7 @@ func (c *declareExchangeCmd) apply(a *applier) (any, error) {
 	if !ok {
 		return nil, amqp091.NewError(amqp091.CommandInvalid, "invalid exchange type '%s'", c.Kind)
 	}
-	e.setPoliciesLocked(v.policiesForLocked(c.Name, false))
+	e.setPoliciesLocked(v.policiesForLocked(c.Name, policyExchange))
 	v.exchanges[c.Name] = e
 	return e, nil
 }

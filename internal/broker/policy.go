@@ -337,27 +337,40 @@ func closingParen(s string) int {
 	return -1
 }
 
-// appliesTo reports whether p applies to queues (queue true) or exchanges.
-// Every Warren queue is a classic queue.
-func (p *policy) appliesTo(queue bool) bool {
+// policyTarget is the kind of entity a policy is matched against.
+type policyTarget uint8
+
+const (
+	policyExchange policyTarget = iota
+	policyClassicQueue
+	policyStream
+)
+
+// appliesTo reports whether p applies to entities of kind t: "queues" means
+// every queue type, as in RabbitMQ, "classic_queues" and "streams" one each.
+func (p *policy) appliesTo(t policyTarget) bool {
 	switch p.ApplyTo {
 	case "all":
 		return true
 	case "exchanges":
-		return !queue
-	case "queues", "classic_queues":
-		return queue
+		return t == policyExchange
+	case "queues":
+		return t != policyExchange
+	case "classic_queues":
+		return t == policyClassicQueue
+	case "streams":
+		return t == policyStream
 	}
-	return false // quorum_queues, streams: none yet
+	return false // quorum_queues: none yet
 }
 
 // matchLocked returns the policy of m that applies to the named entity: the
 // matching one of highest priority. RabbitMQ leaves ties to table order;
 // Warren takes the lowest name, so the choice is the same after a restart.
-func matchLocked(m map[string]*policy, name string, queue bool) *policy {
+func matchLocked(m map[string]*policy, name string, t policyTarget) *policy {
 	var best *policy
 	for _, p := range m {
-		if !p.appliesTo(queue) || !p.match(name) {
+		if !p.appliesTo(t) || !p.match(name) {
 			continue
 		}
 		if best == nil || p.Priority > best.Priority || (p.Priority == best.Priority && p.Name < best.Name) {
@@ -368,13 +381,13 @@ func matchLocked(m map[string]*policy, name string, queue bool) *policy {
 }
 
 // policiesForLocked returns the policies that apply to the named entity, with v.mu held.
-func (v *VHost) policiesForLocked(name string, queue bool) *appliedPolicies {
-	return v.policies.applying(name, queue)
+func (v *VHost) policiesForLocked(name string, t policyTarget) *appliedPolicies {
+	return v.policies.applying(name, t)
 }
 
 // applying returns the policies of s that apply to the named entity.
-func (s *policySet) applying(name string, queue bool) *appliedPolicies {
-	ap := &appliedPolicies{user: matchLocked(s.user, name, queue), op: matchLocked(s.op, name, queue)}
+func (s *policySet) applying(name string, t policyTarget) *appliedPolicies {
+	ap := &appliedPolicies{user: matchLocked(s.user, name, t), op: matchLocked(s.op, name, t)}
 	if ap.user == nil && ap.op == nil {
 		return nil
 	}
@@ -471,7 +484,7 @@ func (v *VHost) changePolicies(change func(s *policySet)) {
 		if e.Name == "" {
 			continue // the default exchange takes no policy
 		}
-		if ap := set.applying(e.Name, false); !sameApplied(ap, e.pol.Load()) {
+		if ap := set.applying(e.Name, policyExchange); !sameApplied(ap, e.pol.Load()) {
 			xs = append(xs, exchangeUpdate{e, ap})
 		}
 	}
@@ -486,14 +499,14 @@ func (v *VHost) changePolicies(change func(s *policySet)) {
 	}
 	sort.Slice(queues, func(i, j int) bool { return queues[i].Name < queues[j].Name })
 	for _, q := range queues {
-		if ap := set.applying(q.Name, true); !sameApplied(ap, q.pol.Load()) {
+		if ap := set.applying(q.Name, policyClassicQueue); !sameApplied(ap, q.pol.Load()) {
 			q.pol.Store(ap)
 			q.policiesChanged(ap)
 		}
 	}
 	sortStreams(streams)
 	for _, s := range streams {
-		if ap := set.applying(s.name, true); !sameApplied(ap, s.pol.Load()) {
+		if ap := set.applying(s.name, policyStream); !sameApplied(ap, s.pol.Load()) {
 			s.pol.Store(ap)
 			s.policiesChanged(ap)
 		}

@@ -190,3 +190,37 @@ func TestPolicySurvivesRestart(t *testing.T) {
 		t.Fatalf("from the snapshot\n%s\nwant\n%s", got, before)
 	}
 }
+
+// TestPolicyApplyToQueueTypes: "queues" reaches every queue type, as in
+// RabbitMQ; "classic_queues" only classic queues, "streams" only streams,
+// "exchanges" neither.
+func TestPolicyApplyToQueueTypes(t *testing.T) {
+	n := newStreamNode(t)
+	v := n.vhost()
+	q := declare(t, v, "pq", nil)
+	if _, _, _, err := v.DeclareQueue(QueueDecl{Name: "ps", Durable: true, Args: streamArgsOf()}); err != nil {
+		t.Fatal(err)
+	}
+	v.mu.RLock()
+	s := v.streams["ps"]
+	v.mu.RUnlock()
+	for _, c := range []struct {
+		applyTo         string
+		classic, stream bool
+	}{
+		{"queues", true, true},
+		{"all", true, true},
+		{"classic_queues", true, false},
+		{"streams", false, true},
+		{"exchanges", false, false},
+		{"quorum_queues", false, false},
+	} {
+		mustPolicy(t, n.b, Policy{VHost: "/", Name: "p", Pattern: "^p[qs]$", ApplyTo: c.applyTo, Definition: json.RawMessage(`{"max-length-bytes":1000000}`)})
+		if got := q.EffectiveArgs()["x-max-length-bytes"] != nil; got != c.classic {
+			t.Errorf("apply-to %s: classic queue has the policy: %v, want %v", c.applyTo, got, c.classic)
+		}
+		if got := s.Options().MaxBytes == 1000000; got != c.stream {
+			t.Errorf("apply-to %s: stream has the policy: %v, want %v (options %+v)", c.applyTo, got, c.stream, s.Options())
+		}
+	}
+}

@@ -88,7 +88,7 @@ func newQueue(v *VHost, d QueueDecl) *Queue {
 	if d.Exclusive {
 		q.owner = d.Owner
 	}
-	ap := v.policiesForLocked(d.Name, true)
+	ap := v.policiesForLocked(d.Name, policyClassicQueue)
 	q.pol.Store(ap)
 	q.args = a.withPolicy(ap.definition())
 	q.consumerTimeout.Store(q.args.consumerTimeout)

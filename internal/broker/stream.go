@@ -99,7 +99,7 @@ func (a *applier) declareStream(v *VHost, name string, args amqp091.Table) (any,
 	v.mu.RLock()
 	q, isQueue := v.queues[name]
 	old, isStream := v.streams[name]
-	ap := v.policiesForLocked(name, true)
+	ap := v.policiesForLocked(name, policyStream)
 	v.mu.RUnlock()
 	switch {
 	case isQueue:
