@@ -452,3 +452,41 @@ func TestRecordbatchAppendRetained(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordbatchNextNoHeaders: NextNoHeaders walks the same records as Next
+// but for their headers, refuses what Next refuses, and Release ends a walk.
+func TestRecordbatchNextNoHeaders(t *testing.T) {
+	recs := sampleRecords()
+	b := Build(recs, BuildOptions{Compression: Snappy})
+	var it Iterator
+	var r Record
+	if err := it.Reset(b, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for ; it.NextNoHeaders(&r); n++ {
+		if r.Headers != nil || r.OffsetDelta != int32(n) || !sameBytes(r.Key, recs[n].Key) || !sameBytes(r.Value, recs[n].Value) || r.TimestampMs != recs[n].TimestampMs {
+			t.Fatalf("record %d: %+v", n, r)
+		}
+	}
+	if n != len(recs) || it.Err() != nil {
+		t.Fatalf("%d records, %v", n, it.Err())
+	}
+	// A header value length past its record: both walks stop at record 0.
+	bad := Build([]Record{{Key: []byte("k"), Headers: []Header{{Key: "h", Value: []byte("v")}}}}, BuildOptions{})
+	bad[len(bad)-2] = 8 // zig-zag 4: "v" claims 4 bytes
+	bad = rebuild(bad, 0, bad[HeaderSize:])
+	for _, headers := range []bool{true, false} {
+		if err := it.Reset(bad, 1<<20); err != nil {
+			t.Fatal(err)
+		}
+		if ok := it.next(&r, headers); ok || !errors.Is(it.Err(), ErrCorrupt) {
+			t.Errorf("headers %v: %v %v", headers, ok, it.Err())
+		}
+	}
+	_ = it.Reset(b, 1<<20)
+	it.Release()
+	if it.Next(&r) || it.Err() != nil {
+		t.Errorf("after Release: a record, or %v", it.Err())
+	}
+}

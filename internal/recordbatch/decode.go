@@ -61,11 +61,8 @@ const maxInterned = 256
 
 // Reset starts iterating the batch at the start of b: it parses the header,
 // checks the CRC and decompresses the records (ErrTooLarge past maxDecompressed).
-// It drops every reference to the previous batch, so Reset(nil, 0) lets a
-// pooled iterator stop holding one.
 func (it *Iterator) Reset(b []byte, maxDecompressed int) error {
-	it.off, it.last, it.i, it.err, it.data, it.active = 0, 0, 0, nil, nil, false
-	clear(it.hdrs[:cap(it.hdrs)])
+	it.Release()
 	h, err := ParseHeader(b)
 	it.h = h
 	if err == nil {
@@ -101,6 +98,14 @@ func (it *Iterator) Reset(b []byte, maxDecompressed int) error {
 	return nil
 }
 
+// Release drops the iterator's references to the batch it walked (records
+// and header values), keeping its own buffers, so that a pooled iterator
+// does not keep a batch alive. Next then reports no record.
+func (it *Iterator) Release() {
+	it.off, it.last, it.i, it.err, it.data, it.active = 0, 0, 0, nil, nil, false
+	clear(it.hdrs[:cap(it.hdrs)])
+}
+
 // Header is the batch's header as Reset parsed it.
 func (it *Iterator) Header() BatchHeader { return it.h }
 
@@ -115,7 +120,15 @@ func (it *Iterator) Err() error { return it.err }
 // Next parses the next record into r and reports whether there was one. At
 // the end it checks that the batch held exactly its declared record count and
 // no trailing bytes, as Kafka does; Err says why iteration stopped early.
-func (it *Iterator) Next(r *Record) bool {
+func (it *Iterator) Next(r *Record) bool { return it.next(r, true) }
+
+// NextNoHeaders is Next leaving r.Headers nil: the headers are checked as
+// Next checks them but not decoded, which saves their key lookups for a
+// caller that needs only keys, values and offsets (the log's append check
+// and compaction).
+func (it *Iterator) NextNoHeaders(r *Record) bool { return it.next(r, false) }
+
+func (it *Iterator) next(r *Record, headers bool) bool {
 	if !it.active {
 		return false
 	}
@@ -126,7 +139,7 @@ func (it *Iterator) Next(r *Record) bool {
 		it.active = false
 		return false
 	}
-	if !it.parse(r) {
+	if !it.parse(r, headers) {
 		return false
 	}
 	it.i++
@@ -141,9 +154,10 @@ func (it *Iterator) fail(format string, args ...any) {
 	it.active = false
 }
 
-// parse decodes one record at it.off; every length is checked against the
-// record's own claimed size, which is checked against the batch.
-func (it *Iterator) parse(r *Record) bool {
+// parse decodes one record at it.off, its headers into r.Headers if
+// headers; every length is checked against the record's own claimed size,
+// which is checked against the batch.
+func (it *Iterator) parse(r *Record, headers bool) bool {
 	size, n := binary.Varint(it.data[it.off:])
 	if n <= 0 || size < 0 || size > int64(len(it.data)-it.off-n) {
 		it.fail("bad record length")
@@ -183,7 +197,9 @@ func (it *Iterator) parse(r *Record) bool {
 		return false
 	}
 	hdrs := it.hdrs[:0]
-	if it.noIntern {
+	if !headers {
+		hdrs = nil
+	} else if it.noIntern {
 		hdrs = nil
 		if count > 0 {
 			hdrs = make([]Header, 0, count)
@@ -199,13 +215,15 @@ func (it *Iterator) parse(r *Record) bool {
 			it.fail("bad header value")
 			return false
 		}
-		hdrs = append(hdrs, Header{Key: it.intern(k), Value: v})
+		if headers {
+			hdrs = append(hdrs, Header{Key: it.intern(k), Value: v})
+		}
 	}
 	if len(p) != 0 {
 		it.fail("%d bytes after the headers", len(p))
 		return false
 	}
-	if !it.noIntern {
+	if headers && !it.noIntern {
 		it.hdrs = hdrs
 	}
 	r.Headers = hdrs
@@ -234,8 +252,13 @@ func (it *Iterator) intern(k []byte) string {
 	return s
 }
 
-// varint reads one zig-zag varint off p.
+// varint reads one zig-zag varint off p. Most are one byte (small lengths
+// and deltas), read inline without binary.Varint's loop.
 func varint(p []byte) (int64, []byte, bool) {
+	if len(p) > 0 && p[0] < 0x80 {
+		u := int64(p[0])
+		return u>>1 ^ -(u & 1), p[1:], true
+	}
 	v, n := binary.Varint(p)
 	if n <= 0 {
 		return 0, p, false

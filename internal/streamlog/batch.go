@@ -69,14 +69,14 @@ func checkRecords(b []byte, h recordbatch.BatchHeader) error {
 	}
 	it := iterators.Get().(*recordbatch.Iterator)
 	defer func() {
-		_ = it.Reset(nil, 0) // the pool must not keep the batch alive
+		it.Release() // the pool must not keep the batch alive
 		iterators.Put(it)
 	}()
 	if it.Reset(b, len(b)) != nil {
 		return ErrCorrupt
 	}
 	var r recordbatch.Record
-	for i := int32(0); it.Next(&r); i++ {
+	for i := int32(0); it.NextNoHeaders(&r); i++ {
 		if r.OffsetDelta != i {
 			return ErrCorrupt
 		}

@@ -224,7 +224,7 @@ func (p *pass) collect(b []byte, h recordbatch.BatchHeader) error {
 		return nil
 	}
 	p.keys = p.keys[:0]
-	for p.it.Next(&p.rec) {
+	for p.it.NextNoHeaders(&p.rec) {
 		if p.rec.Key != nil {
 			p.keys = append(p.keys, keyAt{p.h.sum(p.rec.Key), h.BaseOffset + int64(p.rec.OffsetDelta)})
 		}
@@ -312,7 +312,7 @@ func retain(dst, b []byte, it *recordbatch.Iterator, keep func(recordbatch.Batch
 	kept := (*scratch)[:0]
 	var n, total int32
 	var r recordbatch.Record
-	for ; it.Next(&r); total++ {
+	for ; it.NextNoHeaders(&r); total++ {
 		if keep(h, &r) {
 			kept = append(kept, it.Raw()...)
 			n++

@@ -86,12 +86,16 @@ func TestStreamlogAppendRejects(t *testing.T) {
 	trailing := append(bytes.Clone(good), 1, 2, 3)
 	// CRC-valid, but claiming three records where there are two.
 	badCount := patchHeader(bytes.Clone(good), func(h *recordbatch.BatchHeader) { h.NumRecords, h.LastOffsetDelta = 3, 2 })
+	// CRC-valid, but a header value claiming more bytes than its record has.
+	badHeader := recordbatch.Build([]recordbatch.Record{{Key: []byte("k"), Headers: []recordbatch.Header{{Key: "h", Value: []byte("v")}}}}, recordbatch.BuildOptions{})
+	badHeader[len(badHeader)-2] = 8
+	badHeader = patchHeader(badHeader, func(*recordbatch.BatchHeader) {})
 	for name, tc := range map[string]struct {
 		b    []byte
 		want error
 	}{
 		"crc": {badCRC, ErrCorrupt}, "magic": {badMagic, ErrCorrupt}, "short": {short, ErrCorrupt},
-		"trailing": {trailing, ErrCorrupt}, "record count": {badCount, ErrCorrupt}, "empty": {nil, ErrCorrupt}, "header": {good[:30], ErrCorrupt},
+		"trailing": {trailing, ErrCorrupt}, "record count": {badCount, ErrCorrupt}, "record header": {badHeader, ErrCorrupt}, "empty": {nil, ErrCorrupt}, "header": {good[:30], ErrCorrupt},
 		"large": {valueBatch(1, 3000, 1), ErrBatchTooLarge},
 	} {
 		if _, err := appendSync(t, l, tc.b); !errors.Is(err, tc.want) {
