@@ -12,11 +12,17 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// createCompactedTopic creates a one-partition topic with
-// cleanup.policy=compact and the smallest segments (4 KiB), so that a few
-// dozen produce requests seal segments and compaction runs.
-func createCompactedTopic(t *testing.T, tg target, topic string) {
+// compactedTopic creates a one-partition topic with cleanup.policy=compact
+// and the smallest segments (4 KiB), so that a few dozen produce requests
+// seal segments and compaction runs. Warren only: Kafka compacts on a
+// schedule of its own, which the tests cannot wait for.
+func compactedTopic(t *testing.T, what string) (target, string) {
 	t.Helper()
+	tg := broker(t)
+	if tg.kind != "warren" {
+		t.Skipf("waits for compaction, which a %s broker does on its own schedule", tg.kind)
+	}
+	topic := uniqueName(t, what)
 	adm := kadm.NewClient(client(t, tg))
 	resp, err := adm.CreateTopic(testCtx(t, 30*time.Second), 1, 1, map[string]*string{
 		"cleanup.policy": kadm.StringPtr("compact"), "segment.bytes": kadm.StringPtr("4096")}, topic)
@@ -25,6 +31,70 @@ func createCompactedTopic(t *testing.T, tg target, topic string) {
 	}
 	if err != nil {
 		t.Fatalf("create topic %s: %v", topic, err)
+	}
+	return tg, topic
+}
+
+// roundRecords are the records of one produce: ten shared keys, which
+// later rounds overwrite, and one of the round's own, which stays, so that
+// compaction rewrites batches rather than only dropping them.
+func roundRecords(i int, rng *rand.Rand) []*kgo.Record {
+	var recs []*kgo.Record
+	for k := range 10 {
+		recs = append(recs, &kgo.Record{Key: fmt.Appendf(nil, "shared-%d", k), Value: fmt.Appendf(nil, "%d-%x", i, rng.Uint64())})
+	}
+	return append(recs, &kgo.Record{Key: fmt.Appendf(nil, "own-%d", i), Value: fmt.Appendf(nil, "%d-%x", i, rng.Uint64())})
+}
+
+// visible is what a consumer should read of a compacted topic: every
+// record by offset, each key's latest offset, the last offset.
+type visible struct {
+	byOffset map[int64]*kgo.Record
+	latest   map[string]int64
+	last     int64
+}
+
+func (v *visible) add(recs []*kgo.Record) {
+	if v.byOffset == nil {
+		v.byOffset, v.latest = map[int64]*kgo.Record{}, map[string]int64{}
+	}
+	for _, r := range recs {
+		v.byOffset[r.Offset] = r
+		v.latest[string(r.Key)] = r.Offset
+		v.last = max(v.last, r.Offset)
+	}
+}
+
+// readCompacted reads the topic from its start until fewer records than
+// visible come back (compaction has run), and checks them: each as it was
+// produced at its offset, offsets increasing, each key's latest there.
+func (v *visible) readCompacted(t *testing.T, tg target, topic string, opts ...kgo.Opt) {
+	t.Helper()
+	var got []*kgo.Record
+	waitFor(t, 60*time.Second, func() error {
+		got = readToEnd(t, tg, topic, v.last, opts...)
+		if len(got) >= len(v.byOffset) {
+			return fmt.Errorf("%d records read, %d produced: not compacted yet", len(got), len(v.byOffset))
+		}
+		return nil
+	})
+	seen := map[string]int64{}
+	prev := int64(-1)
+	for _, r := range got {
+		want, ok := v.byOffset[r.Offset]
+		if !ok || string(r.Key) != string(want.Key) || string(r.Value) != string(want.Value) || r.Offset <= prev {
+			t.Fatalf("offset %d (after %d): %s=%s, produced %v", r.Offset, prev, r.Key, r.Value, want)
+		}
+		prev = r.Offset
+		seen[string(r.Key)] = r.Offset
+	}
+	for k, off := range v.latest {
+		if seen[k] != off {
+			t.Errorf("key %s: last read at offset %d, latest produced at %d", k, seen[k], off)
+		}
+	}
+	if len(seen) != len(v.latest) {
+		t.Errorf("%d keys read, %d produced", len(seen), len(v.latest))
 	}
 }
 
@@ -54,66 +124,17 @@ func readToEnd(t *testing.T, tg target, topic string, last int64, opts ...kgo.Op
 // TestKafkaCompactedSnappyTopic: a compacted topic produced by franz-go with
 // snappy (its default codec) is compacted: a consumer from the start reads
 // fewer records than were produced, each at the offset it was produced at,
-// each key's latest value, and every record no later one overwrote. Warren
-// only: Kafka compacts on a schedule of its own.
+// each key's latest value, and every record no later one overwrote.
 func TestKafkaCompactedSnappyTopic(t *testing.T) {
-	tg := broker(t)
-	if tg.kind != "warren" {
-		t.Skipf("waits for compaction, which a %s broker does on its own schedule", tg.kind)
-	}
-	topic := uniqueName(t, "compacted")
-	createCompactedTopic(t, tg, topic)
+	tg, topic := compactedTopic(t, "compacted")
 	p := client(t, tg, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(kgo.SnappyCompression()),
 		kgo.RequiredAcks(kgo.AllISRAcks()))
-	// Each produce is one snappy batch: ten shared keys, which later
-	// batches overwrite, and one of its own, which stays, so that
-	// compaction rewrites batches rather than only dropping them.
 	rng := rand.New(rand.NewPCG(1, 2))
-	byOffset := map[int64]*kgo.Record{}
-	latest := map[string]int64{}
-	var last int64
-	const rounds = 60
-	for i := range rounds {
-		var recs []*kgo.Record
-		for k := range 10 {
-			recs = append(recs, &kgo.Record{Key: fmt.Appendf(nil, "shared-%d", k), Value: fmt.Appendf(nil, "%d-%x", i, rng.Uint64())})
-		}
-		recs = append(recs, &kgo.Record{Key: fmt.Appendf(nil, "own-%d", i), Value: fmt.Appendf(nil, "%d-%x", i, rng.Uint64())})
-		for _, r := range produceSync(t, p, recs...) {
-			byOffset[r.Offset] = r
-			latest[string(r.Key)] = r.Offset
-			last = max(last, r.Offset)
-		}
+	var v visible
+	for i := range 60 {
+		v.add(produceSync(t, p, roundRecords(i, rng)...)) // one snappy batch
 	}
-	var got []*kgo.Record
-	waitFor(t, 60*time.Second, func() error {
-		got = readToEnd(t, tg, topic, last)
-		if len(got) >= len(byOffset) {
-			return fmt.Errorf("%d records read, %d produced: not compacted yet", len(got), len(byOffset))
-		}
-		return nil
-	})
-	seen := map[string]int64{}
-	prev := int64(-1)
-	for _, r := range got {
-		want, ok := byOffset[r.Offset]
-		if !ok || string(r.Key) != string(want.Key) || string(r.Value) != string(want.Value) {
-			t.Fatalf("offset %d: %s=%s, produced %v", r.Offset, r.Key, r.Value, want)
-		}
-		if r.Offset <= prev {
-			t.Fatalf("offset %d after %d", r.Offset, prev)
-		}
-		prev = r.Offset
-		seen[string(r.Key)] = r.Offset
-	}
-	for k, off := range latest {
-		if seen[k] != off {
-			t.Errorf("key %s: last read at offset %d, latest produced at %d", k, seen[k], off)
-		}
-	}
-	if len(seen) != 10+rounds {
-		t.Errorf("%d keys read, %d produced", len(seen), 10+rounds)
-	}
+	v.readCompacted(t, tg, topic)
 }
 
 // TestKafkaCompactedTransactions: on a compacted topic written in
@@ -122,76 +143,35 @@ func TestKafkaCompactedSnappyTopic(t *testing.T) {
 // nothing of the aborted transactions; compaction dropped the aborted
 // records of the sealed segments (read_uncommitted sees fewer of them)
 // and kept their markers, which the consumer needs to stop skipping the
-// producer's batches. Warren only.
+// producer's batches.
 func TestKafkaCompactedTransactions(t *testing.T) {
-	tg := broker(t)
-	if tg.kind != "warren" {
-		t.Skipf("waits for compaction, which a %s broker does on its own schedule", tg.kind)
-	}
-	topic := uniqueName(t, "compacted-txn")
-	createCompactedTopic(t, tg, topic)
+	tg, topic := compactedTopic(t, "compacted-txn")
 	p := client(t, tg, kgo.DefaultProduceTopic(topic), kgo.TransactionalID(uniqueName(t, "txn")),
 		kgo.ProducerBatchCompression(kgo.SnappyCompression()), kgo.RequiredAcks(kgo.AllISRAcks()))
 	ctx := testCtx(t, 120*time.Second)
 	rng := rand.New(rand.NewPCG(3, 4))
-	byOffset := map[int64]*kgo.Record{}
-	latest := map[string]int64{}
+	var v visible
 	aborted := map[int64]bool{}
-	committed, last := 0, int64(0)
-	const rounds = 45
-	for i := range rounds {
+	for i := range 45 {
 		if err := p.BeginTransaction(); err != nil {
 			t.Fatal(err)
 		}
-		var recs []*kgo.Record
-		for k := range 10 {
-			recs = append(recs, &kgo.Record{Key: fmt.Appendf(nil, "shared-%d", k), Value: fmt.Appendf(nil, "%d-%x", i, rng.Uint64())})
-		}
-		recs = append(recs, &kgo.Record{Key: fmt.Appendf(nil, "own-%d", i), Value: fmt.Appendf(nil, "%d-%x", i, rng.Uint64())})
-		recs = produceSync(t, p, recs...)
+		recs := produceSync(t, p, roundRecords(i, rng)...)
 		commit := i%3 != 1
 		if err := p.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
 			t.Fatalf("end transaction %d: %v", i, err)
 		}
-		if !commit {
-			for _, r := range recs {
-				aborted[r.Offset] = true
-			}
+		if commit {
+			v.add(recs)
 			continue
 		}
-		committed += len(recs)
 		for _, r := range recs {
-			byOffset[r.Offset] = r
-			latest[string(r.Key)] = r.Offset
-			last = max(last, r.Offset)
+			aborted[r.Offset] = true
 		}
 	}
-	var got []*kgo.Record
-	waitFor(t, 60*time.Second, func() error {
-		got = readToEnd(t, tg, topic, last, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-		if len(got) >= committed {
-			return fmt.Errorf("%d records read, %d committed: not compacted yet", len(got), committed)
-		}
-		return nil
-	})
-	seen := map[string]int64{}
-	for _, r := range got {
-		want, ok := byOffset[r.Offset]
-		if !ok || string(r.Key) != string(want.Key) || string(r.Value) != string(want.Value) {
-			t.Fatalf("offset %d: %s=%s, not a committed record (%v)", r.Offset, r.Key, r.Value, want)
-		}
-		seen[string(r.Key)] = r.Offset
-	}
-	for k, off := range latest {
-		if seen[k] != off {
-			t.Errorf("key %s: last read at offset %d, latest committed at %d", k, seen[k], off)
-		}
-	}
-	if len(seen) != len(latest) {
-		t.Errorf("%d keys read, %d committed", len(seen), len(latest))
-	}
+	v.readCompacted(t, tg, topic, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	n := 0
-	for _, r := range readToEnd(t, tg, topic, last, kgo.FetchIsolationLevel(kgo.ReadUncommitted())) {
+	for _, r := range readToEnd(t, tg, topic, v.last, kgo.FetchIsolationLevel(kgo.ReadUncommitted())) {
 		if aborted[r.Offset] {
 			n++
 		}
