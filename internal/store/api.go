@@ -1,9 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 )
 
 // usableLocked returns the error every call returns now, if any.
@@ -75,18 +77,19 @@ func (s *File) AppendMessages(recs []MessageRecord, done func(error)) {
 			q = s.queueIndex(k)
 		}
 		if old, ok := q.slots[r.ID]; ok {
+			delete(q.slots, r.ID)
 			s.dropLocked(old)
 		} else {
 			s.live++
 		}
+		if r.Tail {
+			q.pend = append(q.pend, pendTail{r.ID, base + uint64(i)})
+			s.inTail++
+			continue
+		}
 		sl := slot{recno: base + uint64(i)}
 		if r.Transient {
 			sl.flags = flagTransient
-		}
-		if r.Tail {
-			sl.flags |= slotTail
-			q.tail = append(q.tail, r.ID)
-			s.inTail++
 		}
 		q.slots[r.ID] = sl
 	}
@@ -123,7 +126,7 @@ func (s *File) ReadMessage(vhost, queue string, id uint64) (MessageRecord, error
 		if q := s.queues[qkey{vhost, queue}]; q != nil {
 			sl, ok = q.slots[id]
 		}
-		if !ok || sl.flags&(slotWritten|slotTail) != slotWritten {
+		if !ok || sl.flags&slotWritten == 0 {
 			s.mu.Unlock()
 			return MessageRecord{}, ErrNotFound
 		}
@@ -172,7 +175,7 @@ func (s *File) Ack(vhost, queue string, ids []uint64) error {
 		return nil
 	}
 	for _, id := range ids {
-		if sl, ok := q.slots[id]; ok && sl.flags&slotTail == 0 {
+		if sl, ok := q.slots[id]; ok {
 			delete(q.slots, id)
 			s.live--
 			s.dropLocked(sl)
@@ -198,7 +201,7 @@ func (s *File) MarkDelivered(vhost, queue string, ids []uint64) error {
 	marked := false
 	for _, id := range ids {
 		sl, ok := q.slotOf(id)
-		if !ok || sl.flags&(flagDelivered|slotTail) != 0 {
+		if !ok || sl.flags&flagDelivered != 0 {
 			continue
 		}
 		sl.flags |= flagDelivered
@@ -226,18 +229,75 @@ func (s *File) DeleteQueue(vhost, queue string) error {
 		return err
 	}
 	k := qkey{vhost, queue}
-	if q := s.queues[k]; q != nil {
-		for _, sl := range q.slots {
-			s.live--
-			s.dropLocked(sl)
-		}
-		s.inTail -= len(q.tail)
-		delete(s.queues, k)
-		s.meta.queueDrops.Store(true)
+	q := s.queues[k]
+	if q == nil {
+		s.mu.Unlock()
+		return nil
+	}
+	for _, sl := range q.slots {
+		s.live--
+		s.dropLocked(sl)
+	}
+	delete(s.queues, k)
+	s.live -= len(q.pend)
+	s.inTail -= len(q.pend)
+	runs := append(slices.Clone(q.tail), q.fresh...)
+	var dead [][]uint64
+	for _, r := range q.fresh {
+		dead = append(dead, r.seg.openDead)
 	}
 	s.mu.Unlock()
+	err := s.dropRuns(k, runs, dead)
+	s.meta.queueDrops.Store(true)
 	s.kick()
-	return nil
+	return err
+}
+
+// dropRuns acknowledges the members of a deleted queue's runs: their
+// recnos are read from the segments (without s.mu), the ack log needs them.
+// dead holds the openDead of the fresh runs, which come last.
+func (s *File) dropRuns(k qkey, runs []*run, dead [][]uint64) error {
+	var buf []byte
+	var recnos []uint64
+	var firstErr error
+	for i, r := range runs {
+		var d []uint64
+		if j := i - (len(runs) - len(dead)); j >= 0 {
+			d = dead[j]
+		}
+		rr := newRunReader(r, k, r.count, d, buf)
+		recnos = recnos[:0]
+		for n := 0; n < r.count; n++ {
+			ok, err := rr.next()
+			if err == nil && !ok {
+				err = fmt.Errorf("store: %s/%s: run in segment %d ends early: %w", k.vhost, k.queue, r.seg.num, errCorrupt)
+			}
+			if err != nil {
+				// Its records stay on disk, live: after a restart the broker
+				// finds them without a queue and deletes them again.
+				firstErr = cmp.Or(firstErr, s.readFailed(err))
+				break
+			}
+			if rr.cur.h.flags&flagTransient == 0 {
+				recnos = append(recnos, rr.cur.h.recno)
+			}
+		}
+		buf = rr.sc.buf
+		s.mu.Lock()
+		s.live -= r.count
+		r.seg.live -= r.count
+		r.seg.liveBytes -= r.recBytes
+		if r.kind == runFresh {
+			s.fresh -= r.count
+		} else {
+			s.inTail -= r.count
+			r.seg.tailLive -= r.count
+		}
+		r.seg.dead = append(r.seg.dead, recnos...)
+		s.pendAcks = append(s.pendAcks, recnos...)
+		s.mu.Unlock()
+	}
+	return firstErr
 }
 
 // Sync implements Store.

@@ -148,3 +148,47 @@ func BenchmarkStoreRecover1M(b *testing.B) {
 	}
 	benchRecover(b, 1_000_000, 1024)
 }
+
+// BenchmarkStoreReadTail measures ReadTail draining a queue's tail in
+// batches of 2048 (the broker's refill): sequential reads of the segments,
+// copies of the data, window slots for what it returns.
+func BenchmarkStoreReadTail(b *testing.B) {
+	for _, c := range []struct{ n, size int }{{500_000, 16}, {50_000, 1024}} {
+		b.Run(fmt.Sprintf("size=%d", c.size), func(b *testing.B) {
+			s := openTest(b, b.TempDir(), Options{Sync: SyncNever})
+			data := bytes.Repeat([]byte{'m'}, c.size)
+			b.SetBytes(int64(c.n * c.size))
+			next := 0
+			var ids []uint64
+			for range b.N {
+				b.StopTimer()
+				fillTailData(b, s, next, c.n, data)
+				b.StartTimer()
+				got := 0
+				for {
+					recs, err := s.ReadTail("/", "q", 2048, 8<<20)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if len(recs) == 0 {
+						break
+					}
+					got += len(recs)
+					// Consumers ack as the broker delivers: the window stays small.
+					b.StopTimer()
+					ids = ids[:0]
+					for _, r := range recs {
+						ids = append(ids, r.ID)
+					}
+					s.Ack("/", "q", ids)
+					b.StartTimer()
+				}
+				if got != c.n {
+					b.Fatalf("read %d, want %d", got, c.n)
+				}
+				next += c.n
+			}
+			b.ReportMetric(float64(c.n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}

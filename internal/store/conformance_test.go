@@ -442,10 +442,15 @@ func confTailOrder(t *testing.T, s Store) {
 	if got := readTail(t, s, "/", "nosuch", 10, 1<<20); len(got) != 0 {
 		t.Fatalf("tail of an unknown queue: %v", got)
 	}
-	// A new tail may start after the old one was read.
+	// A new tail may start after the old one was read; only the IDs in the
+	// tail now bound the next ones.
 	mustAppend(t, s, tailMsg("/", "q", n+5))
 	if got := readTail(t, s, "/", "q", 10, 1<<20); !slices.Equal(got, []uint64{n + 5}) {
 		t.Fatalf("second tail: %v", got)
+	}
+	mustAppend(t, s, tailMsg("/", "q", n+1))
+	if got := readTail(t, s, "/", "q", 10, 1<<20); !slices.Equal(got, []uint64{n + 1}) {
+		t.Fatalf("third tail: %v", got)
 	}
 }
 

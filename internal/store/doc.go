@@ -98,21 +98,53 @@
 //
 // # Tails
 //
-// A queue's backlog can be appended as tail records (MessageRecord.Tail):
-// the broker keeps nothing for them and takes them back, lowest ID first, with
-// ReadTail. On disk they are ordinary message records; which records are in a
-// tail is in-memory state only, decided again at every restart by the first
-// Recover's fn.
+// A queue's backlog can be appended as tail records (MessageRecord.Tail): the
+// broker keeps nothing for them and takes them back, lowest ID first, with
+// ReadTail, after which they are ordinary window records. On disk they are
+// ordinary message records; which records are in a tail is in-memory state
+// only, decided again at every restart by the first Recover's fn.
+//
+// File keeps nothing per written tail record: a queue's tail is a list of
+// runs, each a stretch [start, end) of one segment with the first and last
+// ID, count and bytes of its members. Reading a run scans that stretch
+// sequentially (large reads, the same scanner and record checks as
+// recovery) and skips the records of other queues and, by ID range, the
+// queue's own window records. A tail record waiting for the syncer costs a
+// few bytes until it is written; then it joins (usually extends) the last run.
+//
+// Open does not index records either: it scans the segments into each
+// queue's fresh runs (maximal stretches of its live records with increasing
+// IDs, dead records in between known from the segment's acked recnos), and
+// Recover hands those out. A queue whose fresh runs follow each other in ID
+// order is read in one pass over the segments together with all such queues;
+// any other queue (compaction copies next to their originals after a crash,
+// an ID appended again, a queue not written in ID order) is merged from one
+// reader per run, lowest ID first, where the copies of one ID meet: the
+// highest recno wins, then the highest segment, so no record is handed out
+// twice. What fn keeps in the window becomes a slot; what it leaves in the
+// tail becomes recovered runs, which list the offsets of the queue's
+// non-members inside them (records acked before the restart, losing copies,
+// window records). Until every fresh record has been handed out, maintenance
+// waits: segment live counts still count duplicates twice.
+//
+// Costs and limits: DropTail and DeleteQueue read the dropped records'
+// headers to learn their recnos (the ack log names records by recno); a
+// tail's delivery marks from the ack log are kept as recnos in its runs; a
+// segment that holds tail records is not compacted (moving them would mean
+// rebuilding runs) until they are read or dropped; segments are deleted when
+// all their records, tail ones included, are dead.
 //
 // # Space reclamation
 //
 // A sealed segment whose records are all dead is deleted. A sealed segment with
-// less than half of its bytes live is compacted, a chunk per step between
+// less than half of its bytes live and no tail records is compacted, a chunk per step between
 // batches: its live records are appended again (same recno, flag bit 2) to
 // the newest segment, and once those copies are synced the old file is
 // deleted. Disk use so follows the live backlog, also when a few old messages
-// stay unacknowledged or one queue among many is slow. While a Recover runs,
-// compaction and deletion wait, so nothing it is reading moves.
+// stay unacknowledged or one queue among many is slow (not while that
+// queue's backlog is in its tail: see Tails). While a Recover runs, and until
+// Recover has handed out everything Open found, compaction and deletion wait,
+// so nothing it is reading moves.
 //
 // The ack log is rewritten (temporary file, fsync, rename, fsync directory)
 // once it is past 4 MiB and has doubled since the last rewrite: the new one

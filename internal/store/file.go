@@ -46,8 +46,15 @@ type File struct {
 	pendAcks    []uint64 // recnos to write to the ack log
 	pendDeliv   []uint64 // recnos to mark delivered in the ack log
 	waiters     []waiter
-	live        int // slots in queues
-	inTail      int // records in queues' tails
+	live        int // records held: slots, tail records, fresh records
+	inTail      int // records in queues' tails (runs and pending appends)
+	// fresh counts records found at Open that no Recover has handed out
+	// yet: until it is 0, maintenance waits (segment live counts may still
+	// include duplicates that only Recover resolves).
+	fresh int
+	// openRecno is the next recno at Open: records below it were written by
+	// an earlier life of the store.
+	openRecno uint64
 	// recovering counts Recover calls in progress: compaction and segment
 	// deletion wait, so that nothing a Recover snapshot points to moves.
 	recovering int
@@ -57,16 +64,30 @@ type File struct {
 	watch                                      atomic.Pointer[writeWatch]
 
 	w syncerState // the syncer goroutine's own
+
+	// recoverMu keeps two Recovers from taking the same fresh runs.
+	recoverMu sync.Mutex
 }
 
-// qindex maps a queue's message IDs to their records.
+// qindex indexes a queue's records: its window by ID, its tail and the
+// records recovered at Open but not yet handed out as runs.
 type qindex struct {
 	slots map[uint64]slot
-	tail  []uint64 // tail IDs, lowest first; their slots have slotTail
+	tail  []*run     // written tail records, lowest IDs first
+	pend  []pendTail // tail records appended but not written yet, after tail's
+	fresh []*run     // found at Open, not yet handed out by Recover; file order
+	// readMu lets one ReadTail or DropTail at a time work on the tail, without
+	// holding s.mu during their I/O. Taken before s.mu.
+	readMu sync.Mutex
 }
 
+// pendTail is a tail record waiting for the syncer.
+type pendTail struct{ id, recno uint64 }
+
 // empty reports whether the queue holds nothing, so its index can go.
-func (q *qindex) empty() bool { return len(q.slots) == 0 && len(q.tail) == 0 }
+func (q *qindex) empty() bool {
+	return len(q.slots) == 0 && len(q.tail) == 0 && len(q.pend) == 0 && len(q.fresh) == 0
+}
 
 // slot is where one live message is. 24 bytes: a million messages cost about
 // 40 MB of index.
@@ -82,12 +103,6 @@ type slot struct {
 const (
 	// slotWritten marks a slot whose record is in a segment (seg, off, size valid).
 	slotWritten byte = 1 << 7
-	// slotTail marks a record of the queue's tail: not known by ID until
-	// ReadTail moves it into the window.
-	slotTail byte = 1 << 6
-	// slotFresh marks a record found on disk at Open that no Recover has
-	// handed out yet: the first one decides whether it goes to the tail.
-	slotFresh byte = 1 << 5
 )
 
 // segment is one segment file.
@@ -96,8 +111,13 @@ type segment struct {
 	path      string
 	f         file
 	size      int64 // bytes of valid records, header included
-	live      int   // slots pointing here
+	live      int   // live records here: slots, tail and fresh records
 	liveBytes int64
+	tailLive  int // tail records here: compaction leaves the segment alone
+	// openDead is dead at Open, sorted: what tells fresh records from dead
+	// ones in between. Only used (and only valid) while the store has fresh
+	// records, which keeps the ack log rewrite from sorting dead in place.
+	openDead []uint64
 	// dead holds the recnos of acked persistent records still in this file:
 	// the ack log must keep their acks while the file exists.
 	dead []uint64

@@ -447,6 +447,30 @@ func TestStoreCompaction(t *testing.T) {
 // segment leaves two copies of each moved record. Recovery must use one, and
 // acking it must keep both dead, also once the ack log is rewritten.
 func TestStoreCompactionCrashDuplicates(t *testing.T) {
+	crash, kept, opts := crashWithCopies(t)
+	c := openTest(t, crash, opts)
+	rs := recoverAll(t, c)
+	if got := ids(rs, "/", "q"); !slices.Equal(got, kept) {
+		t.Fatalf("recovered %v, want %v", got, kept)
+	}
+	checkRecovered(t, rs)
+	c.Ack("/", "q", kept[:len(kept)/2])
+	if err := c.settle(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c = openTest(t, crash, opts)
+	if got := ids(recoverAll(t, c), "/", "q"); !slices.Equal(got, kept[len(kept)/2:]) {
+		t.Fatalf("after acking half: %v, want %v", got, kept[len(kept)/2:])
+	}
+}
+
+// crashWithCopies returns a store directory as a crash after compaction
+// leaves it: compaction's copies synced, the segments they came from still
+// there. kept are the live IDs of its queue "q"; opts rewrite the ack log often.
+func crashWithCopies(t *testing.T) (string, []uint64, Options) {
 	dir := t.TempDir()
 	opts := Options{SegmentSize: 8192, ackRewriteMin: 1 << 30}
 	s := openTest(t, dir, opts)
@@ -482,23 +506,8 @@ func TestStoreCompactionCrashDuplicates(t *testing.T) {
 		t.Fatal("the crash copy holds no duplicate records")
 	}
 	opts.ackRewriteMin = 64
-	c := openTest(t, crash, opts)
-	rs := recoverAll(t, c)
-	if got := ids(rs, "/", "q"); !slices.Equal(got, kept) {
-		t.Fatalf("recovered %v, want %v", got, kept)
-	}
-	checkRecovered(t, rs)
-	c.Ack("/", "q", kept[:len(kept)/2])
-	if err := c.settle(); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	c = openTest(t, crash, opts)
-	if got := ids(recoverAll(t, c), "/", "q"); !slices.Equal(got, kept[len(kept)/2:]) {
-		t.Fatalf("after acking half: %v, want %v", got, kept[len(kept)/2:])
-	}
+	s.Close()
+	return crash, kept, opts
 }
 
 func TestStoreAckLogRewrite(t *testing.T) {

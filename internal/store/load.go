@@ -13,10 +13,10 @@ import (
 )
 
 // recovery is the state of Open while it reads the logs. Segments are
-// scanned in parallel, each into per-queue slices of its own; those are joined
-// in segment order and the index maps built once at the end, presized: a
-// million map lookups and growing inserts during the scan would cost more than
-// reading the gigabyte they describe.
+// scanned in parallel, each into runs of its own per queue: stretches of a
+// queue's live records with increasing IDs, nothing per record. Those are
+// joined in segment order into each queue's fresh runs, which Recover hands
+// out (and resolves duplicates in).
 type recovery struct {
 	acked, delivered map[uint64]struct{}   // read-only while segments are scanned
 	queues           map[string]*loadQueue // by appendQueueKey
@@ -25,8 +25,8 @@ type recovery struct {
 }
 
 type loadQueue struct {
-	key   qkey
-	slots []recoverItem
+	key  qkey
+	runs []*run
 }
 
 // segLoad is what scanning one segment found.
@@ -86,7 +86,7 @@ func (s *File) recoverMessages() error {
 		for _, lq := range l.order {
 			k := string(appendQueueKey(nil, lq.key.vhost, lq.key.queue))
 			if q := rc.queues[k]; q != nil {
-				q.slots = append(q.slots, lq.slots...)
+				q.runs = append(q.runs, lq.runs...)
 			} else {
 				rc.queues[k] = lq
 			}
@@ -240,7 +240,7 @@ func (s *File) scanSegment(num uint32, rc *recovery, buf []byte) (*segLoad, []by
 			l.err = fmt.Errorf("store: %s: %w", path, err)
 			return l, sc.buf
 		}
-		hd, _, err := decodeMessage(rec[recHeader+1:])
+		hd, data, err := decodeMessage(rec[recHeader+1:])
 		if err != nil || rec[recHeader] != recMessage {
 			sc.pos = off
 			break
@@ -255,98 +255,50 @@ func (s *File) scanSegment(num uint32, rc *recovery, buf []byte) (*segLoad, []by
 			seg.dead = append(seg.dead, hd.recno)
 			continue
 		}
-		sl := slot{recno: hd.recno, seg: num, off: uint32(off), size: uint32(len(rec)), flags: slotWritten | hd.flags&flagDelivered}
-		if _, ok := rc.delivered[hd.recno]; ok {
-			sl.flags |= flagDelivered
-		}
 		q := l.queue(hd.vhost, hd.queue)
-		q.slots = append(q.slots, recoverItem{hd.id, sl})
+		size := int64(len(rec))
+		var r *run
+		if n := len(q.runs); n > 0 && q.runs[n-1].lastID < hd.id {
+			r = q.runs[n-1]
+			r.end, r.lastID = off+size, hd.id
+			r.count++
+			r.bytes += int64(len(data))
+			r.recBytes += size
+		} else {
+			r = &run{seg: seg, start: off, end: off + size, firstID: hd.id, minID: hd.id, lastID: hd.id,
+				count: 1, bytes: int64(len(data)), recBytes: size, kind: runFresh}
+			q.runs = append(q.runs, r)
+		}
+		if _, ok := rc.delivered[hd.recno]; ok && hd.flags&flagDelivered == 0 {
+			r.deliv = append(r.deliv, hd.recno)
+		}
 	}
 	seg.size = sc.pos
 	l.err = s.cutTail(f, path, sc.pos, size)
 	return l, sc.buf
 }
 
-// buildIndex turns the collected records into the index. Where one queue
-// and id has several records, the highest recno wins (the id was appended
-// again); two copies of one recno are a compaction copy and its original,
-// and the copy, in the later segment, wins.
+// buildIndex gives each queue its fresh runs, in segment order, and
+// counts them as live. Duplicates (an ID appended again, a record and its
+// compaction copy) are still counted twice: Recover, which meets them,
+// resolves them, and maintenance waits for it.
 func (s *File) buildIndex(rc *recovery) {
 	for _, lq := range rc.queues {
-		sortByID(lq.slots) // stable: equal ids stay in disk order
-		q := &qindex{slots: make(map[uint64]slot, len(lq.slots))}
-		for i := 0; i < len(lq.slots); {
-			j := i + 1
-			win := i
-			for ; j < len(lq.slots) && lq.slots[j].id == lq.slots[i].id; j++ {
-				if lq.slots[j].sl.recno >= lq.slots[win].sl.recno {
-					win = j
-				}
-			}
-			w := lq.slots[win].sl
-			for k := i; k < j; k++ {
-				if k == win {
-					continue
-				}
-				lose := lq.slots[k].sl
-				lseg := s.segs[lose.seg]
-				if lose.recno == w.recno {
-					w.flags |= lose.flags & flagDelivered
-					lseg.movedOut = append(lseg.movedOut, movedRef{lq.key, lq.slots[k].id, lose.recno})
-				} else {
-					lseg.dead = append(lseg.dead, lose.recno)
-					s.pendAcks = append(s.pendAcks, lose.recno)
-				}
-			}
-			w.flags |= slotFresh
-			q.slots[lq.slots[i].id] = w
-			seg := s.segs[w.seg]
-			seg.live++
-			seg.liveBytes += int64(w.size)
-			i = j
+		q := &qindex{slots: map[uint64]slot{}, fresh: lq.runs}
+		for _, r := range lq.runs {
+			slices.Sort(r.deliv)
+			r.seg.live += r.count
+			r.seg.liveBytes += r.recBytes
+			s.live += r.count
+			s.fresh += r.count
 		}
-		if len(q.slots) > 0 {
+		if len(q.fresh) > 0 {
 			s.queues[lq.key] = q
-			s.live += len(q.slots)
 		}
-		lq.slots = nil
 	}
-}
-
-// sortByID sorts items by id, stably, with an LSD radix sort over the bits
-// in which the ids differ: queue sequence numbers are dense, so that is
-// usually two or three passes, much faster than a comparison sort of a
-// million items.
-func sortByID(items []recoverItem) {
-	if len(items) < 256 {
-		slices.SortStableFunc(items, func(a, b recoverItem) int { return compareU64(a.id, b.id) })
-		return
+	for _, seg := range s.segs {
+		seg.dead = sortedSet(seg.dead)
+		seg.openDead = seg.dead[:len(seg.dead):len(seg.dead)]
 	}
-	lo, hi := items[0].id, items[0].id
-	for _, it := range items {
-		lo, hi = min(lo, it.id), max(hi, it.id)
-	}
-	const bits = 11
-	tmp := make([]recoverItem, len(items))
-	src, dst := items, tmp
-	for shift := 0; shift < 64 && (hi-lo)>>shift != 0; shift += bits {
-		var count [1 << bits]int
-		for _, it := range src {
-			count[((it.id-lo)>>shift)&(1<<bits-1)]++
-		}
-		pos := 0
-		for d, c := range count {
-			count[d] = pos
-			pos += c
-		}
-		for _, it := range src {
-			d := ((it.id - lo) >> shift) & (1<<bits - 1)
-			dst[count[d]] = it
-			count[d]++
-		}
-		src, dst = dst, src
-	}
-	if &src[0] != &items[0] {
-		copy(items, src)
-	}
+	s.openRecno = s.nextRecno
 }

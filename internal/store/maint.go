@@ -22,7 +22,7 @@ type compactJob struct {
 // more is waiting (a compaction in progress).
 func (s *File) maintain() bool {
 	s.mu.Lock()
-	stop := s.closing || s.err != nil || s.recovering > 0
+	stop := s.closing || s.err != nil || s.recovering > 0 || s.fresh > 0
 	s.mu.Unlock()
 	if stop {
 		return false
@@ -149,7 +149,10 @@ func (s *File) pickCompaction() *compactJob {
 	bestShare := 0.5
 	for _, seg := range s.segs {
 		data := seg.size - segHeaderSize
-		if seg == s.head || seg.noCompact || seg.live == 0 || data <= 0 {
+		// Tail records are not moved (they would need their runs
+		// rebuilt): a segment holding some waits until they are read or
+		// dropped.
+		if seg == s.head || seg.noCompact || seg.live == 0 || seg.tailLive > 0 || data <= 0 {
 			continue
 		}
 		if share := float64(seg.liveBytes) / float64(data); share < bestShare {
@@ -234,7 +237,7 @@ func (s *File) ackSnapshot() (acked, deliv []uint64, next uint64) {
 		acked = append(acked, seg.dead...)
 		kept := seg.movedOut[:0]
 		for _, m := range seg.movedOut {
-			if sl, ok := s.queues[m.key].slotOf(m.id); ok && sl.recno == m.recno {
+			if s.queues[m.key].holds(m.id, m.recno) {
 				kept = append(kept, m)
 				continue
 			}
@@ -248,6 +251,12 @@ func (s *File) ackSnapshot() (acked, deliv []uint64, next uint64) {
 			if sl.flags&(slotWritten|flagTransient|flagDelivered) == slotWritten|flagDelivered {
 				deliv = append(deliv, sl.recno)
 			}
+		}
+		for _, r := range q.tail {
+			deliv = append(deliv, r.deliv...)
+		}
+		for _, r := range q.fresh {
+			deliv = append(deliv, r.deliv...)
 		}
 	}
 	return sortedSet(acked), sortedSet(deliv), s.nextRecno

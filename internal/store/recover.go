@@ -1,222 +1,498 @@
 package store
 
 import (
+	"container/heap"
 	"fmt"
 	"io"
 	"slices"
 )
 
-// recoverQueue is one queue's part of a Recover: its messages as of the
-// snapshot, sorted by ID, and how far they have been handed out.
+// Recover hands out what Open found (each queue's fresh runs) and, on later
+// calls, what the store holds. Nothing per record is built for what fn puts
+// in the tail: the records become recovered tail runs, which name the few
+// records inside them that are not members (skip).
+//
+// A queue whose fresh runs follow each other in ID order (the usual case:
+// a queue is written in ID order) is "simple": one pass over the segments,
+// in order and in large reads, hands out all simple queues' records at once.
+// Any other queue (runs overlapping in IDs: compaction copies, IDs appended
+// again, a queue not written in ID order; or records appended since Open)
+// is merged on its own from per-run readers, lowest ID first; records with
+// one ID meet there and the copy that counts (highest recno, then highest
+// segment) wins, so no record is handed out twice.
+
+// recoverQueue is one queue's part of a Recover.
 type recoverQueue struct {
-	key      qkey
-	items    []recoverItem
-	next     int          // items[:next] were handed out
-	deferred map[int]bool // items met on disk before their turn
+	key qkey
+	q   *qindex
+	// simple queues: the fresh runs in file order and the one due.
+	runs []*run
+	i    int
+	pl   placer
+	// merged queues: their sources.
+	srcs []*source
 }
 
-type recoverItem struct {
+// placer follows where one input of a Recover last put a record in the
+// tail: the run it may extend, and the queue's other records met since,
+// which the run must skip if it is extended over them.
+type placer struct {
+	seg  *segment
+	open *run
+	pend []uint32
+}
+
+// met notes a record of the queue that is not the open run's member.
+func (pl *placer) met(seg *segment, off int64) {
+	if pl.seg != seg {
+		pl.seg, pl.open, pl.pend = seg, nil, pl.pend[:0]
+	}
+	if pl.open != nil {
+		pl.pend = append(pl.pend, uint32(off))
+	}
+}
+
+// source is one input of a merge: a run read sequentially, or (later
+// Recovers) the window's slots read one by one.
+type source struct {
+	fresh  *run // the live fresh run, when rr reads one
+	rr     *runReader
+	tail   bool      // rr reads a copy of a tail run
+	slots  []slotRef // or: window records, by ID
+	first  uint64
+	cur    member
+	curSeg uint32
+	pl     placer
+	one    []byte
+}
+
+type slotRef struct {
 	id uint64
 	sl slot
 }
 
-// Recover implements Store. Calls for different queues interleave: it reads
-// the segments once, in order, in large chunks, and hands each message out
-// when its queue's turn has come. Messages met before their turn (the queue
-// was not written in ID order, or compaction moved older ones forward) are
-// read again individually later. It works on a snapshot taken after a Sync;
-// compaction and segment deletion wait until it returns, so that nothing in
-// the snapshot moves.
+// Recover implements Store.
 func (s *File) Recover(fn func(rec MessageRecord, delivered bool) (tail bool, err error)) error {
 	if err := s.Sync(); err != nil {
 		return err
 	}
+	s.recoverMu.Lock()
+	defer s.recoverMu.Unlock()
 	s.mu.Lock()
 	if err := s.usableLocked(); err != nil {
 		s.mu.Unlock()
 		return err
 	}
 	s.recovering++
-	queues := make(map[string]*recoverQueue, len(s.queues))
+	var simple, merged []*recoverQueue
 	for k, q := range s.queues {
-		rq := &recoverQueue{key: k}
+		rq := &recoverQueue{key: k, q: q}
+		if len(q.fresh) > 0 && len(q.slots) == 0 && len(q.tail) == 0 && len(q.pend) == 0 && ascending(q.fresh) {
+			rq.runs = slices.Clone(q.fresh)
+			simple = append(simple, rq)
+			continue
+		}
+		for _, r := range q.fresh {
+			rq.srcs = append(rq.srcs, &source{fresh: r, first: r.firstID})
+		}
+		for _, r := range q.tail {
+			c := *r
+			rq.srcs = append(rq.srcs, &source{rr: &runReader{r: &c}, tail: true, first: r.minID})
+		}
+		var refs []slotRef
 		for id, sl := range q.slots {
 			if sl.flags&(slotWritten|flagTransient) == slotWritten {
-				rq.items = append(rq.items, recoverItem{id, sl})
+				refs = append(refs, slotRef{id, sl})
 			}
 		}
-		if len(rq.items) > 0 {
-			queues[string(appendQueueKey(nil, k.vhost, k.queue))] = rq
+		if len(refs) > 0 {
+			slices.SortFunc(refs, func(a, b slotRef) int { return compareU64(a.id, b.id) })
+			rq.srcs = append(rq.srcs, &source{slots: refs, first: refs[0].id})
 		}
-	}
-	type segView struct {
-		seg  *segment
-		size int64
-	}
-	var segs []segView
-	for _, seg := range s.segs {
-		segs = append(segs, segView{seg, seg.size})
+		if len(rq.srcs) > 0 {
+			merged = append(merged, rq)
+		}
 	}
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		s.recovering--
+		if s.fresh == 0 {
+			for _, seg := range s.segs {
+				seg.openDead = nil
+			}
+		}
 		s.mu.Unlock()
 		s.kick() // maintenance may have waited
 	}()
-	for _, rq := range queues {
-		sortByID(rq.items)
+	r := recoverer{s: s, fn: fn}
+	if err := r.simple(simple); err != nil {
+		return err
 	}
-	slices.SortFunc(segs, func(a, b segView) int { return compareU64(uint64(a.seg.num), uint64(b.seg.num)) })
-	r := recoverer{s: s, fn: fn, queues: queues}
-	for _, sv := range segs {
-		if err := r.segment(sv.seg, sv.size); err != nil {
+	for _, rq := range merged {
+		if err := r.merge(rq); err != nil {
 			return err
 		}
 	}
-	// Everything in the snapshot was met on disk; this only matters if a
-	// segment could not be read to its end.
-	for _, rq := range queues {
-		for rq.next < len(rq.items) {
-			if err := r.emitAgain(rq, rq.next); err != nil {
-				return err
-			}
-			rq.next++
+	return nil
+}
+
+// ascending reports whether runs in file order have increasing IDs
+// throughout (so at most one per segment).
+func ascending(runs []*run) bool {
+	for i := 1; i < len(runs); i++ {
+		if runs[i-1].lastID >= runs[i].firstID {
+			return false
 		}
 	}
-	return nil
+	return true
 }
 
 type recoverer struct {
-	s      *File
-	fn     func(MessageRecord, bool) (bool, error)
-	queues map[string]*recoverQueue // by appendQueueKey
-	key    []byte
-	buf    []byte
-	one    []byte
+	s   *File
+	fn  func(MessageRecord, bool) (bool, error)
+	key []byte
+	buf []byte
 }
 
-// segment scans one segment up to size and hands out what is due.
-func (r *recoverer) segment(seg *segment, size int64) error {
-	sc := newScanner(seg.f, segHeaderSize, size, r.buf)
-	defer func() { r.buf = sc.buf }()
-	var rq *recoverQueue
-	for {
-		rec, off, err := sc.next()
-		if err == io.EOF {
-			if sc.pos < size {
-				r.s.log.Error("store: segment unreadable during recovery", "segment", seg.num, "offset", sc.pos)
-			}
-			return nil
-		}
-		if err != nil {
-			r.s.log.Error("store: segment unreadable during recovery", "segment", seg.num, "err", err)
-			return nil
-		}
-		h, data, err := decodeMessage(rec[recHeader+1:])
-		if err != nil || h.flags&flagTransient != 0 {
-			continue
-		}
-		if rq == nil || string(h.queue) != rq.key.queue || string(h.vhost) != rq.key.vhost {
-			r.key = appendQueueKey(r.key[:0], h.vhost, h.queue)
-			if rq = r.queues[string(r.key)]; rq == nil {
+// simple hands out the simple queues' records in one pass over the
+// segments their runs are in.
+func (r *recoverer) simple(queues []*recoverQueue) error {
+	if len(queues) == 0 {
+		return nil
+	}
+	byKey := make(map[string]*recoverQueue, len(queues))
+	type span struct {
+		seg    *segment
+		lo, hi int64
+	}
+	spans := map[uint32]*span{}
+	for _, rq := range queues {
+		byKey[string(appendQueueKey(nil, rq.key.vhost, rq.key.queue))] = rq
+		for _, run := range rq.runs {
+			sp := spans[run.seg.num]
+			if sp == nil {
+				spans[run.seg.num] = &span{run.seg, run.start, run.end}
 				continue
 			}
+			sp.lo, sp.hi = min(sp.lo, run.start), max(sp.hi, run.end)
 		}
-		i := rq.rank(h.id)
-		if i < 0 || rq.items[i].sl.seg != seg.num || int64(rq.items[i].sl.off) != off {
-			continue // dead, or not the copy the index uses
-		}
-		switch {
-		case i == rq.next:
-			if err := r.emit(rq, i, data); err != nil {
+	}
+	order := make([]*span, 0, len(spans))
+	for _, sp := range spans {
+		order = append(order, sp)
+	}
+	slices.SortFunc(order, func(a, b *span) int { return compareU64(uint64(a.seg.num), uint64(b.seg.num)) })
+	for _, sp := range order {
+		sc := newScanner(sp.seg.f, sp.lo, sp.hi, r.buf)
+		dead := sp.seg.openDead
+		var rq *recoverQueue
+		for {
+			rec, off, err := sc.next()
+			if err == io.EOF && sc.pos >= sp.hi {
+				break
+			}
+			if err == nil && rec[recHeader] != recMessage {
+				err = errCorrupt
+			}
+			var h msgHeader
+			var data []byte
+			if err == nil {
+				h, data, err = decodeMessage(rec[recHeader+1:])
+			}
+			if err != nil {
+				r.buf = sc.buf
+				// Its records stay fresh (unknown to the broker): after a
+				// restart they are looked for again.
+				r.s.log.Error("store: segment unreadable during recovery", "segment", sp.seg.num, "offset", sc.pos, "err", err)
+				if uerr := r.s.usable(); uerr != nil {
+					return uerr
+				}
+				break
+			}
+			if rq == nil || string(h.queue) != rq.key.queue || string(h.vhost) != rq.key.vhost {
+				r.key = appendQueueKey(r.key[:0], h.vhost, h.queue)
+				if rq = byKey[string(r.key)]; rq == nil {
+					continue
+				}
+			}
+			for rq.i < len(rq.runs) && (rq.runs[rq.i].seg.num < sp.seg.num || rq.runs[rq.i].seg == sp.seg && rq.runs[rq.i].end <= off) {
+				rq.i++
+			}
+			var fr *run
+			if rq.i < len(rq.runs) && rq.runs[rq.i].seg == sp.seg && off >= rq.runs[rq.i].start {
+				fr = rq.runs[rq.i]
+			}
+			if fr == nil || h.flags&flagTransient != 0 {
+				rq.pl.met(sp.seg, off)
+				continue
+			}
+			if _, ok := slices.BinarySearch(dead, h.recno); ok {
+				rq.pl.met(sp.seg, off)
+				continue
+			}
+			m := member{h: h, data: data, off: off, size: int64(len(rec)), delivered: h.flags&flagDelivered != 0}
+			if _, ok := slices.BinarySearch(fr.deliv, h.recno); ok {
+				m.delivered = true
+			}
+			if err := r.emitFresh(rq, fr, &rq.pl, &m); err != nil {
+				r.buf = sc.buf
 				return err
 			}
-			rq.next++
-			for rq.next < len(rq.items) && rq.deferred[rq.next] {
-				delete(rq.deferred, rq.next)
-				if err := r.emitAgain(rq, rq.next); err != nil {
-					return err
-				}
-				rq.next++
-			}
-		case i > rq.next:
-			if rq.deferred == nil {
-				rq.deferred = map[int]bool{}
-			}
-			rq.deferred[i] = true
 		}
+		r.buf = sc.buf
 	}
-}
-
-// rank returns the index of id in the queue's items, -1 if absent. Queues
-// are mostly written in ID order, so the next due item is tried first.
-func (rq *recoverQueue) rank(id uint64) int {
-	if rq.next < len(rq.items) && rq.items[rq.next].id == id {
-		return rq.next
-	}
-	i, ok := slices.BinarySearchFunc(rq.items, id, func(it recoverItem, id uint64) int { return compareU64(it.id, id) })
-	if !ok {
-		return -1
-	}
-	return i
-}
-
-func (r *recoverer) emit(rq *recoverQueue, i int, data []byte) error {
-	it := &rq.items[i]
-	inTail := it.sl.flags&slotTail != 0
-	tail, err := r.fn(MessageRecord{VHost: rq.key.vhost, Queue: rq.key.queue, ID: it.id, Tail: inTail, Data: data}, it.sl.flags&flagDelivered != 0)
-	if err != nil || it.sl.flags&slotFresh == 0 {
-		return err
-	}
-	return r.s.placeRecovered(rq.key, it.id, it.sl.recno, tail)
-}
-
-// placeRecovered files a record found at Open where the first Recover's fn
-// put it: in the queue's tail or in its window.
-func (s *File) placeRecovered(k qkey, id, recno uint64, tail bool) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q := s.queues[k]
-	sl, ok := q.slotOf(id)
-	if !ok || sl.recno != recno || sl.flags&slotFresh == 0 {
-		return nil // acked or replaced meanwhile, or placed already
-	}
-	sl.flags &^= slotFresh
-	if tail {
-		if last, ok := s.tailLast(k); ok && id <= last {
-			return fmt.Errorf("store: recovering %s/%s#%d into the tail, below its tail ID %d: %w", k.vhost, k.queue, id, last, ErrInvalid)
-		}
-		sl.flags |= slotTail
-		q.tail = append(q.tail, id)
-		s.inTail++
-	}
-	q.slots[id] = sl
 	return nil
 }
 
-// emitAgain reads one record on its own and hands it out.
-func (r *recoverer) emitAgain(rq *recoverQueue, i int) error {
-	sl := rq.items[i].sl
-	r.s.mu.Lock()
-	seg := r.s.segs[sl.seg]
-	r.s.mu.Unlock()
-	r.one = slices.Grow(r.one[:0], int(sl.size))[:sl.size]
-	var data []byte
-	err := errCorrupt
-	if seg != nil {
-		if err = readFull(seg.f, r.one, int64(sl.off)); err == nil {
-			data, err = checkMessage(r.one, sl.recno)
+// emitFresh hands a fresh record to fn and files it where fn says: as a
+// window slot, or in the queue's tail, extending its last run if that run
+// holds the record's predecessors from the same input (pl): the queue's
+// other records met since are added to the run's skip list.
+func (r *recoverer) emitFresh(rq *recoverQueue, fr *run, pl *placer, m *member) error {
+	s := r.s
+	tail, err := r.fn(MessageRecord{VHost: rq.key.vhost, Queue: rq.key.queue, ID: m.h.id, Data: m.data}, m.delivered)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := rq.q
+	if s.queues[rq.key] != q {
+		return nil // deleted meanwhile: its runs went with it
+	}
+	s.freshTakenLocked(q, fr, m)
+	id := m.h.id
+	seg := fr.seg
+	if pl.seg != seg {
+		pl.seg, pl.open, pl.pend = seg, nil, pl.pend[:0]
+	}
+	if last, ok := q.tailMax(); tail && ok && id <= last {
+		err = fmt.Errorf("store: recovering %s/%s#%d into the tail, below its tail ID %d: %w", rq.key.vhost, rq.key.queue, id, last, ErrInvalid)
+		tail = false
+	}
+	if !tail {
+		fl := slotWritten
+		if m.delivered {
+			fl |= flagDelivered
 		}
+		q.slots[id] = slot{recno: m.h.recno, seg: seg.num, off: uint32(m.off), size: uint32(m.size), flags: fl}
+		pl.met(seg, m.off)
+		return err
+	}
+	seg.tailLive++
+	s.inTail++
+	var t *run
+	if n := len(q.tail); n > 0 && pl.open == q.tail[n-1] && m.off >= pl.open.end {
+		t = pl.open
+		t.skip = append(t.skip, pl.pend...)
+	} else {
+		t = &run{seg: seg, start: m.off, firstID: id, minID: id, kind: runRecovered}
+		q.tail = append(q.tail, t)
+	}
+	pl.open, pl.pend = t, pl.pend[:0]
+	t.end, t.lastID = m.off+m.size, id
+	t.count++
+	t.bytes += int64(len(m.data))
+	t.recBytes += m.size
+	if m.delivered && m.h.flags&flagDelivered == 0 {
+		if i, ok := slices.BinarySearch(t.deliv, m.h.recno); !ok {
+			t.deliv = slices.Insert(t.deliv, i, m.h.recno)
+		}
+	}
+	return nil
+}
+
+// freshTakenLocked takes a record from the front of its fresh run.
+func (s *File) freshTakenLocked(q *qindex, fr *run, m *member) {
+	fr.count--
+	fr.start = m.off + m.size
+	fr.bytes -= int64(len(m.data))
+	fr.recBytes -= m.size
+	if i, ok := slices.BinarySearch(fr.deliv, m.h.recno); ok {
+		fr.deliv = slices.Delete(fr.deliv, i, i+1)
+	}
+	s.fresh--
+	if fr.count == 0 {
+		if i := slices.Index(q.fresh, fr); i >= 0 {
+			q.fresh = slices.Delete(q.fresh, i, i+1)
+		}
+	}
+}
+
+// loserLocked drops a fresh record that another one with its ID outranks:
+// an older record of an ID appended again is acknowledged; the original of
+// a compaction copy (same recno) stays on disk until its segment goes, and
+// its segment remembers the move for the ack log rewrite.
+func (s *File) loserLocked(rq *recoverQueue, fr *run, m *member, sameRecno bool) {
+	s.freshTakenLocked(rq.q, fr, m)
+	seg := fr.seg
+	s.live--
+	seg.live--
+	seg.liveBytes -= m.size
+	if sameRecno {
+		seg.movedOut = append(seg.movedOut, movedRef{rq.key, m.h.id, m.h.recno})
+		return
+	}
+	seg.dead = append(seg.dead, m.h.recno)
+	s.pendAcks = append(s.pendAcks, m.h.recno)
+}
+
+// merge hands out one queue's records from all its sources, lowest ID first.
+func (r *recoverer) merge(rq *recoverQueue) error {
+	srcs := rq.srcs
+	slices.SortStableFunc(srcs, func(a, b *source) int { return compareU64(a.first, b.first) })
+	var h srcHeap
+	next := 0
+	var group []*source
+	for {
+		for next < len(srcs) && (len(h) == 0 || srcs[next].first <= h[0].cur.h.id) {
+			src := srcs[next]
+			next++
+			ok, err := r.open(rq, src)
+			if err != nil {
+				return err
+			}
+			if ok {
+				heap.Push(&h, src)
+			}
+		}
+		if len(h) == 0 {
+			return nil
+		}
+		group = append(group[:0], heap.Pop(&h).(*source))
+		for len(h) > 0 && h[0].cur.h.id == group[0].cur.h.id {
+			group = append(group, heap.Pop(&h).(*source))
+		}
+		win := group[0]
+		for _, g := range group[1:] {
+			if g.cur.h.recno > win.cur.h.recno || g.cur.h.recno == win.cur.h.recno && g.curSeg > win.curSeg {
+				win = g
+			}
+		}
+		if err := r.emit(rq, win); err != nil {
+			return err
+		}
+		winRecno := win.cur.h.recno
+		for _, g := range group {
+			if g != win && g.fresh != nil {
+				r.s.mu.Lock()
+				if r.s.queues[rq.key] == rq.q {
+					r.s.loserLocked(rq, g.fresh, &g.cur, g.cur.h.recno == winRecno)
+				}
+				r.s.mu.Unlock()
+				g.pl.met(g.fresh.seg, g.cur.off)
+			}
+			ok, err := r.advance(g)
+			if err != nil {
+				return err
+			}
+			if ok {
+				heap.Push(&h, g)
+			}
+		}
+	}
+}
+
+// open starts reading a source and moves to its first record.
+func (r *recoverer) open(rq *recoverQueue, src *source) (bool, error) {
+	switch {
+	case src.fresh != nil:
+		r.s.mu.Lock()
+		c := *src.fresh
+		dead := c.seg.openDead
+		r.s.mu.Unlock()
+		src.rr = newRunReader(&c, rq.key, c.count, dead, nil)
+		src.rr.r = src.fresh // read by the reader only; changed by this goroutine
+	case src.tail:
+		c := src.rr.r
+		src.rr = newRunReader(c, rq.key, c.count, nil, nil)
+	}
+	return r.advance(src)
+}
+
+// advance moves a source to its next record.
+func (r *recoverer) advance(src *source) (bool, error) {
+	if src.rr == nil {
+		if len(src.slots) == 0 {
+			return false, nil
+		}
+		for len(src.slots) > 0 {
+			ref := src.slots[0]
+			src.slots = src.slots[1:]
+			data, err := r.readSlot(ref.sl, &src.one)
+			if err != nil {
+				if uerr := r.s.usable(); uerr != nil {
+					return false, uerr
+				}
+				r.s.log.Error("store: skipping unreadable message", "id", ref.id, "err", err)
+				continue
+			}
+			src.cur = member{h: msgHeader{recno: ref.sl.recno, id: ref.id}, data: data, delivered: ref.sl.flags&flagDelivered != 0}
+			src.curSeg = ref.sl.seg
+			return true, nil
+		}
+		return false, nil
+	}
+	ok, err := src.rr.next()
+	for ok && err == nil && src.tail && src.rr.cur.h.flags&flagTransient != 0 {
+		ok, err = src.rr.next() // tail records may be transient: not recovered
 	}
 	if err != nil {
 		if uerr := r.s.usable(); uerr != nil {
-			return uerr
+			return false, uerr
 		}
-		r.s.log.Error("store: skipping unreadable message", "vhost", rq.key.vhost, "queue", rq.key.queue, "id", rq.items[i].id, "err", err)
-		return nil
+		r.s.log.Error("store: run unreadable during recovery", "err", err)
+		return false, nil
 	}
-	return r.emit(rq, i, data)
+	if ok {
+		for _, off := range src.rr.skipped {
+			src.pl.met(src.rr.r.seg, int64(off))
+		}
+		src.cur = src.rr.cur
+		src.curSeg = src.rr.r.seg.num
+	}
+	return ok, nil
+}
+
+// emit hands out a merge's winner: a fresh record is filed where fn says;
+// one the store already placed (window, tail) stays where it is.
+func (r *recoverer) emit(rq *recoverQueue, src *source) error {
+	if src.fresh != nil {
+		return r.emitFresh(rq, src.fresh, &src.pl, &src.cur)
+	}
+	m := &src.cur
+	_, err := r.fn(MessageRecord{VHost: rq.key.vhost, Queue: rq.key.queue, ID: m.h.id, Tail: src.tail, Data: m.data}, m.delivered)
+	return err
+}
+
+// readSlot reads one window record on its own.
+func (r *recoverer) readSlot(sl slot, one *[]byte) ([]byte, error) {
+	r.s.mu.Lock()
+	seg := r.s.segs[sl.seg]
+	r.s.mu.Unlock()
+	if seg == nil {
+		return nil, errCorrupt
+	}
+	*one = slices.Grow((*one)[:0], int(sl.size))[:sl.size]
+	if err := readFull(seg.f, *one, int64(sl.off)); err != nil {
+		return nil, err
+	}
+	return checkMessage(*one, sl.recno)
+}
+
+// srcHeap orders a merge's sources by their current ID.
+type srcHeap []*source
+
+func (h srcHeap) Len() int           { return len(h) }
+func (h srcHeap) Less(i, j int) bool { return h[i].cur.h.id < h[j].cur.h.id }
+func (h srcHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *srcHeap) Push(x any)        { *h = append(*h, x.(*source)) }
+func (h *srcHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // appendQueueKey appends a queue's map key: vhost length, vhost, queue. Maps

@@ -47,6 +47,7 @@ type item struct {
 	flags  byte
 	data   []byte
 	src    *segment // the segment a compaction copy comes from; nil for appends
+	tail   bool     // an append to its queue's tail
 	srcOff uint32
 	seg    *segment // where it was written
 	off    uint32
@@ -144,6 +145,16 @@ func (s *File) planLocked(batches []appendBatch, moves []item) []item {
 			}
 			recno := b.base + uint64(i)
 			if q == nil {
+				continue
+			}
+			if r.Tail {
+				if q.pendIndex(recno) >= 0 {
+					var fl byte
+					if r.Transient {
+						fl = flagTransient
+					}
+					items = append(items, item{key: k, id: r.ID, recno: recno, flags: fl, data: r.Data, tail: true})
+				}
 				continue
 			}
 			if sl, ok := q.slots[r.ID]; ok && sl.recno == recno {
@@ -401,6 +412,16 @@ func (s *File) indexWrittenLocked(items []item) {
 		it.seg.size = max(it.seg.size, int64(it.off)+int64(it.size))
 		persistent := it.flags&flagTransient == 0
 		q := s.queues[it.key]
+		if it.tail {
+			if i := q.pendIndex(it.recno); i >= 0 {
+				q.unpend(i)
+				s.tailWrittenLocked(q, it)
+			} else if persistent {
+				it.seg.dead = append(it.seg.dead, it.recno)
+				s.pendAcks = append(s.pendAcks, it.recno)
+			}
+			continue
+		}
 		sl, ok := slot{}, false
 		if q != nil {
 			sl, ok = q.slots[it.id]
@@ -446,17 +467,22 @@ func (s *File) unindexLocked(items []item) {
 		if it.src != nil {
 			continue
 		}
-		if q := s.queues[it.key]; q != nil {
-			if sl, ok := q.slots[it.id]; ok && sl.recno == it.recno && sl.flags&slotWritten == 0 {
-				delete(q.slots, it.id)
+		q := s.queues[it.key]
+		if q == nil {
+			continue
+		}
+		if it.tail {
+			if i := q.pendIndex(it.recno); i >= 0 {
+				q.unpend(i)
 				s.live--
-				if sl.flags&slotTail != 0 {
-					s.unlinkTailLocked(q, it.id)
-				}
-				if q.empty() {
-					delete(s.queues, it.key)
-				}
+				s.inTail--
 			}
+		} else if sl, ok := q.slots[it.id]; ok && sl.recno == it.recno && sl.flags&slotWritten == 0 {
+			delete(q.slots, it.id)
+			s.live--
+		}
+		if q.empty() {
+			delete(s.queues, it.key)
 		}
 	}
 	if s.w.job != nil {

@@ -1,110 +1,389 @@
 package store
 
 import (
-	"errors"
+	"fmt"
+	"io"
 	"slices"
 )
+
+// Queue tails (see doc.go): a queue's backlog held as runs, nothing per record.
+
+// run is a stretch of one queue's records in one segment: tail records
+// (qindex.tail) or records found at Open that no Recover has handed out yet
+// (qindex.fresh). Its members lie in [start, end) in file order with
+// increasing IDs; other records in between (other queues, dead ones) are
+// skipped when it is read. Tens of bytes, however many records it holds.
+type run struct {
+	seg        *segment
+	start, end int64 // offset of the first member left, end of the last
+	// Members have IDs in [minID, lastID]; minID moves up as they are taken.
+	firstID, minID, lastID uint64
+	count                  int   // members left
+	bytes                  int64 // their data bytes (TailRecord.Data)
+	recBytes               int64 // their record bytes (segment.liveBytes)
+	kind                   runKind
+	// skip lists, in a recovered tail run, the offsets of other records of
+	// the queue inside it that are not members although their IDs are in
+	// range (acked before the restart, duplicates, window records).
+	skip []uint32
+	// deliv lists the recnos of members marked delivered in the ack log
+	// (rather than by their record's flag), sorted.
+	deliv []uint64
+}
+
+type runKind uint8
+
+const (
+	// runTail: tail records written by this store's life. Between its
+	// members no other record of the queue has an ID in range: tail IDs
+	// only grow and window IDs are below them.
+	runTail runKind = iota
+	// runRecovered: tail records Recover put there; members are persistent
+	// and skip names the rest.
+	runRecovered
+	// runFresh: live records at Open (persistent, not acked); the dead ones
+	// in between are in the segment's openDead.
+	runFresh
+)
+
+// member is one record a runReader found.
+type member struct {
+	h         msgHeader
+	data      []byte
+	off, size int64
+	delivered bool
+}
+
+// runReader reads the members of a run sequentially from its segment, in
+// large reads through the scanner that recovery uses.
+type runReader struct {
+	r       *run // a copy where the run may change meanwhile (ReadTail)
+	key     qkey
+	sc      *scanner
+	dead    []uint64 // runFresh: the segment's openDead
+	skipAt  int      // runRecovered: next index into r.skip
+	skipped []uint32 // offsets of the queue's non-members since the last member
+	cur     member
+}
+
+// newRunReader reads r's members; want estimates how many are needed, so
+// that a short read does not fetch a whole segment.
+func newRunReader(r *run, key qkey, want int, dead []uint64, buf []byte) *runReader {
+	span := r.end - r.start
+	if want < r.count && r.count > 0 {
+		span = span/int64(r.count)*int64(want)*5/4 + 64<<10
+	}
+	size := int(min(max(span, 64<<10), 4<<20, r.end-r.start))
+	if cap(buf) < size || cap(buf) > 2*size+(1<<20) {
+		buf = make([]byte, 0, size)
+	}
+	return &runReader{r: r, key: key, sc: newScanner(r.seg.f, r.start, r.end, buf[:0]), dead: dead}
+}
+
+// next moves to the next member; false at the end of the run. A run whose
+// records cannot be read back as they were written is an error.
+func (rr *runReader) next() (bool, error) {
+	rr.skipped = rr.skipped[:0]
+	for {
+		rec, off, err := rr.sc.next()
+		if err == io.EOF {
+			if rr.sc.pos < rr.r.end {
+				return false, fmt.Errorf("store: segment %d unreadable at %d: %w", rr.r.seg.num, rr.sc.pos, errCorrupt)
+			}
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("store: segment %d: %w", rr.r.seg.num, err)
+		}
+		h, data, err := decodeMessage(rec[recHeader+1:])
+		if err != nil || rec[recHeader] != recMessage {
+			return false, fmt.Errorf("store: segment %d at %d: %w", rr.r.seg.num, off, errCorrupt)
+		}
+		if string(h.queue) != rr.key.queue || string(h.vhost) != rr.key.vhost {
+			continue
+		}
+		if !rr.isMember(h, off) {
+			rr.skipped = append(rr.skipped, uint32(off))
+			continue
+		}
+		rr.cur = member{h: h, data: data, off: off, size: int64(len(rec))}
+		rr.cur.delivered = h.flags&flagDelivered != 0
+		if _, ok := slices.BinarySearch(rr.r.deliv, h.recno); ok {
+			rr.cur.delivered = true
+		}
+		return true, nil
+	}
+}
+
+// isMember tells a member of the run from another record of its queue.
+func (rr *runReader) isMember(h msgHeader, off int64) bool {
+	r := rr.r
+	switch r.kind {
+	case runFresh:
+		if h.flags&flagTransient != 0 {
+			return false
+		}
+		_, dead := slices.BinarySearch(rr.dead, h.recno)
+		return !dead
+	case runRecovered:
+		if h.flags&flagTransient != 0 || h.id < r.minID || h.id > r.lastID {
+			return false
+		}
+		for rr.skipAt < len(r.skip) && int64(r.skip[rr.skipAt]) < off {
+			rr.skipAt++
+		}
+		return rr.skipAt >= len(r.skip) || int64(r.skip[rr.skipAt]) != off
+	}
+	return h.id >= r.minID && h.id <= r.lastID
+}
 
 // tailLast returns the highest tail ID of a queue, if it has a tail. Called
 // with s.mu held.
 func (s *File) tailLast(k qkey) (uint64, bool) {
-	q := s.queues[k]
-	if q == nil || len(q.tail) == 0 {
-		return 0, false
-	}
-	return q.tail[len(q.tail)-1], true
+	return s.queues[k].tailMax()
 }
 
-// unlinkTailLocked removes id from a queue's tail (its append failed).
-func (s *File) unlinkTailLocked(q *qindex, id uint64) {
-	if i := slices.Index(q.tail, id); i >= 0 {
-		q.tail = slices.Delete(q.tail, i, i+1)
-		s.inTail--
+// tailMax returns the highest ID in the queue's tail, if it has one.
+func (q *qindex) tailMax() (uint64, bool) {
+	switch {
+	case q == nil:
+	case len(q.pend) > 0:
+		return q.pend[len(q.pend)-1].id, true
+	case len(q.tail) > 0:
+		return q.tail[len(q.tail)-1].lastID, true
 	}
+	return 0, false
+}
+
+// pendIndex finds a pending tail append by recno (pend is in recno order).
+func (q *qindex) pendIndex(recno uint64) int {
+	if q == nil {
+		return -1
+	}
+	if len(q.pend) > 0 && q.pend[0].recno == recno {
+		return 0
+	}
+	i, ok := slices.BinarySearchFunc(q.pend, recno, func(p pendTail, r uint64) int { return compareU64(p.recno, r) })
+	if !ok {
+		return -1
+	}
+	return i
+}
+
+// unpend removes pend[i], usually the first: the syncer writes in order.
+func (q *qindex) unpend(i int) {
+	if i == 0 {
+		q.pend[0] = pendTail{}
+		q.pend = q.pend[1:]
+	} else {
+		q.pend = slices.Delete(q.pend, i, i+1)
+	}
+	if len(q.pend) == 0 {
+		q.pend = nil // let go of the array
+	}
+}
+
+// tailWrittenLocked adds a tail record the syncer wrote to its queue's runs.
+func (s *File) tailWrittenLocked(q *qindex, it *item) {
+	seg := it.seg
+	seg.live++
+	seg.liveBytes += int64(it.size)
+	seg.tailLive++
+	if n := len(q.tail); n > 0 {
+		r := q.tail[n-1]
+		if r.kind == runTail && r.seg == seg && int64(it.off) >= r.end {
+			r.end = int64(it.off) + int64(it.size)
+			r.lastID = it.id
+			r.count++
+			r.bytes += int64(len(it.data))
+			r.recBytes += int64(it.size)
+			return
+		}
+	}
+	q.tail = append(q.tail, &run{seg: seg, start: int64(it.off), end: int64(it.off) + int64(it.size),
+		firstID: it.id, minID: it.id, lastID: it.id, count: 1, bytes: int64(len(it.data)), recBytes: int64(it.size)})
+}
+
+// inTail reports whether id is still in the queue's tail, given that it was
+// put there once (tail records only leave from the front).
+func (q *qindex) inTail(id uint64) bool {
+	if q == nil {
+		return false
+	}
+	if len(q.tail) > 0 {
+		return id >= q.tail[0].minID && id <= q.tail[len(q.tail)-1].lastID
+	}
+	return false
+}
+
+// holds reports whether a record placed once (as a slot or in the tail) is
+// still live.
+func (q *qindex) holds(id, recno uint64) bool {
+	if sl, ok := q.slotOf(id); ok && sl.recno == recno {
+		return true
+	}
+	return q.inTail(id)
+}
+
+// taken is a tail record ReadTail or DropTail took.
+type taken struct {
+	id, recno       uint64
+	off, size, data int64
+	flags           byte
 }
 
 // ReadTail implements Store.
-func (s *File) ReadTail(vhost, queue string, max int, maxBytes int64) ([]TailRecord, error) {
-	s.mu.Lock()
-	if err := s.usableLocked(); err != nil {
-		s.mu.Unlock()
-		return nil, err
-	}
+func (s *File) ReadTail(vhost, queue string, maxRecs int, maxBytes int64) ([]TailRecord, error) {
+	var out []TailRecord
+	var total int64
+	var block []byte // data is copied into blocks, cut into capacity-limited pieces
 	k := qkey{vhost, queue}
-	q := s.queues[k]
-	if q == nil || max <= 0 {
-		s.mu.Unlock()
-		return nil, nil
-	}
-	type taken struct {
-		id    uint64
-		flags byte
-	}
-	var got []taken
-	var bytes int64
-	overhead := int64(msgRecordSize(vhost, queue, 0))
-	n := 0
-	for ; n < len(q.tail) && len(got) < max; n++ {
-		sl := q.slots[q.tail[n]]
-		if sl.flags&slotWritten == 0 {
-			break
+	err := s.takeTail(k, maxRecs, func(m *member) bool {
+		n := len(m.data)
+		if len(out) > 0 && total+int64(n) > maxBytes {
+			return false
 		}
-		size := int64(sl.size) - overhead
-		if len(got) > 0 && bytes+size > maxBytes {
-			break
+		total += int64(n)
+		if cap(block)-len(block) < n {
+			block = make([]byte, 0, max(n, int(min(maxBytes-total+int64(n), 256<<10))))
 		}
-		bytes += size
-		got = append(got, taken{q.tail[n], sl.flags})
-		sl.flags &^= slotTail
-		q.slots[q.tail[n]] = sl
-	}
-	q.tail = q.tail[n:]
-	s.inTail -= n
-	s.mu.Unlock()
-	out := make([]TailRecord, 0, len(got))
-	for _, g := range got {
-		m, err := s.ReadMessage(vhost, queue, g.id)
-		if errors.Is(err, ErrNotFound) {
-			continue // the queue was deleted meanwhile
-		}
-		if err != nil {
-			return out, err
-		}
-		out = append(out, TailRecord{ID: g.id, Transient: m.Transient, Delivered: g.flags&flagDelivered != 0, Data: m.Data})
+		block = append(block, m.data...)
+		d := block[len(block)-n : len(block) : len(block)]
+		out = append(out, TailRecord{ID: m.h.id, Transient: m.h.flags&flagTransient != 0, Delivered: m.delivered, Data: d})
+		return true
+	}, false)
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-// DropTail implements Store.
+// DropTail implements Store. It reads the records' headers (the ack log
+// names records by recno), not their data.
 func (s *File) DropTail(vhost, queue string, n int) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.usableLocked(); err != nil {
+	dropped := 0
+	err := s.takeTail(qkey{vhost, queue}, n, func(*member) bool { dropped++; return true }, true)
+	if err != nil {
 		return 0, err
 	}
-	k := qkey{vhost, queue}
+	return dropped, nil
+}
+
+// takeTail takes up to max records from the front of a queue's tail, run by
+// run, offering each to keep (which copies what it needs: m.data is the
+// scanner's) until it says no. Taken records become window slots, or are
+// acknowledged if drop. The reads happen without s.mu; q.readMu keeps other
+// takers of the same tail out.
+func (s *File) takeTail(k qkey, max int, keep func(m *member) bool, drop bool) error {
+	s.mu.Lock()
+	err := s.usableLocked()
 	q := s.queues[k]
-	if q == nil || n <= 0 {
-		return 0, nil
+	s.mu.Unlock()
+	if err != nil || q == nil || max <= 0 {
+		return err
 	}
-	i := 0
-	for ; i < len(q.tail) && i < n; i++ {
-		sl := q.slots[q.tail[i]]
-		if sl.flags&slotWritten == 0 {
-			break
+	q.readMu.Lock()
+	defer q.readMu.Unlock()
+	var buf []byte
+	var got []taken
+	var datas [][]byte
+	for left := max; left > 0; {
+		s.mu.Lock()
+		if err := s.usableLocked(); err != nil {
+			s.mu.Unlock()
+			return err
 		}
-		delete(q.slots, q.tail[i])
-		s.live--
-		s.dropLocked(sl)
+		if s.queues[k] != q || len(q.tail) == 0 {
+			s.mu.Unlock()
+			return nil // deleted meanwhile, or nothing (written) left
+		}
+		r := *q.tail[0] // a copy: the syncer may extend the run meanwhile
+		s.mu.Unlock()
+		rr := newRunReader(&r, k, left, nil, buf)
+		got, datas = got[:0], datas[:0]
+		full := false
+		for len(got) < left && len(got) < r.count {
+			ok, err := rr.next()
+			if err != nil {
+				return s.readFailed(err)
+			}
+			if !ok {
+				return s.readFailed(fmt.Errorf("store: %s/%s: tail run in segment %d ends early: %w", k.vhost, k.queue, r.seg.num, errCorrupt))
+			}
+			m := &rr.cur
+			if !keep(m) {
+				full = true
+				break
+			}
+			got = append(got, taken{m.h.id, m.h.recno, m.off, m.size, int64(len(m.data)), m.h.flags})
+			if !drop && m.delivered {
+				got[len(got)-1].flags |= flagDelivered
+			}
+		}
+		buf = rr.sc.buf
+		if len(got) > 0 {
+			s.mu.Lock()
+			if s.queues[k] == q {
+				s.tookLocked(q, got, drop)
+			}
+			s.mu.Unlock()
+			if drop {
+				s.kick()
+			}
+		}
+		left -= len(got)
+		if full || len(got) < r.count {
+			return nil
+		}
 	}
-	q.tail = q.tail[i:]
-	s.inTail -= i
-	if q.empty() {
-		delete(s.queues, k)
-		s.meta.queueDrops.Store(true)
+	return nil
+}
+
+// readFailed turns a failed tail read into the caller's error: the store's
+// own if it failed or closed meanwhile.
+func (s *File) readFailed(err error) error {
+	if uerr := s.usable(); uerr != nil {
+		return uerr
 	}
-	if i > 0 {
-		s.kick()
+	s.log.Error("store: cannot read a queue's tail", "err", err)
+	return err
+}
+
+// tookLocked moves taken records, the first of q's first tail run, into
+// the window (or acknowledges them, if drop).
+func (s *File) tookLocked(q *qindex, got []taken, drop bool) {
+	r := q.tail[0]
+	seg := r.seg
+	for _, t := range got {
+		r.count--
+		r.recBytes -= t.size
+		r.bytes -= t.data
+		seg.tailLive--
+		s.inTail--
+		if i, ok := slices.BinarySearch(r.deliv, t.recno); ok {
+			r.deliv = slices.Delete(r.deliv, i, i+1)
+		}
+		if drop {
+			s.live--
+			seg.live--
+			seg.liveBytes -= t.size
+			if t.flags&flagTransient == 0 {
+				seg.dead = append(seg.dead, t.recno)
+				s.pendAcks = append(s.pendAcks, t.recno)
+			}
+			continue
+		}
+		if old, ok := q.slots[t.id]; ok {
+			s.live--
+			s.dropLocked(old)
+		}
+		q.slots[t.id] = slot{recno: t.recno, seg: seg.num, off: uint32(t.off), size: uint32(t.size), flags: slotWritten | t.flags&(flagTransient|flagDelivered)}
 	}
-	return i, nil
+	last := got[len(got)-1]
+	r.start = last.off + last.size
+	r.minID = last.id + 1
+	if r.count == 0 {
+		q.tail[0] = nil
+		q.tail = q.tail[1:]
+	}
 }
