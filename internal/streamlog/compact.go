@@ -23,7 +23,7 @@ import (
 // then have gaps; a read of a removed offset starts at the next batch) and
 // so are batches' timestamps and producer fields. Records are read with
 // internal/recordbatch's Iterator, so every codec Kafka defines is
-// compacted (at most maxDecompressed bytes of records a batch); a batch
+// compacted (at most 64 MiB of records a compressed batch); a batch
 // with records removed is rewritten with the kept records byte for byte,
 // in its own codec, as Kafka's cleaner does. Batches whose records do not
 // decode are kept whole, and no tombstone after such a batch is dropped (it
@@ -220,7 +220,7 @@ func (p *pass) values(h recordbatch.BatchHeader) bool {
 // does not decode wholly is kept whole by the rewrite, so its keys hide
 // nothing.
 func (p *pass) collect(b []byte, h recordbatch.BatchHeader) error {
-	if !p.values(h) || p.it.Reset(b, maxDecompressed) != nil {
+	if !p.values(h) || walk(&p.it, b) != nil {
 		return nil
 	}
 	p.keys = p.keys[:0]
@@ -289,6 +289,13 @@ func (p *pass) rewrite(b []byte, h recordbatch.BatchHeader) keptAs {
 // Iterator's limit); a batch whose records are larger is kept whole.
 const maxDecompressed = 64 << 20
 
+// walk starts it on batch b for compaction: an uncompressed batch is read
+// in place whatever its size, a compressed one decompressed to at most
+// maxDecompressed bytes (or its own size).
+func walk(it *recordbatch.Iterator, b []byte) error {
+	return it.Reset(b, max(maxDecompressed, len(b)))
+}
+
 // keptAs is what retain did with a batch.
 type keptAs int
 
@@ -305,7 +312,7 @@ const (
 // as they were), compressed with b's codec as Kafka's cleaner does. scratch
 // is reused for the kept records.
 func retain(dst, b []byte, it *recordbatch.Iterator, keep func(recordbatch.BatchHeader, *recordbatch.Record) bool, scratch *[]byte) ([]byte, keptAs) {
-	if it.Reset(b, maxDecompressed) != nil {
+	if walk(it, b) != nil {
 		return append(dst, b...), opaque
 	}
 	h := it.Header()
