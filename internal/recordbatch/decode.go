@@ -62,7 +62,7 @@ const maxInterned = 256
 // Reset starts iterating the batch at the start of b: it parses the header,
 // checks the CRC and decompresses the records (ErrTooLarge past maxDecompressed).
 func (it *Iterator) Reset(b []byte, maxDecompressed int) error {
-	it.Release()
+	it.release()
 	h, err := ParseHeader(b)
 	it.h = h
 	if err == nil {
@@ -98,10 +98,9 @@ func (it *Iterator) Reset(b []byte, maxDecompressed int) error {
 	return nil
 }
 
-// Release drops the iterator's references to the batch it walked (records
-// and header values), keeping its own buffers, so that a pooled iterator
-// does not keep a batch alive. Next then reports no record.
-func (it *Iterator) Release() {
+// release drops the iterator's references to the batch it walked (records
+// and header values), keeping its own buffers. Next then reports no record.
+func (it *Iterator) release() {
 	it.off, it.last, it.i, it.err, it.data, it.active = 0, 0, 0, nil, nil, false
 	clear(it.hdrs[:cap(it.hdrs)])
 }

@@ -1,10 +1,6 @@
 package streamlog
 
-import (
-	"sync"
-
-	"github.com/warren-mq/warren/internal/recordbatch"
-)
+import "github.com/warren-mq/warren/internal/recordbatch"
 
 // The batch format (header layout, parsing, CRC, the record encoding) is
 // internal/recordbatch's; the log adds its limits and its own errors
@@ -50,10 +46,6 @@ func setBatchOffsets(b []byte, base int64, epoch int32) {
 	recordbatch.SetPartitionLeaderEpoch(b, epoch)
 }
 
-// iterators are reused by the append checks, which run in the callers'
-// goroutines: an iterator keeps its header slice and header-key table.
-var iterators = sync.Pool{New: func() any { return new(recordbatch.Iterator) }}
-
 // checkRecords checks a producer's batch b (exactly one batch, whose header
 // batchHeader returned as h) beyond its header: the CRC, and for an
 // uncompressed batch its records, with offset deltas 0..n-1 as producers
@@ -67,11 +59,7 @@ func checkRecords(b []byte, h recordbatch.BatchHeader) error {
 		}
 		return nil
 	}
-	it := iterators.Get().(*recordbatch.Iterator)
-	defer func() {
-		it.Release() // the pool must not keep the batch alive
-		iterators.Put(it)
-	}()
+	var it recordbatch.Iterator
 	if it.Reset(b, len(b)) != nil {
 		return ErrCorrupt
 	}
