@@ -438,10 +438,28 @@ func (sc *streamConsumer) nextRecord() (ok bool, wait int64, err error) {
 		}
 		sc.chunk = b
 		sc.aborted = nil
-		if h, err := recordbatch.ParseHeader(b); err == nil {
-			sc.aborted = l.AbortedTxns(h.BaseOffset, h.BaseOffset+int64(len(b)))
+		if first, last, ok := chunkOffsets(b); ok {
+			sc.aborted = l.AbortedTxns(first, last+1)
 		}
 	}
+}
+
+// chunkOffsets returns the first and last offsets of the whole batches in b.
+// Offsets are not bytes: compaction leaves gaps, so the span must come from
+// the last batch's header, not from the chunk's length.
+func chunkOffsets(b []byte) (first, last int64, ok bool) {
+	for len(b) > 0 {
+		h, err := recordbatch.PeekHeader(b)
+		if err != nil || h.Size() > len(b) {
+			break
+		}
+		if !ok {
+			first, ok = h.BaseOffset, true
+		}
+		last = h.LastOffset()
+		b = b[h.Size():]
+	}
+	return first, last, ok
 }
 
 // isAborted reports whether a transactional batch belongs to a transaction
