@@ -267,8 +267,18 @@ func (r *recoverer) emitFresh(rq *recoverQueue, fr *run, pl *placer, m *member) 
 	if pl.seg != seg {
 		pl.seg, pl.open, pl.pend = seg, nil, pl.pend[:0]
 	}
-	if last, ok := q.tailMax(); tail && ok && id <= last {
-		err = fmt.Errorf("store: recovering %s/%s#%d into the tail, below its tail ID %d: %w", rq.key.vhost, rq.key.queue, id, last, ErrInvalid)
+	// Recovered records go before tail records appended since Open (the
+	// broker does not do that, but it must not break the ID order).
+	pos := len(q.tail)
+	for pos > 0 && q.tail[pos-1].kind == runTail && q.tail[pos-1].minID > id {
+		pos--
+	}
+	if tail && pos > 0 && q.tail[pos-1].lastID >= id {
+		err = fmt.Errorf("store: recovering %s/%s#%d into the tail, below its tail ID %d: %w", rq.key.vhost, rq.key.queue, id, q.tail[pos-1].lastID, ErrInvalid)
+		tail = false
+	}
+	if tail && pos == len(q.tail) && len(q.pend) > 0 && q.pend[0].id <= id {
+		err = fmt.Errorf("store: recovering %s/%s#%d into the tail, above tail ID %d appended since Open: %w", rq.key.vhost, rq.key.queue, id, q.pend[0].id, ErrInvalid)
 		tail = false
 	}
 	if !tail {
@@ -283,12 +293,12 @@ func (r *recoverer) emitFresh(rq *recoverQueue, fr *run, pl *placer, m *member) 
 	seg.tailLive++
 	s.inTail++
 	var t *run
-	if n := len(q.tail); n > 0 && pl.open == q.tail[n-1] && m.off >= pl.open.end {
+	if pos > 0 && pl.open == q.tail[pos-1] && m.off >= pl.open.end {
 		t = pl.open
 		t.skip = append(t.skip, pl.pend...)
 	} else {
 		t = &run{seg: seg, start: m.off, firstID: id, minID: id, kind: runRecovered}
-		q.tail = append(q.tail, t)
+		q.tail = slices.Insert(q.tail, pos, t)
 	}
 	pl.open, pl.pend = t, pl.pend[:0]
 	t.end, t.lastID = m.off+m.size, id

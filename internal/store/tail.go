@@ -297,7 +297,8 @@ func (s *File) takeTail(k qkey, max int, keep func(m *member) bool, drop bool) e
 			s.mu.Unlock()
 			return nil // deleted meanwhile, or nothing (written) left
 		}
-		r := *q.tail[0] // a copy: the syncer may extend the run meanwhile
+		p := q.tail[0]
+		r := *p // a copy: the syncer may extend the run meanwhile
 		s.mu.Unlock()
 		rr := newRunReader(&r, k, left, nil, buf)
 		got, datas = got[:0], datas[:0]
@@ -324,7 +325,7 @@ func (s *File) takeTail(k qkey, max int, keep func(m *member) bool, drop bool) e
 		if len(got) > 0 {
 			s.mu.Lock()
 			if s.queues[k] == q {
-				s.tookLocked(q, got, drop)
+				s.tookLocked(q, p, got, drop)
 			}
 			s.mu.Unlock()
 			if drop {
@@ -349,10 +350,9 @@ func (s *File) readFailed(err error) error {
 	return err
 }
 
-// tookLocked moves taken records, the first of q's first tail run, into
-// the window (or acknowledges them, if drop).
-func (s *File) tookLocked(q *qindex, got []taken, drop bool) {
-	r := q.tail[0]
+// tookLocked moves taken records, the first of q's tail run r, into the
+// window (or acknowledges them, if drop).
+func (s *File) tookLocked(q *qindex, r *run, got []taken, drop bool) {
 	seg := r.seg
 	for _, t := range got {
 		r.count--
@@ -383,7 +383,11 @@ func (s *File) tookLocked(q *qindex, got []taken, drop bool) {
 	r.start = last.off + last.size
 	r.minID = last.id + 1
 	if r.count == 0 {
-		q.tail[0] = nil
-		q.tail = q.tail[1:]
+		if i := slices.Index(q.tail, r); i == 0 {
+			q.tail[0] = nil
+			q.tail = q.tail[1:]
+		} else if i > 0 {
+			q.tail = slices.Delete(q.tail, i, i+1)
+		}
 	}
 }
