@@ -182,7 +182,7 @@ func (s *File) Ack(vhost, queue string, ids []uint64) error {
 		}
 	}
 	if q.empty() {
-		delete(s.queues, k)
+		s.dropIndexLocked(k, q)
 		s.meta.queueDrops.Store(true)
 	}
 	s.mu.Unlock()
@@ -238,7 +238,7 @@ func (s *File) DeleteQueue(vhost, queue string) error {
 		s.live--
 		s.dropLocked(sl)
 	}
-	delete(s.queues, k)
+	s.dropIndexLocked(k, q)
 	s.live -= len(q.pend)
 	s.inTail -= len(q.pend)
 	runs := append(slices.Clone(q.tail), q.fresh...)

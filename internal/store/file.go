@@ -79,6 +79,15 @@ type qindex struct {
 	// readMu lets one ReadTail or DropTail at a time work on the tail, without
 	// holding s.mu during their I/O. Taken before s.mu.
 	readMu sync.Mutex
+	// gone: no longer in s.queues (deleted, or emptied). Those holding the
+	// index across unlocked I/O look here before they change it.
+	gone bool
+}
+
+// dropIndexLocked forgets a queue's index (deleted, or empty).
+func (s *File) dropIndexLocked(k qkey, q *qindex) {
+	delete(s.queues, k)
+	q.gone = true
 }
 
 // pendTail is a tail record waiting for the syncer.

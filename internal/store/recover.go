@@ -258,7 +258,7 @@ func (r *recoverer) emitFresh(rq *recoverQueue, fr *run, pl *placer, m *member) 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q := rq.q
-	if s.queues[rq.key] != q {
+	if q.gone {
 		return nil // deleted meanwhile: its runs went with it
 	}
 	s.freshTakenLocked(q, fr, m)
@@ -387,7 +387,7 @@ func (r *recoverer) merge(rq *recoverQueue) error {
 		for _, g := range group {
 			if g != win && g.fresh != nil {
 				r.s.mu.Lock()
-				if r.s.queues[rq.key] == rq.q {
+				if !rq.q.gone {
 					r.s.loserLocked(rq, g.fresh, &g.cur, g.cur.h.recno == winRecno)
 				}
 				r.s.mu.Unlock()

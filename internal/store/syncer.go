@@ -482,7 +482,7 @@ func (s *File) unindexLocked(items []item) {
 			s.live--
 		}
 		if q.empty() {
-			delete(s.queues, it.key)
+			s.dropIndexLocked(it.key, q)
 		}
 	}
 	if s.w.job != nil {

@@ -77,7 +77,9 @@ func newRunReader(r *run, key qkey, want int, dead []uint64, buf []byte) *runRea
 	if cap(buf) < size || cap(buf) > 2*size+(1<<20) {
 		buf = make([]byte, 0, size)
 	}
-	return &runReader{r: r, key: key, sc: newScanner(r.seg.f, r.start, r.end, buf[:0]), dead: dead}
+	rr := &runReader{r: r, key: key, sc: newScanner(r.seg.f, r.start, r.end, buf[:0]), dead: dead}
+	rr.skipAt, _ = slices.BinarySearch(r.skip, uint32(r.start))
+	return rr
 }
 
 // next moves to the next member; false at the end of the run. A run whose
@@ -382,6 +384,9 @@ func (s *File) tookLocked(q *qindex, r *run, got []taken, drop bool) {
 	last := got[len(got)-1]
 	r.start = last.off + last.size
 	r.minID = last.id + 1
+	if i, _ := slices.BinarySearch(r.skip, uint32(r.start)); i > 0 {
+		r.skip = r.skip[i:]
+	}
 	if r.count == 0 {
 		if i := slices.Index(q.tail, r); i == 0 {
 			q.tail[0] = nil
