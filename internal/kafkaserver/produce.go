@@ -13,9 +13,15 @@ import (
 
 // Produce appends each partition's record batches to its stream's log as
 // they came (compressed batches stay compressed; the log checks length,
-// magic and CRC). The answer waits for the log's fsync for every acks value
-// but 0 (the log acknowledges only durable writes, so acks=1 costs what
-// acks=all does); acks=0 gets no answer at all. Versions up to 11: 12 adds
+// magic and CRC). acks=-1 (all in-sync replicas: Warren has one) is answered
+// after the fdatasync of the log's group commit; acks=1 (the leader's log)
+// once the batches are written to the segment file, before that sync, as
+// Kafka's leader answers from its page cache: such records survive a
+// broker crash but not a machine crash (see streamlog's doc), and consumers
+// still see them only after the sync. acks=0 gets no answer at all, its
+// appends still run. Idempotence is the log's: sequences are checked as the
+// writer appends, so a duplicate gets its original offsets whatever acks
+// says. Versions up to 11: 12 adds
 // partitions to transactions implicitly (KIP-890 part 2, which Warren's
 // transactions do not do), 13 names topics by ID.
 
@@ -123,7 +129,11 @@ func handleProduce(c *conn, req kmsg.Request, done func(kmsg.Response, error)) {
 	w.pending = len(appends) + 1 // +1 until every append is issued
 	for _, a := range appends {
 		p := a.p
-		appendFn := func() { a.log.Append(a.data, func(res streamlog.AppendResult, err error) { w.finish(p, res, err) }) }
+		finish := func(res streamlog.AppendResult, err error) { w.finish(p, res, err) }
+		appendFn := func() { a.log.Append(a.data, finish) }
+		if r.Acks == 1 {
+			appendFn = func() { appendLeaderAck(a.log, a.data, finish) }
+		}
 		if h, _ := recordbatch.PeekHeader(a.data); !h.Transactional() {
 			appendFn()
 		} else if code := c.srv.txn.produce(txnID, h, a.topic, a.partition, appendFn); code != 0 {
@@ -134,6 +144,22 @@ func handleProduce(c *conn, req kmsg.Request, done func(kmsg.Response, error)) {
 		}
 	}
 	w.finish(&kmsg.ProduceResponseTopicPartition{}, streamlog.AppendResult{}, nil)
+}
+
+// appendLeaderAck appends for acks=1: finish runs once, when the log has
+// written the batches (before its sync), or with the error if it refused
+// them or could not write them. A sync error after that is the log's sticky
+// error, which the next produce gets.
+func appendLeaderAck(l *streamlog.Log, data []byte, finish func(streamlog.AppendResult, error)) {
+	answered := false // both callbacks run on the log's writer goroutine, in turn
+	l.AppendWritten(data, func(res streamlog.AppendResult) {
+		answered = true
+		finish(res, nil)
+	}, func(res streamlog.AppendResult, err error) {
+		if !answered {
+			finish(res, err)
+		}
+	})
 }
 
 // vetBatches checks what the log does not: a produce carries at least one

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/warren-mq/warren/internal/recordbatch"
+	"github.com/warren-mq/warren/internal/testbroker"
 )
 
 func ctxT(t testing.TB) context.Context {
@@ -93,6 +94,77 @@ func TestKafkaProduceCodecsAndAcks(t *testing.T) {
 					t.Fatalf("%s record %d: %q", topic, i, r.Value)
 				}
 			}
+		}
+	}
+}
+
+// acks=1 is answered once the log has written the batches, before their
+// sync, with their offsets; consumers see a record only once the log's high
+// watermark (its synced end) is past it, and every record is there once it
+// has advanced over them.
+func TestKafkaProduceLeaderAck(t *testing.T) {
+	k := startKafka(t, Config{})
+	ctx := ctxT(t)
+	const topic, n = "leader-ack", 3000
+	if _, err := k.admin(t).CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := k.Broker.VHost("/")
+	s, ok := v.Stream(topic)
+	if !ok {
+		t.Fatal("no stream")
+	}
+	lg := s.Log()
+	value := func(i int) string { return fmt.Sprintf("r%d-%060d", i, i) }
+
+	// The consumer runs alongside the producer.
+	co := k.client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	got := make(chan []*kgo.Record, 1)
+	go func() {
+		var out []*kgo.Record
+		for len(out) < n && ctx.Err() == nil {
+			fs := co.PollFetches(ctx)
+			for _, r := range fs.Records() {
+				if hw := lg.NextOffset(); r.Offset >= hw {
+					t.Errorf("consumer got offset %d past the synced end %d", r.Offset, hw)
+				}
+			}
+			out = append(out, fs.Records()...)
+		}
+		got <- out
+	}()
+
+	pr := k.client(t, kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
+	offsets := make([]int64, n)
+	for i := range n {
+		pr.Produce(ctx, &kgo.Record{Value: []byte(value(i))}, func(r *kgo.Record, err error) {
+			if err != nil {
+				t.Errorf("produce %d: %v", i, err)
+			}
+			offsets[i] = r.Offset
+		})
+	}
+	if err := pr.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, off := range offsets {
+		if off != int64(i) {
+			t.Fatalf("record %d acknowledged at offset %d", i, off)
+		}
+	}
+	testbroker.CheckFor(t, 10*time.Second, func() bool { return lg.NextOffset() >= n })
+	var recs []*kgo.Record
+	select {
+	case recs = <-got:
+	case <-ctx.Done():
+		t.Fatal("consumer did not finish")
+	}
+	if len(recs) != n {
+		t.Fatalf("consumed %d of %d", len(recs), n)
+	}
+	for i, r := range recs {
+		if r.Offset != int64(i) || string(r.Value) != value(i) {
+			t.Fatalf("record %d: offset %d value %q", i, r.Offset, r.Value)
 		}
 	}
 }

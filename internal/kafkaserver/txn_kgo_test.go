@@ -99,8 +99,15 @@ func TestKafkaIdempotentRetryKeepsOffsets(t *testing.T) {
 }
 
 // Hand-made idempotent batches: a duplicate of a recent batch gets its
-// original offsets, a gap in the sequence OUT_OF_ORDER_SEQUENCE_NUMBER.
+// original offsets, a gap in the sequence OUT_OF_ORDER_SEQUENCE_NUMBER;
+// with acks=1 (answered before the sync) as with acks=-1.
 func TestKafkaIdempotentDuplicateAndGap(t *testing.T) {
+	for _, acks := range []int16{-1, 1} {
+		t.Run(fmt.Sprint("acks=", acks), func(t *testing.T) { testIdempotentDuplicateAndGap(t, acks) })
+	}
+}
+
+func testIdempotentDuplicateAndGap(t *testing.T, acks int16) {
 	k := newTxnKafka(t)
 	ctx := testCtx(t)
 	k.createTopic(ctx, "dup", 1)
@@ -115,7 +122,7 @@ func TestKafkaIdempotentDuplicateAndGap(t *testing.T) {
 			recs[i] = recordbatch.Record{OffsetDelta: int32(i), Value: []byte(fmt.Sprint(seq + int32(i)))}
 		}
 		req := kmsg.NewPtrProduceRequest()
-		req.Acks, req.TimeoutMillis = -1, 10000
+		req.Acks, req.TimeoutMillis = acks, 10000
 		rt := kmsg.NewProduceRequestTopic()
 		rt.Topic = "dup"
 		rp := kmsg.NewProduceRequestTopicPartition()

@@ -82,6 +82,25 @@
 // gets it and the log must be reopened, which recovers from what is on
 // disk. Reads keep working on what was published.
 //
+// AppendWritten also tells its caller when the round's writes are done,
+// before the fdatasync: Kafka's acks=1 answers then, acks=-1 (all in-sync
+// replicas: Warren has one) and AMQP confirms after the sync. Such a record
+// survives a crash of the broker (kill -9: the kernel's page cache still
+// holds it and writes it out) but not of the machine or its disk, as
+// Kafka's acks=1 records do not survive the loss of their leader. Readers
+// (Kafka fetches, AMQP stream consumers) still see a record only after
+// its sync: the view and the high watermark move then, so no consumer
+// reads what a machine crash could take back. Every round that wrote
+// something is synced, whatever its appends asked for: skipping the sync
+// of an acks=1-only round would keep its records from readers until some
+// later sync, and the sync costs the writer what an acks=-1 round pays
+// anyway. acks=1 gains the sync's latency, and its producers' next
+// requests queue during the sync and join the next round. If a round's
+// write fails, none of its appends is told it was written; if only its
+// sync fails, its acks=1 producers were already answered (the records may
+// or may not be on disk at reopen, as after a machine crash) and done
+// gets the error.
+//
 // At Open the last segment is scanned: each batch must lie wholly in the
 // file, have magic 2, a matching CRC and the next contiguous offset; at the
 // first that does not, the file is cut (a torn or corrupt tail is never

@@ -183,7 +183,8 @@ func (l *Log) StartOffset() int64 { return l.view.Load().start() }
 
 // NextOffset is the log end offset (the high watermark): one past the last
 // record whose append is durable. Records become readable and this moves only
-// after their fdatasync, just before their done callbacks run.
+// after their fdatasync, just before their done callbacks run (an
+// AppendWritten's written callback runs earlier, before the sync).
 func (l *Log) NextOffset() int64 { return l.view.Load().active.next }
 
 // Wait returns a channel closed once NextOffset() > offset or the log closes.

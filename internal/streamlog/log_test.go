@@ -389,18 +389,7 @@ func TestStreamlogStickyError(t *testing.T) {
 	dir := t.TempDir()
 	l := openTest(t, dir, Options{})
 	mustAppend(t, l, valueBatch(1, 10, 1))
-	// The writer is idle: swap its file for a read-only one, so that its
-	// next write fails while reads work.
-	seg := l.w.seg
-	ro, err := os.Open(seg.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seg.mu.Lock()
-	old := seg.f
-	seg.f = ro
-	seg.mu.Unlock()
-	old.Close()
+	breakActiveFile(t, l)
 	if _, err := appendSync(t, l, valueBatch(1, 10, 1)); err == nil {
 		t.Fatal("append on a closed file succeeded")
 	}

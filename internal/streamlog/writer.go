@@ -13,11 +13,12 @@ import (
 
 // appendReq is one Append waiting for the writer.
 type appendReq struct {
-	data []byte
-	hdrs []recordbatch.BatchHeader
-	done func(AppendResult, error)
-	err  error // set by validation; the writer only reports it, in order
-	res  AppendResult
+	data    []byte
+	hdrs    []recordbatch.BatchHeader
+	written func(AppendResult) // nil unless AppendWritten
+	done    func(AppendResult, error)
+	err     error // set by validation; the writer only reports it, in order
+	res     AppendResult
 }
 
 // writer is the state of the writer goroutine (and of Open before it
@@ -82,10 +83,25 @@ func (x *indexer) seal() bool {
 // batches must not be changed until done runs. An idempotent or
 // transactional batch must be alone in its Append.
 func (l *Log) Append(batches []byte, done func(AppendResult, error)) {
+	l.AppendWritten(batches, nil, done)
+}
+
+// AppendWritten is Append that also calls written, if not nil, once the
+// batches are written to the segment file (the kernel's page cache) and
+// before the fdatasync that makes them durable: Kafka's acks=1, which a
+// crash of the machine (not of the process) can lose. written gets the
+// offsets done will get (a duplicate's are its original's); it runs from the
+// writer goroutine, in append order, under done's rules. It is called only
+// for an append that was accepted and whose whole round was written: an
+// append refused by its checks or its producer's sequence, or whose round
+// failed to write, gets only done, with the error. If the sync fails after
+// written, done still gets the error. Readers see the records only after
+// the sync, as for Append; done always follows written.
+func (l *Log) AppendWritten(batches []byte, written func(AppendResult), done func(AppendResult, error)) {
 	if done == nil {
 		done = func(AppendResult, error) {}
 	}
-	r := &appendReq{data: batches, done: done}
+	r := &appendReq{data: batches, written: written, done: done}
 	r.hdrs, r.err = l.checkBatches(batches)
 	l.mu.Lock()
 	if l.closed {
@@ -129,7 +145,8 @@ func (l *Log) checkBatches(b []byte) ([]recordbatch.BatchHeader, error) {
 }
 
 // run is the writer: it takes every pending append at once, writes them in
-// one write, fdatasyncs once and runs their callbacks in order; between
+// one write, runs their written callbacks, fdatasyncs once and runs their
+// done callbacks in order; between
 // rounds it applies retention.
 func (l *Log) run() {
 	defer close(l.stopped)
@@ -226,7 +243,8 @@ func (l *Log) round(reqs []*appendReq) {
 }
 
 // writeRound encodes the valid appends into the active segment (rolling to
-// new segments as they fill), syncs and publishes the new view. Any error
+// new segments as they fill), runs the written callbacks once all of it is
+// written, syncs and publishes the new view. Any error
 // is sticky: what was written may be partial and the log must be reopened,
 // which recovers from what is on disk.
 func (l *Log) writeRound(reqs []*appendReq) error {
@@ -290,6 +308,14 @@ func (l *Log) writeRound(reqs []*appendReq) error {
 		w.buf = buf[:0]
 	} else {
 		w.buf = nil
+	}
+	// Every batch of the round is in the page cache: acks=1 producers
+	// hear now, before the sync (which still follows, so readers keep
+	// seeing only durable records).
+	for _, r := range reqs {
+		if r.err == nil && r.written != nil {
+			r.written(r.res)
+		}
 	}
 	if w.size == first && !rolled {
 		return nil // only duplicates and refused batches
