@@ -42,6 +42,48 @@ func BenchmarkStreamlogAppend(b *testing.B) {
 	}
 }
 
+// BenchmarkStreamlogAppendWritten: producers each waiting for their 1 KB
+// batch to be written (acks=1, AppendWritten's written) or synced (acks=all,
+// done), for the difference between the two.
+func BenchmarkStreamlogAppendWritten(b *testing.B) {
+	for _, acks := range []string{"1", "all"} {
+		for _, producers := range []int{1, 16} {
+			b.Run("acks="+acks+"/"+itoa(producers)+"producers", func(b *testing.B) {
+				l := openTest(b, b.TempDir(), Options{})
+				defer l.Close()
+				batch := valueBatch(1, 1024-recordbatch.HeaderSize-10, 1)
+				b.SetBytes(int64(len(batch)))
+				var wg sync.WaitGroup
+				per := b.N / producers
+				b.ResetTimer()
+				for p := 0; p < producers; p++ {
+					n := per
+					if p == 0 {
+						n += b.N % producers
+					}
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						ack := make(chan struct{}, 1)
+						signal := func() { ack <- struct{}{} }
+						for i := 0; i < n; i++ {
+							if acks == "1" {
+								l.AppendWritten(batch, func(AppendResult) { signal() }, nil)
+							} else {
+								l.Append(batch, func(AppendResult, error) { signal() })
+							}
+							<-ack
+						}
+					}()
+				}
+				wg.Wait()
+				b.StopTimer()
+				b.ReportMetric(float64(b.N)/float64(max(l.syncs.Load(), 1)), "batches/sync")
+			})
+		}
+	}
+}
+
 // BenchmarkStreamlogAppendPipelined: one producer with everything in
 // flight, as a Kafka client with many outstanding produce requests.
 func BenchmarkStreamlogAppendPipelined(b *testing.B) {
