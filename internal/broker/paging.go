@@ -141,7 +141,12 @@ func (q *Queue) pageOutReady(level, from int, wg *sync.WaitGroup) (next, issued 
 		if issued == sweepBatch {
 			return from, issued, true
 		}
-		if m := f.at(f.count - 1 - from).Msg; m.page.bits.Load() == 0 && q.vhost.broker.pageOut(q.vhost.Name, m, wg) {
+		m := f.at(f.count - 1 - from).Msg
+		if m.page.queue != "" {
+			if q.vhost.broker.dropStoredBody(m) {
+				issued++
+			}
+		} else if m.page.bits.Load() == 0 && q.vhost.broker.pageOut(q.vhost.Name, m, wg) {
 			issued++
 		}
 	}
@@ -195,6 +200,19 @@ func (b *Broker) pageOut(vhost string, m *Message, wg *sync.WaitGroup) bool {
 	if old := p.bits.Or(pageAppended); old&pageReleased != 0 {
 		b.ackPage(p)
 	}
+	return true
+}
+
+// dropStoredBody drops the body of a message read back from its queue's
+// tail: its queue's own record holds it (page.queue), so it goes without a
+// page record and comes back from that record on delivery.
+func (b *Broker) dropStoredBody(m *Message) bool {
+	const inMemory = pageIssued | pageAppended
+	if m.BodySize < pageMinBody || !m.page.bits.CompareAndSwap(inMemory, inMemory|pageDropped) {
+		return false
+	}
+	m.body.Store(nil)
+	b.addMemory(-int64(m.BodySize))
 	return true
 }
 

@@ -41,12 +41,17 @@ type QueueInfo struct {
 	Policy                         AppliedPolicy
 	MessagesReady, MessagesUnacked int
 	MessageBytesReady              int64 // body bytes of ready messages
-	MessageBytesUnacked            int64 // body bytes of delivered, unacknowledged messages
-	Consumers                      int
+	// MessagesPagedOut and MessageBytesPagedOut are the ready messages held
+	// only on disk, in the queue's tail (part of MessagesReady and
+	// MessageBytesReady; see backlog.go).
+	MessagesPagedOut     int
+	MessageBytesPagedOut int64
+	MessageBytesUnacked  int64 // body bytes of delivered, unacknowledged messages
+	Consumers            int
 	// Memory estimates what the queue holds in memory: its own fixed cost,
 	// each message's entry and record (the same figures the memory alarm
 	// counts) and the bodies of ready and unacknowledged messages, as if none
-	// were paged out.
+	// were paged out; the tail's messages cost nothing.
 	Memory int64
 	// SingleActiveConsumerTag is the active consumer of a single-active-consumer queue.
 	SingleActiveConsumerTag string
@@ -59,7 +64,8 @@ func (q *Queue) Info() QueueInfo {
 		Args: q.Args, EffectiveArgs: q.EffectiveArgs(), Policy: q.Policy()}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	qi.MessagesReady, qi.MessagesUnacked, qi.MessageBytesReady, qi.MessageBytesUnacked = q.ready.len(), q.unacked, q.readyBytes, q.unackedBytes
+	qi.MessagesReady, qi.MessagesUnacked, qi.MessageBytesReady, qi.MessageBytesUnacked = q.readyLocked(), q.unacked, q.readyBytes+q.tail.bytes, q.unackedBytes
+	qi.MessagesPagedOut, qi.MessageBytesPagedOut = q.tail.count, q.tail.bytes
 	qi.Consumers, qi.Stats = len(q.consumers), q.stats
 	n := int64(q.ready.len() + q.unacked)
 	qi.Memory = queueFixedCost + n*(entryCost+messageOverhead) + q.readyBytes + q.unackedBytes

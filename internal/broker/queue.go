@@ -43,6 +43,11 @@ type Queue struct {
 	ttlAt        int64
 	expiresTimer *time.Timer
 	deadLetters  []deadLetter // dead letters to publish once the lock is released
+	dlBusy       bool         // a goroutine is publishing deadLetters (unlockPublish)
+	// tail is the backlog beyond the window, held only by the store
+	// (backlog.go); canTail is false for a priority queue, which has none.
+	tail    backlog
+	canTail bool
 	// stats count under mu, which every path they count holds anyway.
 	stats MessageStats
 }
@@ -93,6 +98,7 @@ func newQueue(v *VHost, d QueueDecl) *Queue {
 	q.args = a.withPolicy(ap.definition())
 	q.consumerTimeout.Store(q.args.consumerTimeout)
 	q.ready = newReadyList(a.maxPriority)
+	q.initTail()
 	return q
 }
 
@@ -184,31 +190,61 @@ func (q *Queue) equivalent(d QueueDecl) error {
 }
 
 // unlock releases the queue lock, then publishes any dead letters collected
-// while it was held (publishing takes other queues' locks).
+// while it was held (publishing takes other queues' locks). A queue with a
+// tail whose window ran low starts a refill first.
 func (q *Queue) unlock() {
-	dl := q.deadLetters
-	q.deadLetters = nil
-	q.mu.Unlock()
-	for _, d := range dl {
-		q.vhost.deadLetter(q, d)
+	if q.tail.count > 0 && q.refillWantedLocked() {
+		q.startRefillLocked()
 	}
+	q.unlockPublish()
 }
 
-// Counts returns the ready message count and the consumer count.
+// unlockPublish is unlock without the refill check. One goroutine at a
+// time publishes a queue's dead letters, taking batches until none are
+// left, so they leave in the order the queue let them go; another that
+// finds it busy leaves its own to it.
+func (q *Queue) unlockPublish() {
+	if len(q.deadLetters) == 0 || q.dlBusy {
+		q.mu.Unlock()
+		return
+	}
+	q.dlBusy = true
+	for len(q.deadLetters) > 0 {
+		dl := q.deadLetters
+		q.deadLetters = nil
+		q.mu.Unlock()
+		for _, d := range dl {
+			q.vhost.deadLetter(q, d)
+		}
+		q.mu.Lock()
+	}
+	q.dlBusy = false
+	q.mu.Unlock()
+}
+
+// Counts returns the ready message count (the tail's included) and the consumer count.
 func (q *Queue) Counts() (messages, consumers int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.ready.len(), len(q.consumers)
+	return q.readyLocked(), len(q.consumers)
 }
 
-// persists reports whether m lives in the store while in this queue.
+// readyLocked is the ready message count: the window's and the tail's.
+func (q *Queue) readyLocked() int { return q.ready.len() + q.tail.count }
+
+// persists reports whether m lives in the store across a restart while in this queue.
 func (q *Queue) persists(m *Message) bool { return q.Durable && m.Persistent }
+
+// stored reports whether the store holds a record of m under this queue's ID
+// for it, which leaving the queue acknowledges: a persistent message, or one
+// read back from the tail (transient records included).
+func (q *Queue) stored(m *Message) bool { return q.persists(m) || m.page.queue != "" }
 
 // storeAck tells the store that persistent entries left the queue for good.
 func (q *Queue) storeAck(es []Entry) {
 	var ids []uint64
 	for i := range es {
-		if q.persists(es[i].Msg) {
+		if q.stored(es[i].Msg) {
 			ids = append(ids, es[i].Seq)
 		}
 	}
@@ -221,7 +257,7 @@ func (q *Queue) storeAck(es []Entry) {
 
 // releaseLocked gives up the queue's hold on an entry's message (see
 // Broker.hold), once the entry has left the queue and the store for good.
-func (q *Queue) releaseLocked(e Entry) { q.vhost.broker.release(e.Msg, q.persists(e.Msg)) }
+func (q *Queue) releaseLocked(e Entry) { q.vhost.broker.release(e.Msg, q.stored(e.Msg)) }
 
 // restore puts a recovered message back at its place (recovery at boot).
 func (q *Queue) restore(m *Message, id uint64, delivered bool) {
@@ -266,10 +302,19 @@ func (q *Queue) enqueue(m *Message, w *durableWait) bool {
 			q.readyBytes -= int64(e.Msg.BodySize)
 			q.dropLocked(e, "maxlen")
 		}
-		if q.overLimit(1, int64(m.BodySize)) {
+		// With the window empty and a tail, the oldest are on disk: the
+		// queue goes over its limit until the refill (which trims) reads them.
+		if q.tail.count == 0 && q.overLimit(1, int64(m.BodySize)) {
 			// Even an empty queue cannot hold it (max-length 0 or a huge body).
 			q.vhost.broker.hold(m, false)
 			q.dropLocked(Entry{Msg: m, Seq: ^uint64(0)}, "maxlen")
+			q.unlock()
+			return true
+		}
+	}
+	if q.tail.count > 0 || q.windowFullLocked() {
+		if q.canTail {
+			q.enqueueTailLocked(m, w)
 			q.unlock()
 			return true
 		}
@@ -303,10 +348,10 @@ func (q *Queue) enqueue(m *Message, w *durableWait) bool {
 }
 
 func (q *Queue) overLimit(extraMsgs int, extraBytes int64) bool {
-	if q.args.maxLength >= 0 && int64(q.ready.len()+extraMsgs) > q.args.maxLength {
+	if q.args.maxLength >= 0 && int64(q.readyLocked()+extraMsgs) > q.args.maxLength {
 		return true
 	}
-	return q.args.maxBytes >= 0 && q.readyBytes+extraBytes > q.args.maxBytes
+	return q.args.maxBytes >= 0 && q.readyBytes+q.tail.bytes+extraBytes > q.args.maxBytes
 }
 
 // entryTTL is the TTL in ms that applies to m in this queue, -1 for none.
@@ -335,7 +380,7 @@ func (q *Queue) dropLocked(e Entry, reason string) {
 	if stored {
 		q.storeAck([]Entry{e})
 	}
-	q.vhost.broker.release(e.Msg, stored && q.persists(e.Msg))
+	q.vhost.broker.release(e.Msg, stored && q.stored(e.Msg))
 }
 
 // deliverLocked hands ready messages to consumers with credit. now is the
@@ -523,20 +568,30 @@ func (q *Queue) Get(noAck bool) (e Entry, body []byte, remaining int, ok bool, e
 	defer q.unlock()
 	q.touchLocked()
 	now := nowNano()
-	for q.ready.len() > 0 {
+	for tries := 0; q.ready.len() > 0 || q.tail.count > 0; {
+		if q.ready.len() == 0 {
+			// The head is in the tail: wait for a refill (a few, should
+			// what it brings expire) rather than answer get-empty.
+			if tries++; tries > 8 || q.deleted {
+				break
+			}
+			q.awaitTailLocked()
+			now = nowNano()
+			continue
+		}
 		h := q.ready.peek()
 		if h.Expires != 0 && q.expiredAtHead(h, now) {
 			continue
 		}
 		if body, err = h.Msg.Body(); err != nil {
-			return Entry{}, nil, q.ready.len(), false, err
+			return Entry{}, nil, q.readyLocked(), false, err
 		}
 		e = q.ready.pop()
 		q.readyBytes -= int64(e.Msg.BodySize)
 		q.countDeliveryLocked(e, noAck, true)
 		q.settleDeliveredLocked(e, noAck)
 		q.expireLocked(now)
-		return e, body, q.ready.len(), true, nil
+		return e, body, q.readyLocked(), true, nil
 	}
 	q.stats.GetEmpty++
 	return Entry{}, nil, 0, false, nil
@@ -620,16 +675,18 @@ func (q *Queue) Reject(es []Entry) {
 // Purge drops every ready message and returns how many there were.
 func (q *Queue) Purge() int {
 	q.mu.Lock()
-	n := q.ready.len()
+	q.awaitRefillLocked()
+	n := q.readyLocked()
 	var gone []Entry
 	q.ready.drain(func(e Entry) {
-		if q.persists(e.Msg) {
+		if q.stored(e.Msg) {
 			gone = append(gone, e)
 		}
 		q.releaseLocked(e)
 	})
 	q.storeAck(gone)
 	q.readyBytes = 0
+	q.dropTailLocked()
 	q.mu.Unlock()
 	return n
 }
@@ -643,7 +700,7 @@ func (q *Queue) Delete(ifUnused, ifEmpty bool) (int, error) {
 			return nil, false, 0, nil // deleted already
 		}
 		q.mu.Lock()
-		inUse, ready := len(q.consumers) > 0, q.ready.len()
+		inUse, ready := len(q.consumers) > 0, q.readyLocked()
 		q.mu.Unlock()
 		if ifUnused && inUse {
 			return nil, false, 0, amqp091.NewError(amqp091.PreconditionFailed, "queue '%s' in vhost '%s' in use", q.Name, v.Name)
@@ -670,17 +727,22 @@ func (q *Queue) destroy(a *applier) int {
 	if !a.boot {
 		q.retireQueueLocked()
 	}
-	n := q.ready.len()
+	// A refill reading now could take the records of a queue declared next
+	// under this name: let it see deleted first.
+	q.awaitRefillLocked()
+	n := q.readyLocked()
 	q.ready.drain(q.releaseLocked)
 	q.readyBytes = 0
+	q.dropTailLocked() // with deleted set: the store's DeleteQueue drops the records
 	consumers := q.consumers
 	q.consumers = nil
 	if q.ttlTimer != nil {
 		q.ttlTimer.Stop()
 	}
 	q.stopExpiresLocked()
+	used := q.tail.used
 	q.mu.Unlock()
-	if q.Durable && !a.boot {
+	if (q.Durable || used) && !a.boot {
 		if err := q.vhost.broker.store.DeleteQueue(q.vhost.Name, q.Name); err != nil {
 			q.vhost.broker.log.Error("store: delete queue failed", "queue", q.Name, "err", err)
 		}
