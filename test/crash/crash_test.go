@@ -64,7 +64,20 @@ func dataDir(t *testing.T) string {
 	return dir
 }
 
-func TestCrashKill9KeepsConfirmedMessages(t *testing.T) {
+func TestCrashKill9KeepsConfirmedMessages(t *testing.T) { crashTest(t, churn, 0) }
+
+// TestCrashKill9BacklogOnDisk is the same hunt with a memory limit far below
+// what the queues hold: the unconsumed queues' backlogs live on disk (the
+// store's queue tails, read back into a small window as they drain), so kills
+// land while tails are written, read back, acknowledged and compacted.
+func TestCrashKill9BacklogOnDisk(t *testing.T) { crashTest(t, hoard, backlogLimit) }
+
+// backlogLimit is the memory limit of TestCrashKill9BacklogOnDisk, in bytes.
+const backlogLimit = 16 << 20
+
+// crashTest runs the kill hunt with load sh; memLimit > 0 starts the broker
+// with that --memory-limit and checks the backlog outgrew it.
+func crashTest(t *testing.T, sh shape, memLimit int) {
 	if testing.Short() {
 		t.Skip("builds and kills the broker binary; skipped with -short")
 	}
@@ -76,7 +89,11 @@ func TestCrashKill9KeepsConfirmedMessages(t *testing.T) {
 	// the one tested unless WARREN_CRASH_SYNC says otherwise.
 	syncMode := cmp.Or(os.Getenv("WARREN_CRASH_SYNC"), "always")
 	t.Logf("--sync %s", syncMode)
-	w := newWarren(t, buildWarren(t), dataDir(t), "--sync", syncMode, "--log-level", "debug")
+	flags := []string{"--sync", syncMode, "--log-level", "debug"}
+	if memLimit > 0 {
+		flags = append(flags, "--memory-limit", strconv.Itoa(memLimit))
+	}
+	w := newWarren(t, buildWarren(t), dataDir(t), flags...)
 	l := newLedger()
 
 	rounds := 5
@@ -88,15 +105,15 @@ func TestCrashKill9KeepsConfirmedMessages(t *testing.T) {
 		if snapshots && run > 1 {
 			w.snapshot(fmt.Sprintf("before-run-%02d", run))
 		}
-		crashRound(t, w, l, run, rng)
+		crashRound(t, w, l, run, rng, sh)
 	}
-	finalCheck(t, w, l, rounds+1, s)
+	finalCheck(t, w, l, rounds+1, s, memLimit)
 }
 
 // crashRound is one run of the broker: sometimes a kill during recovery
 // first, then load for a random time and a kill (now and then a clean
 // shutdown cut short).
-func crashRound(t *testing.T, w *warren, l *ledger, run int, rng *rand.Rand) {
+func crashRound(t *testing.T, w *warren, l *ledger, run int, rng *rand.Rand, sh shape) {
 	if run > 1 && rng.IntN(3) == 0 {
 		// Kill while it recovers the previous run's data (or just after):
 		// recovery must be crash-safe too.
@@ -107,11 +124,11 @@ func crashRound(t *testing.T, w *warren, l *ledger, run int, rng *rand.Rand) {
 	w.start()
 	declareTopology(t, w.URL(), run > 1)
 	before := l.snapshot()
-	ld, err := startLoad(w.URL(), l, run, rng.Uint64())
+	ld, err := startLoad(w.URL(), l, run, rng.Uint64(), sh)
 	if err != nil {
 		t.Fatalf("run %d: %v", run, err)
 	}
-	dur := time.Duration(500+rng.IntN(1500)) * time.Millisecond
+	dur := sh.runMin + time.Duration(rng.Int64N(int64(sh.runMax-sh.runMin)))
 	time.Sleep(dur) // the load runs for a random time; this is the kill moment, not synchronisation
 	ld.killed.Store(true)
 	how := "SIGKILL"
@@ -138,9 +155,18 @@ func crashRound(t *testing.T, w *warren, l *ledger, run int, rng *rand.Rand) {
 
 // finalCheck restarts the broker, drains every queue as run final and
 // checks the promise over all runs; then the logs.
-func finalCheck(t *testing.T, w *warren, l *ledger, final int, seed uint64) {
+func finalCheck(t *testing.T, w *warren, l *ledger, final int, seed uint64, memLimit int) {
 	w.start()
-	t.Logf("final restart: ready after %v, queue depths %v", w.ready.Round(time.Millisecond), queueDepths(t, w.URL()))
+	depths := queueDepths(t, w.URL())
+	t.Logf("final restart: ready after %v, queue depths %v", w.ready.Round(time.Millisecond), depths)
+	if memLimit > 0 {
+		// Held in memory, a queued message costs 450-550 bytes (measured
+		// before queue tails): the backlog must be one that would not fit
+		// under the limit, or the disk tails were never needed.
+		if total := depths[0] + depths[1] + depths[2]; total*450 < memLimit {
+			t.Errorf("the backlog (%d messages) would fit in the %d byte memory limit: nothing was tested", total, memLimit)
+		}
+	}
 	drained := drain(t, w.URL(), l, final)
 	w.stop()
 	// A clean restart after the drain: its automatic acks were durable.

@@ -20,10 +20,27 @@ const (
 	ackRatio     = 0.7 // share of deliveries acked at once; the rest are held
 	heldMax      = 30  // held deliveries per channel before the oldest half is acked
 	fenceEvery   = 40  // deliveries between fences
+)
+
+// shape is what a run's load does beyond the constants: how much each
+// publisher may send and which queues have consumers.
+type shape struct {
 	// perRound caps what one publisher sends in a run, so that the backlog
 	// (and the final drain) stays bounded however fast the broker gets.
-	perRound = 20_000
-)
+	perRound uint32
+	consumed func(run, q int) bool
+	// runMin and runMax bound how long a run's load goes on before the kill.
+	runMin, runMax time.Duration
+}
+
+// churn consumes each queue in two runs out of three: backlogs come and go.
+var churn = shape{perRound: 20_000, consumed: func(run, q int) bool { return (run+q)%3 != 0 },
+	runMin: 500 * time.Millisecond, runMax: 2 * time.Second}
+
+// hoard never consumes crash.q0 before the final drain and the others as
+// churn does, with more sent per run: a backlog that grows over the runs.
+var hoard = shape{perRound: 150_000, consumed: func(run, q int) bool { return q != 0 && (run+q)%3 != 0 },
+	runMin: 2 * time.Second, runMax: 5 * time.Second}
 
 func dial(url string) (*amqp.Connection, error) {
 	return amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
@@ -69,11 +86,12 @@ func declareTopology(t *testing.T, url string, restarted bool) {
 
 // load is one round of clients against one broker process.
 type load struct {
-	run    int
-	url    string
-	l      *ledger
-	killed atomic.Bool // set just before SIGKILL: errors after it are expected
-	wg     sync.WaitGroup
+	run      int
+	url      string
+	l        *ledger
+	perRound uint32
+	killed   atomic.Bool // set just before SIGKILL: errors after it are expected
+	wg       sync.WaitGroup
 
 	mu   sync.Mutex
 	errs []string // client errors seen while the broker was meant to be up
@@ -93,19 +111,18 @@ func (ld *load) fail(format string, args ...any) {
 // consumed says whether queue q has consumers in run: each run leaves one
 // queue unconsumed, so a backlog of confirmed messages that nobody acked is
 // on disk at every kill and must come through the next recovery whole.
-func consumed(run, q int) bool { return (run+q)%3 != 0 }
 
 // startLoad starts the consumers and then the publishers of round run.
 // Publisher numbers are unique over all rounds so every message id is.
-func startLoad(url string, l *ledger, run int, seed uint64) (*load, error) {
-	ld := &load{run: run, url: url, l: l}
+func startLoad(url string, l *ledger, run int, seed uint64, sh shape) (*load, error) {
+	ld := &load{run: run, url: url, l: l, perRound: sh.perRound}
 	for c := 0; c < consumerConn; c++ {
 		conn, err := dial(url)
 		if err != nil {
 			return nil, err
 		}
 		for q := range queueNames {
-			if !consumed(run, q) {
+			if !sh.consumed(run, q) {
 				continue
 			}
 			rng := rand.New(rand.NewPCG(seed, uint64(100+c*len(queueNames)+q)))
@@ -181,7 +198,7 @@ func (ld *load) publish(pub uint32) {
 	}
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	for seq := uint32(1); ; seq++ {
-		if seq > perRound {
+		if seq > ld.perRound {
 			// Enough for this run: settle the rest and idle until the kill.
 			for _, p := range inflight {
 				settle(p)
