@@ -74,32 +74,40 @@
 //
 // Appends are checked in the caller's goroutine (length, magic 2,
 // CRC-32C; an uncompressed batch's records and a control batch's marker
-// parsed with recordbatch's Iterator), then queued. One writer goroutine per open log takes every
-// pending append at once, writes them in one write, fdatasyncs once, makes
-// them visible to readers (NextOffset, Wait) and runs their callbacks in
-// append order. A round takes at most 8 MiB of appends and writes every
-// 1 MiB. A write or sync error sticks (a full disk too): every later append
-// gets it and the log must be reopened, which recovers from what is on
-// disk. Reads keep working on what was published.
+// parsed with recordbatch's Iterator), then queued. One writer goroutine per
+// open log takes every pending append at once and writes them in one write;
+// an fdatasync covers every round written before it began, then the writer
+// makes those rounds visible to readers (NextOffset, Wait) and runs their
+// callbacks in append order. A round with an append that waits for
+// durability (Append: acks=-1, AMQP confirms) waits for that sync, so that
+// the appends arriving meanwhile gather into the next round and sync (group
+// commit). A round of AppendWritten appends only (acks=1) does not: its
+// sync runs beside the writer, which goes on writing the rounds that come,
+// and they wait for the next sync. One sync at a time; rolls and retention
+// wait for the one in flight. A round takes at most 8 MiB of appends and
+// writes every 1 MiB. A write or sync error
+// sticks (a full disk too): every later append gets it and the log must be
+// reopened, which recovers from what is on disk. Reads keep working on what
+// was published.
 //
-// AppendWritten also tells its caller when the round's writes are done,
-// before the fdatasync: Kafka's acks=1 answers then, acks=-1 (all in-sync
+// AppendWritten also tells its caller when its round is written, before
+// the fdatasync: Kafka's acks=1 answers then, acks=-1 (all in-sync
 // replicas: Warren has one) and AMQP confirms after the sync. Such a record
 // survives a crash of the broker (kill -9: the kernel's page cache still
 // holds it and writes it out) but not of the machine or its disk, as
 // Kafka's acks=1 records do not survive the loss of their leader. Readers
-// (Kafka fetches, AMQP stream consumers) still see a record only after
-// its sync: the view and the high watermark move then, so no consumer
-// reads what a machine crash could take back. Every round that wrote
-// something is synced, whatever its appends asked for: skipping the sync
-// of an acks=1-only round would keep its records from readers until some
-// later sync, and the sync costs the writer what an acks=-1 round pays
-// anyway. acks=1 gains the sync's latency, and its producers' next
-// requests queue during the sync and join the next round. If a round's
-// write fails, none of its appends is told it was written; if only its
-// sync fails, its acks=1 producers were already answered (the records may
-// or may not be on disk at reopen, as after a machine crash) and done
-// gets the error.
+// (Kafka fetches, AMQP stream consumers) still see a record only after its
+// sync: the view and the high watermark move then, so no consumer reads
+// what a machine crash could take back. Every round that wrote something
+// is synced, whatever its appends asked for: skipping the sync of an
+// acks=1-only round would keep its records from readers until some later
+// sync, and since the writer does not wait for the sync of such a round,
+// it costs acks=1 producers little but disk bandwidth (unless acks=-1
+// appends share the log: their rounds wait for their sync, and acks=1
+// appends queued behind them too). If a round's write fails, none of
+// its appends is told it was written; if only its sync fails, its acks=1
+// producers were already answered (the records may or may not be on disk
+// at reopen, as after a machine crash) and done gets the error.
 //
 // At Open the last segment is scanned: each batch must lie wholly in the
 // file, have magic 2, a matching CRC and the next contiguous offset; at the

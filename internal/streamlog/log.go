@@ -111,7 +111,8 @@ type Log struct {
 	// rather than delete a segment being rewritten.
 	compactMu sync.Mutex
 
-	w writer // the writer goroutine's own state
+	w  writer   // the writer goroutine's own state
+	sp syncPipe // the writer goroutine's too: the sync in flight and the appends waiting for the next
 }
 
 // view is what readers see: published atomically after each write, so that

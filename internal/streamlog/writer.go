@@ -145,9 +145,9 @@ func (l *Log) checkBatches(b []byte) ([]recordbatch.BatchHeader, error) {
 }
 
 // run is the writer: it takes every pending append at once, writes them in
-// one write, runs their written callbacks, fdatasyncs once and runs their
-// done callbacks in order; between
-// rounds it applies retention.
+// one write and runs their written callbacks; a sync beside it (sync.go)
+// covers each round and then runs the done callbacks, in order. When idle
+// it applies retention.
 func (l *Log) run() {
 	defer close(l.stopped)
 	defer func() {
@@ -158,6 +158,13 @@ func (l *Log) run() {
 	tick := time.NewTicker(retentionCheckInterval)
 	defer tick.Stop()
 	for {
+		if j := l.sp.job; j != nil {
+			select {
+			case <-j.done:
+				l.syncEnded()
+			default:
+			}
+		}
 		l.mu.Lock()
 		reqs := l.takeLocked()
 		closed := l.closed
@@ -173,20 +180,31 @@ func (l *Log) run() {
 			continue
 		}
 		if closed {
+			l.drainSyncs()
 			return
 		}
 		if l.w.rolled {
 			l.w.rolled, l.w.retentionDue = false, true
 		}
 		if l.w.retentionDue {
+			// Retention may roll and drop segments: it runs with no
+			// sync beside it.
 			l.w.retentionDue = false
+			l.drainSyncs()
 			l.maintain()
+		}
+		var synced <-chan struct{}
+		if l.sp.job != nil {
+			synced = l.sp.job.done
 		}
 		select {
 		case <-l.kickc:
+		case <-synced:
+			l.syncEnded()
 		case <-tick.C:
 			l.w.retentionDue = true
 		case ch := <-l.maintc:
+			l.drainSyncs()
 			l.maintain()
 			close(ch)
 		}
@@ -218,7 +236,7 @@ func (l *Log) takeLocked() []*appendReq {
 	return reqs
 }
 
-// round writes one group of appends.
+// round writes one group of appends and queues them for their sync.
 func (l *Log) round(reqs []*appendReq) {
 	err := l.usable()
 	if errors.Is(err, ErrClosed) {
@@ -230,31 +248,35 @@ func (l *Log) round(reqs []*appendReq) {
 			l.fail(err)
 		}
 	}
+	durable := false // an append waits for its sync (not only for written)
 	for _, r := range reqs {
-		switch {
-		case r.err != nil:
-			r.done(AppendResult{}, r.err)
-		case err != nil:
-			r.done(AppendResult{}, err)
-		default:
-			r.done(r.res, nil)
+		if r.err == nil {
+			r.err = err
 		}
+		durable = durable || r.err == nil && r.written == nil
+		// Written or refused: the writer is done with the bytes, so a
+		// flood of acks=1 appends waiting for a slow sync holds no data.
+		r.data, r.hdrs = nil, nil
+	}
+	l.sp.waiting = append(l.sp.waiting, reqs...)
+	if durable {
+		l.drainSyncs()
+	} else {
+		l.startSync()
 	}
 }
 
 // writeRound encodes the valid appends into the active segment (rolling to
-// new segments as they fill), runs the written callbacks once all of it is
-// written, syncs and publishes the new view. Any error
-// is sticky: what was written may be partial and the log must be reopened,
+// new segments as they fill) and runs the written callbacks once all of it
+// is written; the sync and the new view come from startSync. Any error is
+// sticky: what was written may be partial and the log must be reopened,
 // which recovers from what is on disk.
 func (l *Log) writeRound(reqs []*appendReq) error {
 	w := &l.w
 	o := l.options()
 	buf := w.buf[:0]
 	start := w.size // position of buf[0] in the active segment
-	first := start
 	ibufStart := len(w.idx.entries)
-	rolled := false
 	for _, r := range reqs {
 		if r.err != nil {
 			continue
@@ -275,7 +297,6 @@ func (l *Log) writeRound(reqs []*appendReq) error {
 				if err := l.roll(); err != nil {
 					return err
 				}
-				rolled = true
 				buf, start, ibufStart = buf[:0], w.size, 0
 				pos = start
 			}
@@ -317,16 +338,6 @@ func (l *Log) writeRound(reqs []*appendReq) error {
 			r.written(r.res)
 		}
 	}
-	if w.size == first && !rolled {
-		return nil // only duplicates and refused batches
-	}
-	if err := fdatasync(w.seg.f); err != nil {
-		return err
-	}
-	l.syncs.Add(1)
-	l.mu.Lock()
-	l.publishLocked(l.newView(l.view.Load().sealed))
-	l.mu.Unlock()
 	return nil
 }
 
@@ -347,6 +358,7 @@ func (l *Log) newView(sealed []segInfo) *view {
 func (l *Log) writeActive(buf []byte, start int64, ibufStart int) error {
 	w := &l.w
 	if len(buf) > 0 {
+		l.sp.dirty = true
 		if _, err := w.seg.f.WriteAt(buf, start); err != nil {
 			return err
 		}
@@ -385,8 +397,11 @@ func (l *Log) activeInfo() segInfo {
 }
 
 // roll seals the active segment (its last batch indexed, both files
-// synced) and starts a new one at the next offset.
+// synced) and starts a new one at the next offset. It first waits for the
+// sync in flight, so that no sync outlives its segment's time as the active
+// one (and none publishes a view older than the roll's).
 func (l *Log) roll() error {
+	l.awaitSync()
 	w := &l.w
 	n := len(w.idx.entries)
 	if w.idx.seal() {
@@ -400,6 +415,7 @@ func (l *Log) roll() error {
 	if err := fdatasync(w.seg.idxF); err != nil {
 		return err
 	}
+	l.sp.dirty = false // all written so far is durable; the appends waiting hear at the next startSync
 	sealed := l.activeInfo()
 	sealed.entries = nil // readers use the index file from now on
 	if w.txnF != nil {

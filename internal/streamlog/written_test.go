@@ -96,16 +96,67 @@ func TestStreamlogAppendWritten(t *testing.T) {
 	}
 }
 
-// TestStreamlogAppendWrittenConcurrent: many appenders, some with written,
-// some without; every written runs before its done, both in offset order,
-// and at written the append is not yet readable.
+// TestStreamlogAppendWrittenConcurrent: many appenders, with written
+// (acks=1) or without (acks=all), mixed or all with written (the writer then
+// never waits for a sync), and with rolls: every written runs before its
+// done, both in offset order; at written the append is not readable (when
+// no roll, which syncs, came in its round), at done it is; a reader sees
+// contiguous batches throughout.
 func TestStreamlogAppendWrittenConcurrent(t *testing.T) {
-	l := openTest(t, t.TempDir(), Options{})
+	for _, c := range []struct {
+		name      string
+		allAcks1  bool
+		segBytes  int64
+		checkSeen bool
+	}{
+		{"mixed", false, 0, true},
+		{"acks1", true, 0, true},
+		{"acks1-rolls", true, 16 << 10, false},
+		{"mixed-rolls", false, 16 << 10, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			testAppendWrittenConcurrent(t, c.allAcks1, c.segBytes, c.checkSeen)
+		})
+	}
+}
+
+func testAppendWrittenConcurrent(t *testing.T, allAcks1 bool, segBytes int64, checkSeen bool) {
+	l := openTest(t, t.TempDir(), Options{SegmentBytes: segBytes})
 	defer l.Close()
 	const writers, per = 6, 40
 	var mu sync.Mutex
 	var writtenOrder, doneOrder []int64
 	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var rwg sync.WaitGroup
+	rwg.Add(1)
+	go func() {
+		defer rwg.Done()
+		off := int64(0)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-l.Wait(off):
+			}
+			c, err := l.Read(off, 4096)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			b, _ := c.Bytes()
+			c.Close()
+			for len(b) > 0 {
+				h, err := checkBatch(b, len(b))
+				if err != nil || h.BaseOffset != off {
+					t.Errorf("reader at %d: %+v %v", off, h, err)
+					return
+				}
+				off = h.LastOffset() + 1
+				b = b[h.Size():]
+			}
+		}
+	}()
 	for g := range writers {
 		wg.Add(1)
 		go func() {
@@ -114,10 +165,10 @@ func TestStreamlogAppendWrittenConcurrent(t *testing.T) {
 				done := make(chan struct{})
 				var wrote bool // written and done run on the writer goroutine, in turn
 				var written func(AppendResult)
-				if g%2 == 0 {
+				if allAcks1 || g%2 == 0 {
 					written = func(r AppendResult) {
 						wrote = true
-						if next := l.NextOffset(); next > r.BaseOffset {
+						if next := l.NextOffset(); checkSeen && next > r.BaseOffset {
 							t.Errorf("append at %d readable at written (next %d)", r.BaseOffset, next)
 						}
 						mu.Lock()
@@ -145,7 +196,13 @@ func TestStreamlogAppendWrittenConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if len(doneOrder) != writers*per || len(writtenOrder) != writers/2*per {
+	close(stop)
+	rwg.Wait()
+	wantWritten := writers / 2 * per
+	if allAcks1 {
+		wantWritten = writers * per
+	}
+	if len(doneOrder) != writers*per || len(writtenOrder) != wantWritten {
 		t.Fatalf("%d dones, %d writtens", len(doneOrder), len(writtenOrder))
 	}
 	for i, off := range doneOrder {
@@ -157,6 +214,9 @@ func TestStreamlogAppendWrittenConcurrent(t *testing.T) {
 		if writtenOrder[i] <= writtenOrder[i-1] {
 			t.Fatalf("written out of order: %v", writtenOrder[i-1:i+1])
 		}
+	}
+	if hs := readAll(t, l, 0, 1<<20); len(hs) != writers*per {
+		t.Fatalf("%d batches in the log", len(hs))
 	}
 }
 
