@@ -55,7 +55,8 @@ type backlog struct {
 	mem int64
 	// stale counts purged tail records the store could not drop yet (not
 	// written when the purge came): the lowest of the tail, which the next
-	// refill drops before it reads anything.
+	// refill drops before it reads anything. Until then enqueue goes on
+	// into the tail, so that no window ID is above them.
 	stale int
 	// epoch changes when the whole tail goes (purge, delete): a refill that
 	// read records before that discards them.

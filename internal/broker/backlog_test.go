@@ -2,6 +2,7 @@ package broker
 
 import (
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -750,4 +751,98 @@ func BenchmarkQueueBacklogFile(b *testing.B) {
 			b.Fatalf("queue empty after %d gets", i)
 		}
 	}
+}
+
+// TestQueueBacklogConcurrent publishes, consumes (acking most, requeueing
+// some), gets and purges at once on a queue with a tail: every message ends
+// acknowledged once or purged, none twice, and queue and store end empty.
+func TestQueueBacklogConcurrent(t *testing.T) {
+	forStores(t, testBacklogConcurrent)
+}
+
+func testBacklogConcurrent(t *testing.T, file bool) {
+	n := newTailNode(t, file)
+	q := n.declare("q", true, nil)
+	const total = 40_000
+	var purged atomic.Int64
+	seen := make([]atomic.Int32, total)
+	how := make([]string, total)
+	note := func(i int, e Entry, by string) {
+		if seen[i].Add(1) > 1 {
+			t.Fatalf("#%d acknowledged twice: %s, now by %s seq %d redelivered %v", i, how[i], by, e.Seq, e.Redelivered)
+		}
+		how[i] = fmt.Sprintf("%s seq %d redelivered %v", by, e.Seq, e.Redelivered)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var r Router
+		ex, _ := n.v.Exchange("")
+		for i := range total {
+			m, err := NewMessage("", "q", []byte{0x10, 0, 2}, binary.BigEndian.AppendUint64(nil, uint64(i)))
+			if err != nil {
+				panic(err)
+			}
+			n.v.Publish(&r, ex, m, nil)
+			if i%9000 == 8999 {
+				purged.Add(int64(q.Purge()))
+			}
+		}
+	}()
+	s := &tailSink{credit: 300}
+	c := &Consumer{Tag: "t", Sink: s}
+	if err := q.Consume(c); err != nil {
+		t.Fatal(err)
+	}
+	q.Kick()
+	acked, round := 0, 0
+	deadline := time.Now().Add(60 * time.Second)
+	finished := false
+	for !finished || int64(acked)+purged.Load() < total {
+		select {
+		case <-done:
+			finished = true
+		default:
+		}
+		if time.Now().After(deadline) {
+			w, tl := tailState(q)
+			t.Fatalf("acked %d, purged %d of %d; window %d, tail %d", acked, purged.Load(), total, w, tl)
+		}
+		round++
+		if round%50 == 0 {
+			if e, body, _, ok, err := q.Get(false); err != nil {
+				t.Fatal(err)
+			} else if ok {
+				note(int(binary.BigEndian.Uint64(body)), e, "get")
+				q.Ack([]Entry{e})
+				acked++
+			}
+		}
+		es := s.take()
+		if len(es) == 0 {
+			time.Sleep(50 * time.Microsecond)
+			continue
+		}
+		keep := es
+		if round%7 == 0 {
+			q.Requeue(es[:len(es)/2])
+			keep = es[len(es)/2:]
+		}
+		for _, e := range keep {
+			note(bodyIndex(t, e), e, fmt.Sprint("consumer round ", round))
+		}
+		q.Ack(keep)
+		acked += len(keep)
+		s.grant(len(es))
+		q.Kick()
+	}
+	for i := range seen {
+		if k := seen[i].Load(); k > 1 {
+			t.Fatalf("#%d acknowledged %d times", i, k)
+		}
+	}
+	if m, _ := q.Counts(); m != 0 {
+		t.Fatalf("%d left", m)
+	}
+	waitFor(t, "an empty store", func() bool { return n.st.Sync() == nil && n.st.Stats().LiveMessages == 0 })
 }
