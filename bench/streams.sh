@@ -6,7 +6,9 @@
 #   - the disk's own sequential write speed (dd with O_DIRECT), the limit
 #     for anything fsynced;
 #   - Kafka produce throughput with franz-go, acks=1 and acks=all, 100 B and
-#     1 KB records, and Kafka consume throughput of a backlog;
+#     1 KB records, the latency of one record at a time (acks=1 is answered
+#     before the fdatasync, acks=all after it), and Kafka consume throughput
+#     of a backlog;
 #   - AMQP stream publish (persistent, confirms) and consume throughput;
 #   - the broker's memory per Kafka consumer while many read one topic.
 #
@@ -113,6 +115,11 @@ scenario() {
 		local size=${1##*-}
 		sp "$1" -mode kafka-produce -kafka "$KAFKA" -topic p -acks "$acks" -size "$size" -duration "${SECS}s"
 		;;
+	serial-*)
+		local acks=${1#serial-acks}
+		acks=${acks%%-*}
+		sp "$1" -mode kafka-produce -kafka "$KAFKA" -topic p -acks "$acks" -size 100 -serial -duration "${SECS}s"
+		;;
 	consume-1024)
 		"$BIN/streamperf" -mode kafka-produce -kafka "$KAFKA" -topic c -acks 1 -size 1024 -duration "${SECS}s" >/dev/null
 		sp "$1" -mode kafka-consume -kafka "$KAFKA" -topic c
@@ -137,7 +144,7 @@ scenario() {
 	esac
 }
 
-SCENARIOS=${BENCH_SCENARIOS:-"produce-acks1-100 produce-acksall-100 produce-acks1-1024 produce-acksall-1024 consume-1024 amqp-publish-1024 amqp-consume-1024 fetch-memory"}
+SCENARIOS=${BENCH_SCENARIOS:-"produce-acks1-100 produce-acksall-100 produce-acks1-1024 produce-acksall-1024 serial-acks1-100 serial-acksall-100 consume-1024 amqp-publish-1024 amqp-consume-1024 fetch-memory"}
 
 # field NAME KEY: the values of KEY over the rounds, space-separated.
 field() {
@@ -150,7 +157,7 @@ except FileNotFoundError:
     lines = ["{}"]
 for l in lines:
     v = json.loads(l).get(sys.argv[2])
-    out.append("n/a" if v is None else ("{:,.0f}".format(v) if v >= 100 else "{:.1f}".format(v)))
+    out.append("n/a" if v is None else "{:,.0f}".format(v) if v >= 100 else "{:.1f}".format(v) if v >= 1 else "{:.2f}".format(v))
 print(" / ".join(out))
 PY
 }
@@ -176,14 +183,21 @@ report() {
 			acks=${s#produce-acks} acks=${acks%-*} size=${s##*-}
 			echo "| Kafka produce, acks=$acks, $size B records | $(field "$s" records_per_s) | $(field "$s" mib_per_s) | $(field "$s" latency_p50_ms) | $(field "$s" latency_p99_ms) |"
 		done
+		for s in serial-acks1-100 serial-acksall-100; do
+			acks=${s#serial-acks} acks=${acks%-*}
+			echo "| Kafka produce one record at a time, acks=$acks, 100 B | $(field "$s" records_per_s) | $(field "$s" mib_per_s) | $(field "$s" latency_p50_ms) | $(field "$s" latency_p99_ms) |"
+		done
 		echo "| Kafka consume of a 1 KB backlog (from offset 0) | $(field consume-1024 records_per_s) | $(field consume-1024 mib_per_s) | | |"
 		echo "| AMQP stream publish 1 KB, persistent, confirms (window 1000) | $(field amqp-publish-1024 records_per_s) | $(field amqp-publish-1024 mib_per_s) | $(field amqp-publish-1024 latency_p50_ms) | $(field amqp-publish-1024 latency_p99_ms) |"
 		echo "| AMQP stream consume 1 KB from \`x-stream-offset: first\` (prefetch 2000) | $(field amqp-consume-1024 records_per_s) | $(field amqp-consume-1024 mib_per_s) | | |"
 		echo
 		echo "Latency is produce/publish to acknowledgement (acks / confirm), sampled every 64th record; producers are"
-		echo "unthrottled (franz-go buffers up to 10,000 records, AMQP keeps 1,000 unconfirmed), so it includes queueing."
-		echo "acks=all and AMQP confirms come after the fdatasync of Warren's group commit; acks=1 too (Warren has one replica"
-		echo "and acknowledges only what is synced), so the two differ only in the client's idempotent producer (on with acks=all)."
+		echo "unthrottled (franz-go buffers up to 10,000 records, AMQP keeps 1,000 unconfirmed), so it includes queueing,"
+		echo "except in the one-record-at-a-time rows (\`-serial\`: each record is sent once the last is acknowledged, every one timed)."
+		echo "acks=all and AMQP confirms come after the fdatasync of Warren's group commit (one replica: the in-sync replicas are"
+		echo "the leader); acks=1 as soon as the batch is written to the segment file, before that sync, as Kafka's leader answers"
+		echo "from its page cache: it survives kill -9 of the broker but not a machine crash, and consumers still see records only"
+		echo "after the sync. The unthrottled producers are bound by the client's CPU on this machine more than by the acks."
 		echo
 		echo "Fetch memory: $CONSUMERS Kafka consumers reading a ~5 s backlog of 1 KB records at once from offset 0:"
 		echo

@@ -5,6 +5,7 @@
 // summary, on stdout.
 //
 //	streamperf -mode kafka-produce -kafka 127.0.0.1:9092 -topic T -size 100 -acks all -duration 10s
+//	streamperf -mode kafka-produce -kafka 127.0.0.1:9092 -topic T -size 100 -acks 1 -serial -duration 5s
 //	streamperf -mode kafka-consume -kafka 127.0.0.1:9092 -topic T
 //	streamperf -mode kafka-fetchers -kafka 127.0.0.1:9092 -topic T -consumers 50
 //	streamperf -mode amqp-publish -amqp amqp://guest:guest@127.0.0.1:5672/ -queue S -size 1024 -duration 10s
@@ -36,6 +37,7 @@ type options struct {
 	size, consumers, window, prefetch        int
 	count                                    int64
 	duration                                 time.Duration
+	serial                                   bool
 }
 
 // summary is what a run prints.
@@ -65,6 +67,7 @@ func main() {
 	flag.IntVar(&o.prefetch, "prefetch", 2000, "amqp-consume: prefetch count")
 	flag.Int64Var(&o.count, "count", 0, "amqp-consume: messages to read (the stream's length; AMQP does not report it for streams)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "publish/produce run time")
+	flag.BoolVar(&o.serial, "serial", false, "kafka-produce: one record at a time, each sent once the last is acknowledged (the acks path's latency, no queueing)")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), o.duration+10*time.Minute)
 	defer cancel()
@@ -121,6 +124,9 @@ func kafkaProduce(ctx context.Context, o options) (summary, error) {
 	default:
 		return summary{}, fmt.Errorf("-acks %q: want 1 or all", o.acks)
 	}
+	if o.serial {
+		opts = append(opts, kgo.ProducerLinger(0)) // nothing to wait for: one record is in flight
+	}
 	cl, err := kgo.NewClient(append(opts, kgo.RequiredAcks(acks))...)
 	if err != nil {
 		return summary{}, err
@@ -135,7 +141,17 @@ func kafkaProduce(ctx context.Context, o options) (summary, error) {
 	)
 	start := time.Now()
 	deadline := start.Add(o.duration)
-	for i := 0; time.Now().Before(deadline); i++ {
+	if o.serial {
+		for time.Now().Before(deadline) {
+			sent := time.Now()
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: value}).FirstErr(); err != nil {
+				return summary{}, err
+			}
+			n.Add(1)
+			lat = append(lat, float64(time.Since(sent).Microseconds())/1000)
+		}
+	}
+	for i := 0; !o.serial && time.Now().Before(deadline); i++ {
 		sent := time.Now()
 		cl.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
 			if err != nil {
