@@ -111,6 +111,10 @@ type Log struct {
 	// rather than delete a segment being rewritten.
 	compactMu sync.Mutex
 
+	// syncFile is fdatasync for the group commit's syncs; tests make it
+	// fail.
+	syncFile func(*os.File) error
+
 	w  writer   // the writer goroutine's own state
 	sp syncPipe // the writer goroutine's too: the sync in flight and the appends waiting for the next
 }
@@ -162,7 +166,8 @@ func open(dir string, o Options, log *slog.Logger, now func() time.Time) (*Log, 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	l := &Log{dir: dir, log: log, now: now, opts: o.normalized(), stopped: make(chan struct{}), kickc: make(chan struct{}, 1), maintc: make(chan chan struct{})}
+	l := &Log{dir: dir, log: log, now: now, opts: o.normalized(), stopped: make(chan struct{}), kickc: make(chan struct{}, 1), maintc: make(chan chan struct{}),
+		syncFile: fdatasync}
 	lock, err := lockDir(dir + "/LOCK")
 	if err != nil {
 		return nil, err

@@ -59,9 +59,9 @@ func (l *Log) startSync() {
 	}
 	p.dirty = false
 	j := &syncJob{reqs: reqs, view: l.newView(l.view.Load().sealed), done: make(chan struct{})}
-	f := l.w.seg.f
+	f, sync := l.w.seg.f, l.syncFile
 	go func() {
-		j.err = fdatasync(f)
+		j.err = sync(f)
 		close(j.done)
 	}()
 	p.job = j

@@ -260,3 +260,38 @@ func TestStreamlogAppendWrittenRefused(t *testing.T) {
 		t.Fatal("Close hid the sticky error")
 	}
 }
+
+// TestStreamlogAppendWrittenSyncFails: when the sync after a written round
+// fails, written has run (acks=1 was answered: the records are in the page
+// cache) but done gets the error, readers never see the records, and the
+// error sticks (the next append is not told it was written).
+func TestStreamlogAppendWrittenSyncFails(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir, Options{})
+	mustAppend(t, l, valueBatch(1, 10, 1))
+	injected := errors.New("injected sync failure")
+	l.syncFile = func(*os.File) error { return injected } // the writer is idle; Append's lock orders this before its next sync
+	o := appendWritten(t, l, valueBatch(2, 10, 1))
+	if len(o.events) != 2 || o.events[0] != "written" || !errors.Is(o.err, injected) || o.wres.BaseOffset != 1 {
+		t.Fatalf("events %v, written %+v, err %v", o.events, o.wres, o.err)
+	}
+	if _, err := appendSync(t, l, valueBatch(1, 10, 1)); !errors.Is(err, injected) {
+		t.Fatalf("acks=all append after the failure: %v", err)
+	}
+	if o := appendWritten(t, l, valueBatch(1, 10, 1)); len(o.events) != 1 || !errors.Is(o.err, injected) {
+		t.Fatalf("acks=1 append after the failure: events %v, err %v", o.events, o.err)
+	}
+	if l.NextOffset() != 1 || len(readAll(t, l, 0, 1<<20)) != 1 {
+		t.Fatalf("readers see up to %d after the failed sync", l.NextOffset())
+	}
+	if err := l.Close(); !errors.Is(err, injected) {
+		t.Fatalf("Close: %v", err)
+	}
+	// The page cache still held the written batch: the reopened log has it,
+	// as a broker restarted after kill -9 would.
+	l = openTest(t, dir, Options{})
+	defer l.Close()
+	if l.NextOffset() != 3 {
+		t.Fatalf("after reopen the log ends at %d, want 3", l.NextOffset())
+	}
+}
