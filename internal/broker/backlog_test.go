@@ -846,3 +846,82 @@ func testBacklogConcurrent(t *testing.T, file bool) {
 	}
 	waitFor(t, "an empty store", func() bool { return n.st.Sync() == nil && n.st.Stats().LiveMessages == 0 })
 }
+
+// TestQueueBacklogConcurrentDropHead: publishing past max-length (drop-head
+// into a dead-letter queue) while a consumer takes and requeues: every
+// message ends consumed once, from the queue or from its dead letters.
+func TestQueueBacklogConcurrentDropHead(t *testing.T) {
+	forStores(t, func(t *testing.T, file bool) {
+		n := newTailNode(t, file)
+		dlq := n.declare("dlq", true, nil)
+		q := n.declare("q", true, amqp091.Table{"x-max-length": int64(6000),
+			"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dlq"})
+		const total = 40_000
+		seen := make([]atomic.Int32, total)
+		go func() {
+			n2 := &tailNode{t: t, st: n.st, b: n.b, v: n.v}
+			for i := range total {
+				n2.publish("q", i, true, nil)
+			}
+		}()
+		s := &tailSink{credit: 200}
+		c := &Consumer{Tag: "t", Sink: s}
+		if err := q.Consume(c); err != nil {
+			t.Fatal(err)
+		}
+		q.Kick()
+		count := func(es []Entry) {
+			for _, e := range es {
+				if i := bodyIndex(t, e); seen[i].Add(1) > 1 {
+					t.Fatalf("#%d consumed twice", i)
+				}
+			}
+		}
+		got, round := 0, 0
+		deadline := time.Now().Add(60 * time.Second)
+		for got < total {
+			if time.Now().After(deadline) {
+				w, tl := tailState(q)
+				m, _ := dlq.Counts()
+				t.Fatalf("consumed %d of %d; window %d, tail %d, %d dead letters", got, total, w, tl, m)
+			}
+			round++
+			es := s.take()
+			if round%5 == 0 {
+				// Take the dead letters so far.
+				for {
+					e, body, _, ok, err := dlq.Get(false)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !ok {
+						break
+					}
+					if i := binary.BigEndian.Uint64(body); seen[i].Add(1) > 1 {
+						t.Fatalf("#%d consumed twice (dead-lettered)", i)
+					}
+					dlq.Ack([]Entry{e})
+					got++
+				}
+			}
+			if len(es) == 0 {
+				time.Sleep(50 * time.Microsecond)
+				continue
+			}
+			keep := es
+			if round%7 == 0 {
+				q.Requeue(es[:len(es)/2])
+				keep = es[len(es)/2:]
+			}
+			count(keep)
+			q.Ack(keep)
+			got += len(keep)
+			s.grant(len(es))
+			q.Kick()
+		}
+		q.Cancel(c)
+		if m, _ := q.Counts(); m != 0 {
+			t.Fatalf("%d left", m)
+		}
+	})
+}
