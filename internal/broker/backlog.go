@@ -17,11 +17,16 @@ import (
 // queue with a hundred million queued messages costs what its window costs.
 //
 // Invariant: every tail ID is above every window ID that came from enqueue
-// (a queue with a tail enqueues into it, and its new IDs are the highest).
-// When the window runs below half, a refill reads the lowest tail records
-// back (store ReadTail), which the store then holds as ordinary records, and
-// merges them into the window by ID; a recovery that met IDs out of order may
-// have put a lower one in the window, and the merge keeps the window sorted.
+// (a queue with a tail enqueues into it, and its new IDs are the highest);
+// the File store relies on it (a tail run takes the queue's records by ID
+// range), so tail records a purge could not drop yet (stale) still count as
+// a tail for enqueue. When the window runs below half, a refill (one at a
+// time, on its own goroutine, reading without q.mu) reads the lowest tail
+// records back (store ReadTail), which the store then holds as ordinary
+// records, and merges them into the window by ID; a recovery that met IDs
+// out of order may have put a lower one in the window, and the merge keeps
+// the window sorted. Limits count the tail; drop-head with the window empty
+// lets the queue run over until the refill, which trims, reads the head.
 //
 // Priority queues (x-max-priority) keep every message in memory: a tail in
 // ID order would not know which message is next by priority.
