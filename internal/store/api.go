@@ -242,12 +242,9 @@ func (s *File) DeleteQueue(vhost, queue string) error {
 	s.live -= len(q.pend)
 	s.inTail -= len(q.pend)
 	runs := append(slices.Clone(q.tail), q.fresh...)
-	var dead [][]uint64
-	for _, r := range q.fresh {
-		dead = append(dead, r.seg.openDead)
-	}
+	acked, deliv := s.openAcked, s.openDeliv
 	s.mu.Unlock()
-	err := s.dropRuns(k, runs, dead)
+	err := s.dropRuns(k, runs, acked, deliv)
 	s.meta.queueDrops.Store(true)
 	s.kick()
 	return err
@@ -255,27 +252,26 @@ func (s *File) DeleteQueue(vhost, queue string) error {
 
 // dropRuns acknowledges the members of a deleted queue's runs: their
 // recnos are read from the segments (without s.mu), the ack log needs them.
-// dead holds the openDead of the fresh runs, which come last.
-func (s *File) dropRuns(k qkey, runs []*run, dead [][]uint64) error {
+// Acked fresh records among them only go to their segment's dead list.
+func (s *File) dropRuns(k qkey, runs []*run, acked, deliv []uint64) error {
 	var buf []byte
-	var recnos []uint64
+	var recnos, dead []uint64
 	var firstErr error
-	for i, r := range runs {
-		var d []uint64
-		if j := i - (len(runs) - len(dead)); j >= 0 {
-			d = dead[j]
-		}
-		rr := newRunReader(r, k, r.count, d, buf)
-		recnos = recnos[:0]
-		for n := 0; n < r.count; n++ {
+	for _, r := range runs {
+		rr := newRunReader(r, k, r.count, acked, deliv, buf)
+		recnos, dead = recnos[:0], dead[:0]
+		for {
 			ok, err := rr.next()
-			if err == nil && !ok {
-				err = fmt.Errorf("store: %s/%s: run in segment %d ends early: %w", k.vhost, k.queue, r.seg.num, errCorrupt)
+			for _, d := range rr.dead {
+				dead = append(dead, d.h.recno)
 			}
 			if err != nil {
 				// Its records stay on disk, live: after a restart the broker
 				// finds them without a queue and deletes them again.
 				firstErr = cmp.Or(firstErr, s.readFailed(err))
+				break
+			}
+			if !ok {
 				break
 			}
 			if rr.cur.h.flags&flagTransient == 0 {
@@ -293,7 +289,7 @@ func (s *File) dropRuns(k qkey, runs []*run, dead [][]uint64) error {
 			s.inTail -= r.count
 			r.seg.tailLive -= r.count
 		}
-		r.seg.dead = append(r.seg.dead, recnos...)
+		r.seg.dead = append(append(r.seg.dead, recnos...), dead...)
 		s.pendAcks = append(s.pendAcks, recnos...)
 		s.mu.Unlock()
 	}

@@ -55,6 +55,10 @@ type File struct {
 	// openRecno is the next recno at Open: records below it were written by
 	// an earlier life of the store.
 	openRecno uint64
+	// openAcked and openDeliv are the ack log's acked and delivered recnos at
+	// Open, sorted: how Recover tells fresh records apart. Kept while there
+	// are fresh records; read without s.mu (never changed).
+	openAcked, openDeliv []uint64
 	// recovering counts Recover calls in progress: compaction and segment
 	// deletion wait, so that nothing a Recover snapshot points to moves.
 	recovering int
@@ -123,10 +127,6 @@ type segment struct {
 	live      int   // live records here: slots, tail and fresh records
 	liveBytes int64
 	tailLive  int // tail records here: compaction leaves the segment alone
-	// openDead is dead at Open, sorted: what tells fresh records from dead
-	// ones in between. Only used (and only valid) while the store has fresh
-	// records, which keeps the ack log rewrite from sorting dead in place.
-	openDead []uint64
 	// dead holds the recnos of acked persistent records still in this file:
 	// the ack log must keep their acks while the file exists.
 	dead []uint64

@@ -7,18 +7,18 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"slices"
 	"sync/atomic"
 	"time"
 )
 
 // recovery is the state of Open while it reads the logs. Segments are
 // scanned in parallel, each into runs of its own per queue: stretches of a
-// queue's live records with increasing IDs, nothing per record. Those are
-// joined in segment order into each queue's fresh runs, which Recover hands
-// out (and resolves duplicates in).
+// queue's persistent records with increasing IDs, nothing per record. Those
+// are joined in segment order into each queue's fresh runs, which Recover
+// hands out: it tells the live records from the acked ones (the ack log's
+// recnos, kept sorted until then) and resolves duplicates.
 type recovery struct {
-	acked, delivered map[uint64]struct{}   // read-only while segments are scanned
+	acked, delivered []uint64              // recnos from the ack log
 	queues           map[string]*loadQueue // by appendQueueKey
 	messages         int
 	bytes            int64
@@ -61,7 +61,7 @@ func (l *segLoad) queue(vhost, queue []byte) *loadQueue {
 
 func (s *File) recoverMessages() error {
 	start := time.Now()
-	rc := recovery{acked: map[uint64]struct{}{}, delivered: map[uint64]struct{}{}, queues: map[string]*loadQueue{}}
+	rc := recovery{queues: map[string]*loadQueue{}}
 	if err := s.loadAckLog(&rc); err != nil {
 		return err
 	}
@@ -155,9 +155,9 @@ func (s *File) applyAckRecord(typ byte, p []byte, rc *recovery) error {
 		s.nextRecno = max(s.nextRecno, binary.LittleEndian.Uint64(p))
 		return nil
 	case recAcked:
-		return decodeRecnos(p, func(r uint64) { rc.acked[r] = struct{}{}; bump(r) })
+		return decodeRecnos(p, func(r uint64) { rc.acked = append(rc.acked, r); bump(r) })
 	case recDelivered:
-		return decodeRecnos(p, func(r uint64) { rc.delivered[r] = struct{}{}; bump(r) })
+		return decodeRecnos(p, func(r uint64) { rc.delivered = append(rc.delivered, r); bump(r) })
 	}
 	return errCorrupt
 }
@@ -251,10 +251,6 @@ func (s *File) scanSegment(num uint32, rc *recovery, buf []byte) (*segLoad, []by
 		if hd.flags&flagTransient != 0 {
 			continue
 		}
-		if _, ok := rc.acked[hd.recno]; ok {
-			seg.dead = append(seg.dead, hd.recno)
-			continue
-		}
 		q := l.queue(hd.vhost, hd.queue)
 		size := int64(len(rec))
 		var r *run
@@ -269,9 +265,6 @@ func (s *File) scanSegment(num uint32, rc *recovery, buf []byte) (*segLoad, []by
 				count: 1, bytes: int64(len(data)), recBytes: size, kind: runFresh}
 			q.runs = append(q.runs, r)
 		}
-		if _, ok := rc.delivered[hd.recno]; ok && hd.flags&flagDelivered == 0 {
-			r.deliv = append(r.deliv, hd.recno)
-		}
 	}
 	seg.size = sc.pos
 	l.err = s.cutTail(f, path, sc.pos, size)
@@ -279,14 +272,14 @@ func (s *File) scanSegment(num uint32, rc *recovery, buf []byte) (*segLoad, []by
 }
 
 // buildIndex gives each queue its fresh runs, in segment order, and
-// counts them as live. Duplicates (an ID appended again, a record and its
-// compaction copy) are still counted twice: Recover, which meets them,
-// resolves them, and maintenance waits for it.
+// counts them as live. Acked records among them and duplicates (an ID
+// appended again, a record and its compaction copy) are still counted:
+// Recover, which meets them, resolves them, and maintenance waits for it.
 func (s *File) buildIndex(rc *recovery) {
+	s.openAcked, s.openDeliv = sortedSet(rc.acked), sortedSet(rc.delivered)
 	for _, lq := range rc.queues {
 		q := &qindex{slots: map[uint64]slot{}, fresh: lq.runs}
 		for _, r := range lq.runs {
-			slices.Sort(r.deliv)
 			r.seg.live += r.count
 			r.seg.liveBytes += r.recBytes
 			s.live += r.count
@@ -295,10 +288,6 @@ func (s *File) buildIndex(rc *recovery) {
 		if len(q.fresh) > 0 {
 			s.queues[lq.key] = q
 		}
-	}
-	for _, seg := range s.segs {
-		seg.dead = sortedSet(seg.dead)
-		seg.openDead = seg.dead[:len(seg.dead):len(seg.dead)]
 	}
 	s.openRecno = s.nextRecno
 }

@@ -255,9 +255,8 @@ func (s *File) ackSnapshot() (acked, deliv []uint64, next uint64) {
 		for _, r := range q.tail {
 			deliv = append(deliv, r.deliv...)
 		}
-		for _, r := range q.fresh {
-			deliv = append(deliv, r.deliv...)
-		}
+		// Fresh runs' marks are the ack log's (openDeliv): maintenance
+		// waits until Recover has handed them out.
 	}
 	return sortedSet(acked), sortedSet(deliv), s.nextRecno
 }

@@ -56,6 +56,7 @@ func (pl *placer) met(seg *segment, off int64) {
 // Recovers) the window's slots read one by one.
 type source struct {
 	fresh  *run // the live fresh run, when rr reads one
+	rq     *recoverQueue
 	rr     *runReader
 	tail   bool      // rr reads a copy of a tail run
 	slots  []slotRef // or: window records, by ID
@@ -93,7 +94,7 @@ func (s *File) Recover(fn func(rec MessageRecord, delivered bool) (tail bool, er
 			continue
 		}
 		for _, r := range q.fresh {
-			rq.srcs = append(rq.srcs, &source{fresh: r, first: r.firstID})
+			rq.srcs = append(rq.srcs, &source{fresh: r, rq: rq, first: r.firstID})
 		}
 		for _, r := range q.tail {
 			c := *r
@@ -113,19 +114,17 @@ func (s *File) Recover(fn func(rec MessageRecord, delivered bool) (tail bool, er
 			merged = append(merged, rq)
 		}
 	}
+	r := recoverer{s: s, fn: fn, acked: s.openAcked, deliv: s.openDeliv}
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		s.recovering--
 		if s.fresh == 0 {
-			for _, seg := range s.segs {
-				seg.openDead = nil
-			}
+			s.openAcked, s.openDeliv = nil, nil
 		}
 		s.mu.Unlock()
 		s.kick() // maintenance may have waited
 	}()
-	r := recoverer{s: s, fn: fn}
 	if err := r.simple(simple); err != nil {
 		return err
 	}
@@ -149,10 +148,11 @@ func ascending(runs []*run) bool {
 }
 
 type recoverer struct {
-	s   *File
-	fn  func(MessageRecord, bool) (bool, error)
-	key []byte
-	buf []byte
+	s            *File
+	fn           func(MessageRecord, bool) (bool, error)
+	acked, deliv []uint64 // File.openAcked, openDeliv
+	key          []byte
+	buf          []byte
 }
 
 // simple hands out the simple queues' records in one pass over the
@@ -185,7 +185,6 @@ func (r *recoverer) simple(queues []*recoverQueue) error {
 	slices.SortFunc(order, func(a, b *span) int { return compareU64(uint64(a.seg.num), uint64(b.seg.num)) })
 	for _, sp := range order {
 		sc := newScanner(sp.seg.f, sp.lo, sp.hi, r.buf)
-		dead := sp.seg.openDead
 		var rq *recoverQueue
 		for {
 			rec, off, err := sc.next()
@@ -227,12 +226,13 @@ func (r *recoverer) simple(queues []*recoverQueue) error {
 				rq.pl.met(sp.seg, off)
 				continue
 			}
-			if _, ok := slices.BinarySearch(dead, h.recno); ok {
+			m := member{h: h, data: data, off: off, size: int64(len(rec)), delivered: h.flags&flagDelivered != 0}
+			if _, ok := slices.BinarySearch(r.acked, h.recno); ok {
+				r.s.freshDead(rq, fr, &m)
 				rq.pl.met(sp.seg, off)
 				continue
 			}
-			m := member{h: h, data: data, off: off, size: int64(len(rec)), delivered: h.flags&flagDelivered != 0}
-			if _, ok := slices.BinarySearch(fr.deliv, h.recno); ok {
+			if _, ok := slices.BinarySearch(r.deliv, h.recno); ok {
 				m.delivered = true
 			}
 			if err := r.emitFresh(rq, fr, &rq.pl, &m); err != nil {
@@ -319,14 +319,30 @@ func (s *File) freshTakenLocked(q *qindex, fr *run, m *member) {
 	fr.start = m.off + m.size
 	fr.bytes -= int64(len(m.data))
 	fr.recBytes -= m.size
-	if i, ok := slices.BinarySearch(fr.deliv, m.h.recno); ok {
-		fr.deliv = slices.Delete(fr.deliv, i, i+1)
-	}
 	s.fresh--
 	if fr.count == 0 {
 		if i := slices.Index(q.fresh, fr); i >= 0 {
 			q.fresh = slices.Delete(q.fresh, i, i+1)
 		}
+	}
+}
+
+// freshDead drops a fresh record the ack log had acked: it was counted
+// as live until now, and its segment must keep its ack.
+func (s *File) freshDead(rq *recoverQueue, fr *run, m *member) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := rq.q
+	if q.gone {
+		return
+	}
+	s.freshTakenLocked(q, fr, m)
+	s.live--
+	fr.seg.live--
+	fr.seg.liveBytes -= m.size
+	fr.seg.dead = append(fr.seg.dead, m.h.recno)
+	if q.empty() {
+		s.dropIndexLocked(rq.key, q)
 	}
 }
 
@@ -410,13 +426,12 @@ func (r *recoverer) open(rq *recoverQueue, src *source) (bool, error) {
 	case src.fresh != nil:
 		r.s.mu.Lock()
 		c := *src.fresh
-		dead := c.seg.openDead
 		r.s.mu.Unlock()
-		src.rr = newRunReader(&c, rq.key, c.count, dead, nil)
+		src.rr = newRunReader(&c, rq.key, c.count, r.acked, r.deliv, nil)
 		src.rr.r = src.fresh // read by the reader only; changed by this goroutine
 	case src.tail:
 		c := src.rr.r
-		src.rr = newRunReader(c, rq.key, c.count, nil, nil)
+		src.rr = newRunReader(c, rq.key, c.count, nil, nil, nil)
 	}
 	return r.advance(src)
 }
@@ -447,6 +462,11 @@ func (r *recoverer) advance(src *source) (bool, error) {
 	ok, err := src.rr.next()
 	for ok && err == nil && src.tail && src.rr.cur.h.flags&flagTransient != 0 {
 		ok, err = src.rr.next() // tail records may be transient: not recovered
+	}
+	if src.fresh != nil {
+		for i := range src.rr.dead {
+			r.s.freshDead(src.rq, src.fresh, &src.rr.dead[i])
+		}
 	}
 	if err != nil {
 		if uerr := r.s.usable(); uerr != nil {

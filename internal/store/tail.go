@@ -41,8 +41,9 @@ const (
 	// runRecovered: tail records Recover put there; members are persistent
 	// and skip names the rest.
 	runRecovered
-	// runFresh: live records at Open (persistent, not acked); the dead ones
-	// in between are in the segment's openDead.
+	// runFresh: persistent records at Open; those the ack log had acked
+	// (File.openAcked) are not members, and Recover drops them as it meets
+	// them.
 	runFresh
 )
 
@@ -57,18 +58,23 @@ type member struct {
 // runReader reads the members of a run sequentially from its segment, in
 // large reads through the scanner that recovery uses.
 type runReader struct {
-	r       *run // a copy where the run may change meanwhile (ReadTail)
-	key     qkey
-	sc      *scanner
-	dead    []uint64 // runFresh: the segment's openDead
-	skipAt  int      // runRecovered: next index into r.skip
-	skipped []uint32 // offsets of the queue's non-members since the last member
+	r      *run // a copy where the run may change meanwhile (ReadTail)
+	key    qkey
+	sc     *scanner
+	acked  []uint64 // runFresh: File.openAcked
+	deliv  []uint64 // runFresh: File.openDeliv; else the run's own
+	skipAt int      // runRecovered: next index into r.skip
+	// skipped lists the offsets of the queue's non-members since the last
+	// member; dead those of them a fresh run counted (acked at Open).
+	skipped []uint32
+	dead    []member
 	cur     member
 }
 
 // newRunReader reads r's members; want estimates how many are needed, so
-// that a short read does not fetch a whole segment.
-func newRunReader(r *run, key qkey, want int, dead []uint64, buf []byte) *runReader {
+// that a short read does not fetch a whole segment. acked and deliv are
+// File.openAcked and openDeliv, for a fresh run.
+func newRunReader(r *run, key qkey, want int, acked, deliv []uint64, buf []byte) *runReader {
 	span := r.end - r.start
 	if want < r.count && r.count > 0 {
 		span = span/int64(r.count)*int64(want)*5/4 + 64<<10
@@ -77,7 +83,10 @@ func newRunReader(r *run, key qkey, want int, dead []uint64, buf []byte) *runRea
 	if cap(buf) < size || cap(buf) > 2*size+(1<<20) {
 		buf = make([]byte, 0, size)
 	}
-	rr := &runReader{r: r, key: key, sc: newScanner(r.seg.f, r.start, r.end, buf[:0]), dead: dead}
+	rr := &runReader{r: r, key: key, sc: newScanner(r.seg.f, r.start, r.end, buf[:0]), acked: acked, deliv: deliv}
+	if r.kind != runFresh {
+		rr.deliv = r.deliv
+	}
 	rr.skipAt, _ = slices.BinarySearch(r.skip, uint32(r.start))
 	return rr
 }
@@ -85,7 +94,7 @@ func newRunReader(r *run, key qkey, want int, dead []uint64, buf []byte) *runRea
 // next moves to the next member; false at the end of the run. A run whose
 // records cannot be read back as they were written is an error.
 func (rr *runReader) next() (bool, error) {
-	rr.skipped = rr.skipped[:0]
+	rr.skipped, rr.dead = rr.skipped[:0], rr.dead[:0]
 	for {
 		rec, off, err := rr.sc.next()
 		if err == io.EOF {
@@ -104,13 +113,17 @@ func (rr *runReader) next() (bool, error) {
 		if string(h.queue) != rr.key.queue || string(h.vhost) != rr.key.vhost {
 			continue
 		}
+		m := member{h: h, data: data, off: off, size: int64(len(rec))}
 		if !rr.isMember(h, off) {
 			rr.skipped = append(rr.skipped, uint32(off))
+			if rr.r.kind == runFresh && h.flags&flagTransient == 0 {
+				rr.dead = append(rr.dead, m)
+			}
 			continue
 		}
-		rr.cur = member{h: h, data: data, off: off, size: int64(len(rec))}
+		rr.cur = m
 		rr.cur.delivered = h.flags&flagDelivered != 0
-		if _, ok := slices.BinarySearch(rr.r.deliv, h.recno); ok {
+		if _, ok := slices.BinarySearch(rr.deliv, h.recno); ok {
 			rr.cur.delivered = true
 		}
 		return true, nil
@@ -125,7 +138,7 @@ func (rr *runReader) isMember(h msgHeader, off int64) bool {
 		if h.flags&flagTransient != 0 {
 			return false
 		}
-		_, dead := slices.BinarySearch(rr.dead, h.recno)
+		_, dead := slices.BinarySearch(rr.acked, h.recno)
 		return !dead
 	case runRecovered:
 		if h.flags&flagTransient != 0 || h.id < r.minID || h.id > r.lastID {
@@ -302,7 +315,7 @@ func (s *File) takeTail(k qkey, max int, keep func(m *member) bool, drop bool) e
 		p := q.tail[0]
 		r := *p // a copy: the syncer may extend the run meanwhile
 		s.mu.Unlock()
-		rr := newRunReader(&r, k, left, nil, buf)
+		rr := newRunReader(&r, k, left, nil, nil, buf)
 		got, datas = got[:0], datas[:0]
 		full := false
 		for len(got) < left && len(got) < r.count {
