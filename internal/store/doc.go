@@ -34,9 +34,12 @@
 //
 // A record is valid if it lies wholly inside the file, its length is in range,
 // its crc matches, its type belongs in the file and its payload decodes. At Open
-// each file is scanned from the start; at the first invalid record the file is
+// each file is scanned from the start (a sealed segment with a valid summary
+// is not: see Segment summaries); at the first invalid record the file is
 // truncated (a torn or corrupt tail is cut off, never served) and a warning is
-// logged. Records after a corrupt one in the same file are lost with it.
+// logged. Records after a corrupt one in the same file are lost with it. A
+// record that turns out invalid when a summarized segment is read later is
+// logged and its run is not handed out.
 //
 // # Segments (NNNNNNNN.seg, 8 decimal digits)
 //
@@ -48,6 +51,27 @@
 // numbers stay monotonic even when every older record is gone. A segment is
 // written until it reaches the segment size (a record larger than that gets a
 // segment of its own) and is never written again after that ("sealed").
+//
+// # Segment summaries (NNNNNNNN.sum, the segment's number)
+//
+//	header  = "WSUM" | version u32 (1)
+//	type 7  summary: segment number u32 | segment size u64 | next recno u64 |
+//	        records uvarint | record bytes uvarint | queues uvarint, then per queue
+//	        vhost len u8 | vhost | queue len u8 | queue | runs uvarint, then per run
+//	        start | end-start | first id | last id-first id | count | data bytes | record bytes (uvarint each)
+//
+// When the syncer seals a segment it has written from its start, it writes
+// the segment's summary: per queue, the runs of its persistent records
+// (maximal stretches with increasing IDs) that a scan of the segment would
+// find (temporary file, fdatasync unless SyncNever, rename). Open reads the
+// summary instead of scanning a segment when it is valid (CRC, decodes, names
+// the segment, runs inside it) and the segment's size is the one it names;
+// otherwise, and for segments without one (written by older Warrens, sealed
+// before this Open, cut short by a failed write), it scans. Acks are not in
+// summaries: Recover tells acked records from live ones. A summary goes
+// before its segment is deleted; one without its segment is removed at Open;
+// the last segment, if Open makes it the head again, loses its summary. Older
+// Warrens ignore .sum files.
 //
 // # Ack log (acks.log)
 //
@@ -112,10 +136,11 @@
 // queue's own window records. A tail record waiting for the syncer costs a
 // few bytes until it is written; then it joins (usually extends) the last run.
 //
-// Open does not index records either: it scans the segments into each
-// queue's fresh runs (maximal stretches of its live records with increasing
-// IDs, dead records in between known from the segment's acked recnos), and
-// Recover hands those out. A queue whose fresh runs follow each other in ID
+// Open does not index records either: it builds each queue's fresh runs
+// (maximal stretches of its persistent records with increasing IDs) from the
+// segments' summaries, or by scanning segments without one, and Recover hands
+// those out, dropping the records the ack log acked (its recnos are kept,
+// sorted, until then). A queue whose fresh runs follow each other in ID
 // order is read in one pass over the segments together with all such queues;
 // any other queue (compaction copies next to their originals after a crash,
 // an ID appended again, a queue not written in ID order) is merged from one

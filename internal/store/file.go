@@ -64,6 +64,7 @@ type File struct {
 	recovering int
 
 	syncs, syncedAppends, compactions, deleted atomic.Uint64
+	scanned                                    atomic.Int64 // segments Open scanned (no valid summary)
 	ackBytes                                   atomic.Int64
 	watch                                      atomic.Pointer[writeWatch]
 
@@ -133,7 +134,8 @@ type segment struct {
 	// movedOut lists records compaction copied to another segment while their
 	// old copy stays here: if the copy dies, its ack must outlive this file.
 	movedOut  []movedRef
-	noCompact bool // compaction failed on it once; do not retry forever
+	noCompact bool    // compaction failed on it once; do not retry forever
+	sum       *segSum // the syncer's: its summary, while it is written (nil: none will be)
 }
 
 type movedRef struct {
@@ -222,9 +224,17 @@ func (s *File) removeTemps() error {
 	if err != nil {
 		return err
 	}
+	names := map[string]bool{}
 	for _, e := range ents {
-		if strings.HasSuffix(e.Name(), ".tmp") {
-			if err := s.fs.Remove(filepath.Join(s.dir, e.Name())); err != nil {
+		names[e.Name()] = true
+	}
+	for _, e := range ents {
+		name := e.Name()
+		// A summary whose segment is gone (removal was cut short) goes too:
+		// segment numbers are never reused, but it is clutter.
+		stray := strings.HasSuffix(name, ".sum") && !names[strings.TrimSuffix(name, ".sum")+".seg"]
+		if strings.HasSuffix(name, ".tmp") || stray {
+			if err := s.fs.Remove(filepath.Join(s.dir, name)); err != nil {
 				return err
 			}
 		}
@@ -340,7 +350,7 @@ func (s *File) createSegment(num uint32, base uint64) (*segment, error) {
 		}
 		return nil, err
 	}
-	return &segment{num: num, path: path, f: f, size: segHeaderSize}, nil
+	return &segment{num: num, path: path, f: f, size: segHeaderSize, sum: newSegSum(base)}, nil
 }
 
 // fatalError wraps an error that must stick even if it looks like a full disk

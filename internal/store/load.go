@@ -99,6 +99,11 @@ func (s *File) recoverMessages() error {
 	if len(nums) > 0 {
 		if last := s.segs[nums[len(nums)-1]]; last != nil && last.size < s.opts.SegmentSize {
 			s.head = last
+			// Written again from now on: its summary (if it was sealed
+			// short, a record too large for it came next) would go stale.
+			if err := os.Remove(s.sumPath(last.num)); err != nil && !os.IsNotExist(err) {
+				return err
+			}
 		}
 	}
 	if s.head == nil {
@@ -230,6 +235,11 @@ func (s *File) scanSegment(num uint32, rc *recovery, buf []byte) (*segLoad, []by
 	}
 	seg := &segment{num: num, path: path, f: f}
 	l.seg = seg
+	if s.loadSummary(seg, size, l) {
+		seg.size = size
+		return l, buf
+	}
+	s.scanned.Add(1)
 	sc := newScanner(f, segHeaderSize, size, buf)
 	for {
 		rec, off, err := sc.next()
@@ -252,19 +262,7 @@ func (s *File) scanSegment(num uint32, rc *recovery, buf []byte) (*segLoad, []by
 			continue
 		}
 		q := l.queue(hd.vhost, hd.queue)
-		size := int64(len(rec))
-		var r *run
-		if n := len(q.runs); n > 0 && q.runs[n-1].lastID < hd.id {
-			r = q.runs[n-1]
-			r.end, r.lastID = off+size, hd.id
-			r.count++
-			r.bytes += int64(len(data))
-			r.recBytes += size
-		} else {
-			r = &run{seg: seg, start: off, end: off + size, firstID: hd.id, minID: hd.id, lastID: hd.id,
-				count: 1, bytes: int64(len(data)), recBytes: size, kind: runFresh}
-			q.runs = append(q.runs, r)
-		}
+		q.runs = addToRuns(q.runs, seg, off, int64(len(rec)), hd.id, int64(len(data)))
 	}
 	seg.size = sc.pos
 	l.err = s.cutTail(f, path, sc.pos, size)

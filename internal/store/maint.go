@@ -66,7 +66,8 @@ func (s *File) removeSegments(segs []*segment) {
 		s.mu.Lock()
 		delete(s.segs, seg.num)
 		s.mu.Unlock()
-		seg.f.Close() // a reader still using it gets os.ErrClosed and looks again
+		seg.f.Close()                 // a reader still using it gets os.ErrClosed and looks again
+		os.Remove(s.sumPath(seg.num)) // first: a summary never outlives its segment
 		if err := s.fs.Remove(seg.path); err != nil && !os.IsNotExist(err) {
 			// Still on disk, but its acks would leave the ack log at the next
 			// rewrite: only reopening can sort that out safely.

@@ -201,11 +201,16 @@ func (r *recoverer) simple(queues []*recoverQueue) error {
 			}
 			if err != nil {
 				r.buf = sc.buf
-				// Its records stay fresh (unknown to the broker): after a
-				// restart they are looked for again.
-				r.s.log.Error("store: segment unreadable during recovery", "segment", sp.seg.num, "offset", sc.pos, "err", err)
 				if uerr := r.s.usable(); uerr != nil {
 					return uerr
+				}
+				r.s.log.Error("store: segment unreadable during recovery, its records from here on are not recovered", "segment", sp.seg.num, "offset", sc.pos, "err", err)
+				for _, q := range queues {
+					for _, fr := range q.runs {
+						if fr.seg == sp.seg {
+							r.s.lostFresh(q, fr)
+						}
+					}
 				}
 				break
 			}
@@ -346,6 +351,29 @@ func (s *File) freshDead(rq *recoverQueue, fr *run, m *member) {
 	}
 }
 
+// lostFresh gives up the rest of a fresh run Recover could not read: as a
+// scan at Open cuts a segment at a corrupt record. They stay on disk (and
+// come back to be tried again after a restart, if their segment stays).
+func (s *File) lostFresh(rq *recoverQueue, fr *run) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := rq.q
+	if q.gone || fr.count == 0 {
+		return
+	}
+	s.fresh -= fr.count
+	s.live -= fr.count
+	fr.seg.live -= fr.count
+	fr.seg.liveBytes -= fr.recBytes
+	fr.count, fr.recBytes, fr.bytes = 0, 0, 0
+	if i := slices.Index(q.fresh, fr); i >= 0 {
+		q.fresh = slices.Delete(q.fresh, i, i+1)
+	}
+	if q.empty() {
+		s.dropIndexLocked(rq.key, q)
+	}
+}
+
 // loserLocked drops a fresh record that another one with its ID outranks:
 // an older record of an ID appended again is acknowledged; the original of
 // a compaction copy (same recno) stays on disk until its segment goes, and
@@ -472,7 +500,10 @@ func (r *recoverer) advance(src *source) (bool, error) {
 		if uerr := r.s.usable(); uerr != nil {
 			return false, uerr
 		}
-		r.s.log.Error("store: run unreadable during recovery", "err", err)
+		r.s.log.Error("store: run unreadable during recovery, its records from here on are not recovered", "segment", src.rr.r.seg.num, "err", err)
+		if src.fresh != nil {
+			r.s.lostFresh(src.rq, src.fresh)
+		}
 		return false, nil
 	}
 	if ok {

@@ -27,6 +27,7 @@ type syncerState struct {
 	retryAcks, retryDeliv []uint64
 	job                   *compactJob
 	settlers              []waiter
+	sealed                []*segment // sealed this round: their summaries are written after it
 
 	reserveF    file  // see space.go
 	reserveSize int64 // bytes in the reserve now
@@ -233,6 +234,10 @@ func (s *File) writeItems(items []item) error {
 			if err = s.seal(head, buf, at); err != nil {
 				break
 			}
+			if head.sum != nil {
+				head.sum.size = end
+				w.sealed = append(w.sealed, head)
+			}
 			var seg *segment
 			if seg, err = s.createSegment(s.nextSegNum(), s.currentRecno()); err != nil {
 				break
@@ -244,6 +249,9 @@ func (s *File) writeItems(items []item) error {
 			head, at, buf = seg, segHeaderSize, buf[:0]
 		}
 		it.seg, it.off, it.size = head, uint32(at+int64(len(buf))), uint32(n)
+		if head.sum != nil {
+			head.sum.add(head, it)
+		}
 		buf = appendMessageRecord(buf, it.recno, it.id, it.flags, it.key.vhost, it.key.queue, it.data)
 		if len(buf) >= writeChunk {
 			// Large batches go out in chunks: the buffer stays small and
@@ -263,8 +271,15 @@ func (s *File) writeItems(items []item) error {
 		w.buf = nil
 	}
 	if err != nil {
+		// The summaries being built no longer match what stays on disk.
+		startHead.sum = nil
+		for _, seg := range w.sealed {
+			seg.sum = nil
+		}
+		w.sealed = w.sealed[:0]
 		return s.rollback(startHead, startSize, created, err)
 	}
+	s.writeSummaries()
 	s.wrote(at+int64(len(buf))-startSize, false)
 	w.headSize = at + int64(len(buf))
 	w.headDirty = true
