@@ -56,6 +56,7 @@
 //
 //	header  = "WSUM" | version u32 (1)
 //	type 7  summary: segment number u32 | segment size u64 | next recno u64 |
+//	        last record's offset u64 | its length and crc (8 bytes) |
 //	        records uvarint | record bytes uvarint | queues uvarint, then per queue
 //	        vhost len u8 | vhost | queue len u8 | queue | runs uvarint, then per run
 //	        start | end-start | first id | last id-first id | count | data bytes | record bytes (uvarint each)
@@ -65,7 +66,8 @@
 // (maximal stretches with increasing IDs) that a scan of the segment would
 // find (temporary file, fdatasync unless SyncNever, rename). Open reads the
 // summary instead of scanning a segment when it is valid (CRC, decodes, names
-// the segment, runs inside it) and the segment's size is the one it names;
+// the segment, runs inside it) and the segment still has the size and ends
+// with the record (offset, length, crc) the summary names;
 // otherwise, and for segments without one (written by older Warrens, sealed
 // before this Open, cut short by a failed write), it scans. Acks are not in
 // summaries: Recover tells acked records from live ones. A summary goes

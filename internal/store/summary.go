@@ -22,7 +22,9 @@ type segSum struct {
 	recno    uint64 // next recno as far as the segment knows
 	messages int
 	bytes    int64
-	size     int64 // the segment's size, once sealed
+	size     int64   // the segment's size, once sealed
+	lastOff  int64   // where its last record starts
+	lastHdr  [8]byte // and that record's length and crc: Open checks them
 	queues   map[qkey]*loadQueue
 	order    []*loadQueue
 	lastKey  qkey
@@ -33,8 +35,9 @@ func newSegSum(base uint64) *segSum {
 	return &segSum{recno: base, queues: map[qkey]*loadQueue{}}
 }
 
-// add notes one record written to the segment.
-func (ss *segSum) add(seg *segment, it *item) {
+// add notes one record written to the segment (rec, encoded).
+func (ss *segSum) add(seg *segment, it *item, rec []byte) {
+	ss.lastOff, ss.lastHdr = int64(it.off), [8]byte(rec[:8])
 	ss.messages++
 	ss.bytes += int64(it.size)
 	ss.recno = max(ss.recno, it.recno+1)
@@ -80,6 +83,8 @@ func encodeSummary(num uint32, size int64, ss *segSum) []byte {
 	b = binary.LittleEndian.AppendUint32(b, num)
 	b = binary.LittleEndian.AppendUint64(b, uint64(size))
 	b = binary.LittleEndian.AppendUint64(b, ss.recno)
+	b = binary.LittleEndian.AppendUint64(b, uint64(ss.lastOff))
+	b = append(b, ss.lastHdr[:]...)
 	b = binary.AppendUvarint(b, uint64(ss.messages))
 	b = binary.AppendUvarint(b, uint64(ss.bytes))
 	b = binary.AppendUvarint(b, uint64(len(ss.order)))
@@ -102,21 +107,29 @@ func encodeSummary(num uint32, size int64, ss *segSum) []byte {
 
 var errSummary = errors.New("store: invalid segment summary")
 
-// decodeSummary checks a summary file against its segment (number and
-// size) and fills l with its runs.
+// decodeSummary checks a summary file against its segment (number, size,
+// the header of its last record) and fills l with its runs.
 func decodeSummary(b []byte, seg *segment, size int64, l *segLoad) error {
 	if parseLogHeader(b, sumMagic) != nil {
 		return errSummary
 	}
 	typ, p, err := checkRecord(b[logHeaderSize:])
-	if err != nil || typ != recSummary || len(p) < 20 {
+	if err != nil || typ != recSummary || len(p) < 36 {
 		return errSummary
 	}
 	if binary.LittleEndian.Uint32(p) != seg.num || int64(binary.LittleEndian.Uint64(p[4:])) != size {
 		return errSummary
 	}
+	// The segment must still end with the record the summary saw last (a
+	// segment cut and written again to the same size would not).
+	lastOff := int64(binary.LittleEndian.Uint64(p[20:]))
+	var hdr [8]byte
+	if lastOff < segHeaderSize || lastOff+8 > size || readFull(seg.f, hdr[:], lastOff) != nil || hdr != [8]byte(p[28:36]) ||
+		lastOff+recHeader+int64(binary.LittleEndian.Uint32(hdr[:])) != size {
+		return errSummary
+	}
 	l.recno = max(l.recno, binary.LittleEndian.Uint64(p[12:]))
-	p = p[20:]
+	p = p[36:]
 	bad := false
 	uv := func() uint64 {
 		v, n := binary.Uvarint(p)

@@ -104,6 +104,18 @@ func TestStoreSummary(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(bad, "99999999.sum")); !os.IsNotExist(err) {
 		t.Fatalf("stray summary kept: %v", err)
 	}
+	// A segment that no longer ends with the record its summary names (cut
+	// and written again, by an older Warren say) is scanned.
+	rewritten := variant("rewritten", func(d string) {
+		seg := filepath.Join(d, strings.TrimSuffix(filepath.Base(sums[5]), ".sum")+".seg")
+		b, _ := os.ReadFile(seg)
+		_, offs, _, _ := scanSegmentBytes(b, 1<<20)
+		b[offs[len(offs)-1]+5] ^= 1 // the last record's crc
+		os.WriteFile(seg, b, 0o644)
+	})
+	if s := openTest(t, rewritten, opts); s.scanned.Load() != 2 {
+		t.Fatalf("with a rewritten segment Open scanned %d segments, want 2", s.scanned.Load())
+	}
 	// Restarted again, each holds the same records (the tails were read
 	// into the window), and the one without summaries still scans: Open
 	// never writes summaries for segments sealed before it.

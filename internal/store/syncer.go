@@ -249,10 +249,10 @@ func (s *File) writeItems(items []item) error {
 			head, at, buf = seg, segHeaderSize, buf[:0]
 		}
 		it.seg, it.off, it.size = head, uint32(at+int64(len(buf))), uint32(n)
-		if head.sum != nil {
-			head.sum.add(head, it)
-		}
 		buf = appendMessageRecord(buf, it.recno, it.id, it.flags, it.key.vhost, it.key.queue, it.data)
+		if head.sum != nil {
+			head.sum.add(head, it, buf[len(buf)-int(n):])
+		}
 		if len(buf) >= writeChunk {
 			// Large batches go out in chunks: the buffer stays small and
 			// warm in cache, and the kernel starts writeback earlier.
