@@ -58,6 +58,15 @@ func TestStoreSummary(t *testing.T) {
 		os.WriteFile(filepath.Join(d, filepath.Base(sums[4])), b, 0o644)
 		os.WriteFile(filepath.Join(d, "99999999.sum"), b, 0o644)
 	})
+	// A segment that no longer ends with the record its summary names (cut
+	// and written again, by an older Warren say) is scanned.
+	rewritten := variant("rewritten", func(d string) {
+		seg := filepath.Join(d, strings.TrimSuffix(filepath.Base(sums[5]), ".sum")+".seg")
+		b, _ := os.ReadFile(seg)
+		_, offs, _, _ := scanSegmentBytes(b, 1<<20)
+		b[offs[len(offs)-1]+5] ^= 1 // the last record's crc
+		os.WriteFile(seg, b, 0o644)
+	})
 	type result struct {
 		recovered []recovered
 		tails     map[string][]TailRecord
@@ -72,8 +81,10 @@ func TestStoreSummary(t *testing.T) {
 		for _, k := range []qkey{{"/", "w"}, {"/", "t"}, {"v", "t"}} {
 			r.tails[k.vhost+k.queue] = readAllTail(t, s, k.vhost, k.queue)
 		}
-		r.stats = s.Stats()
-		r.stats.AckLogBytes, r.stats.DiskBytes, r.stats.Syncs, r.stats.SyncedAppends = 0, 0, 0, 0
+		// What maintenance did meanwhile (it runs once Recover is done)
+		// depends on timing; the content does not.
+		st := s.Stats()
+		r.stats = Stats{LiveMessages: st.LiveMessages, LiveBytes: st.LiveBytes, TailMessages: st.TailMessages}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -106,13 +117,6 @@ func TestStoreSummary(t *testing.T) {
 	}
 	// A segment that no longer ends with the record its summary names (cut
 	// and written again, by an older Warren say) is scanned.
-	rewritten := variant("rewritten", func(d string) {
-		seg := filepath.Join(d, strings.TrimSuffix(filepath.Base(sums[5]), ".sum")+".seg")
-		b, _ := os.ReadFile(seg)
-		_, offs, _, _ := scanSegmentBytes(b, 1<<20)
-		b[offs[len(offs)-1]+5] ^= 1 // the last record's crc
-		os.WriteFile(seg, b, 0o644)
-	})
 	if s := openTest(t, rewritten, opts); s.scanned.Load() != 2 {
 		t.Fatalf("with a rewritten segment Open scanned %d segments, want 2", s.scanned.Load())
 	}
