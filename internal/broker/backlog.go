@@ -12,7 +12,9 @@ import (
 
 // The backlog. A classic queue keeps its oldest ready messages in memory (the
 // window: Entry + Message, as any queue) and, once the window is full, the
-// rest only in the store, as the queue's tail (store.MessageRecord.Tail): the
+// rest only in the store, as the queue's tail (store.MessageRecord.Tail) —
+// persistent messages of a durable queue always, transient ones only while
+// memory is short (see startsTailLocked): the
 // broker holds a count and a byte total for them, nothing per message. So a
 // queue with a hundred million queued messages costs what its window costs.
 //
@@ -106,6 +108,16 @@ func (q *Queue) initTail() {
 // empty, since new IDs are the highest).
 func (q *Queue) windowFullLocked() bool {
 	return q.ready.len() >= tailWindow || q.readyBytes >= tailWindowBytes
+}
+
+// startsTailLocked reports whether m, enqueued now, starts the queue's tail:
+// the window is full and m is written to the store anyway (a persistent
+// message in a durable queue), or memory is short (paging). A transient
+// backlog stays in memory while there is room, as it did before tails:
+// writing it out and reading it back would halve a fast transient queue's
+// rate (a fanout whose consumers lag a little, bench/run.sh (d) and (f)).
+func (q *Queue) startsTailLocked(m *Message) bool {
+	return q.windowFullLocked() && (q.persists(m) || q.vhost.broker.pagingNeeded())
 }
 
 // enqueueTailLocked appends m to the store as a tail record and lets go of

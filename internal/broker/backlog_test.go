@@ -99,11 +99,17 @@ type tailNode struct {
 	b   *Broker
 	v   *VHost
 	r   Router
+	// memLimit is the broker's MemoryLimit; 1 keeps memory short all the
+	// time (paging), which transient backlogs need to go to the tail.
+	memLimit int64
 }
 
-func newTailNode(t *testing.T, file bool) *tailNode {
+func newTailNode(t *testing.T, file bool) *tailNode { return newTailNodeLimit(t, file, 0) }
+
+// newTailNodeLimit is newTailNode with a broker memory limit.
+func newTailNodeLimit(t *testing.T, file bool, memLimit int64) *tailNode {
 	t.Helper()
-	n := &tailNode{t: t}
+	n := &tailNode{t: t, memLimit: memLimit}
 	if file {
 		n.dir = t.TempDir()
 	}
@@ -123,7 +129,7 @@ func (n *tailNode) open() {
 	} else {
 		n.st = store.NewMemory()
 	}
-	b, err := New(Config{Store: n.st, Logger: quietLogger(), StreamDir: n.t.TempDir()})
+	b, err := New(Config{Store: n.st, Logger: quietLogger(), StreamDir: n.t.TempDir(), MemoryLimit: n.memLimit})
 	if err != nil {
 		n.t.Fatal(err)
 	}
@@ -271,15 +277,19 @@ func forStores(t *testing.T, fn func(t *testing.T, file bool)) {
 func TestQueueBacklogOrder(t *testing.T) {
 	forStores(t, func(t *testing.T, file bool) {
 		for _, durable := range []bool{false, true} {
-			n := newTailNode(t, file)
+			// A transient backlog (a non-durable queue) goes to the tail
+			// only when memory is short, and only on a store on disk.
+			n := newTailNodeLimit(t, file, map[bool]int64{false: 1, true: 0}[durable])
 			q := n.declare("q", durable, nil)
 			const total = 100_000
 			n.publishRange("q", 0, total, true)
 			if m, _ := q.Counts(); m != total {
 				t.Fatalf("Counts %d, want %d", m, total)
 			}
-			if w, tl := tailState(q); w != tailWindow || tl != total-tailWindow {
-				t.Fatalf("window %d, tail %d", w, tl)
+			w, tl := tailState(q)
+			tails := durable || file
+			if tails && (w != tailWindow || tl != total-tailWindow) || !tails && tl != 0 {
+				t.Fatalf("durable %v: window %d, tail %d", durable, w, tl)
 			}
 			next := total
 			got := consume(t, q, total+20_000, func() {
@@ -287,7 +297,7 @@ func TestQueueBacklogOrder(t *testing.T) {
 					n.publishRange("q", next, next+200, durable)
 					next += 200
 				}
-				if w, _ := tailState(q); w > tailWindow+200 {
+				if w, _ := tailState(q); tails && w > tailWindow+200 {
 					t.Fatalf("window %d", w)
 				}
 			})
@@ -413,7 +423,9 @@ func TestQueueBacklogRestart(t *testing.T) {
 func TestQueueBacklogMaxLength(t *testing.T) {
 	forStores(t, func(t *testing.T, file bool) {
 		const limit, total = 10_000, 25_000
-		n := newTailNode(t, file)
+		// Memory kept short: the transient backlog of "bytes" below goes
+		// to the tail too (on a store on disk).
+		n := newTailNodeLimit(t, file, 1)
 		// drop-head without a dead-letter exchange keeps the newest.
 		q := n.declare("drop", true, amqp091.Table{"x-max-length": int64(limit)})
 		n.publishRange("drop", 0, total, true)
@@ -454,7 +466,11 @@ func TestQueueBacklogMaxLength(t *testing.T) {
 		if m, _ := dlq2.Counts(); m != total-limit {
 			t.Fatalf("reject-publish-dlx: %d dead-lettered", m)
 		}
-		if qi := q.Info(); qi.MessageBytesReady != 8*limit || qi.MessagesPagedOut != limit-tailWindow {
+		pagedOut := 0
+		if file {
+			pagedOut = limit - tailWindow
+		}
+		if qi := q.Info(); qi.MessageBytesReady != 8*limit || qi.MessagesPagedOut != pagedOut {
 			t.Fatalf("info: %d bytes ready, %d paged out", qi.MessageBytesReady, qi.MessagesPagedOut)
 		}
 		checkOrder(t, consume(t, dlq2, total-limit, nil), limit)
@@ -924,4 +940,35 @@ func TestQueueBacklogConcurrentDropHead(t *testing.T) {
 			t.Fatalf("%d left", m)
 		}
 	})
+}
+
+// TestQueueBacklogTransientInMemory: while memory is not short, a transient
+// backlog stays in memory (a tail would write it out only to read it back),
+// and a durable queue's persistent one goes to the tail (it is written
+// anyway); once memory is short, transient messages go to the tail too.
+func TestQueueBacklogTransientInMemory(t *testing.T) {
+	n := newTailNode(t, true)
+	tq := n.declare("t", false, nil)
+	dq := n.declare("d", true, nil)
+	mixed := n.declare("m", true, nil)
+	n.publishRange("t", 0, 2*tailWindow, true)
+	n.publishRange("d", 0, 2*tailWindow, true)
+	n.publishRange("m", 0, 2*tailWindow, false)
+	for _, c := range []struct {
+		q            *Queue
+		window, tail int
+	}{{tq, 2 * tailWindow, 0}, {dq, tailWindow, tailWindow}, {mixed, 2 * tailWindow, 0}} {
+		if w, tl := tailState(c.q); w != c.window || tl != c.tail {
+			t.Errorf("queue %s: window %d, tail %d; want %d, %d", c.q.Name, w, tl, c.window, c.tail)
+		}
+	}
+	checkOrder(t, consume(t, tq, 2*tailWindow, nil), 0)
+
+	p := newTailNodeLimit(t, true, 1)
+	tq = p.declare("t", false, nil)
+	p.publishRange("t", 0, 2*tailWindow, false)
+	if w, tl := tailState(tq); w != tailWindow || tl != tailWindow {
+		t.Errorf("memory short: window %d, tail %d; want %d, %d", w, tl, tailWindow, tailWindow)
+	}
+	checkOrder(t, consume(t, tq, 2*tailWindow, nil), 0)
 }

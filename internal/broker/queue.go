@@ -315,7 +315,7 @@ func (q *Queue) enqueue(m *Message, w *durableWait) bool {
 	// Purged tail records the store has yet to drop (stale) still count as
 	// a tail: a new ID in the window above them would break the rule that
 	// tail IDs are above window IDs, which the store relies on.
-	if q.tail.count|q.tail.stale != 0 || q.windowFullLocked() {
+	if q.tail.count|q.tail.stale != 0 || q.startsTailLocked(m) {
 		if q.canTail {
 			q.enqueueTailLocked(m, w)
 			q.unlock()
