@@ -61,7 +61,7 @@ func (s *File) AppendMessages(recs []MessageRecord, done func(error)) {
 		done(err)
 		return
 	}
-	if !tailOrdered(recs, s.tailLast) {
+	if !tailOrdered(recs, s.tailBounds) {
 		s.mu.Unlock()
 		done(ErrInvalid)
 		return

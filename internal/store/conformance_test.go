@@ -635,12 +635,23 @@ func confTailInvalid(t *testing.T, s Store) {
 			t.Fatalf("tail append out of order %v: %v, want ErrInvalid", recs[len(recs)-1].ID, err)
 		}
 	}
+	// Nor may a window record take an ID at or above the tail's lowest.
+	for _, recs := range [][]MessageRecord{
+		{msg("/", "q", 5)},
+		{msg("/", "q", 9)},
+		{msg("/", "q", 4), tailMsg("/", "q", 8), msg("/", "q", 8)},
+	} {
+		if err := appendWait(t, s, recs...); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("window append %v above the tail: %v, want ErrInvalid", recs[len(recs)-1].ID, err)
+		}
+	}
+	mustAppend(t, s, msg("/", "q", 4))
 	// A refused batch left nothing behind.
 	mustAppend(t, s, tailMsg("/", "q", 6), tailMsg("/", "other", 1))
 	if got := readTail(t, s, "/", "q", 100, 1<<20); !slices.Equal(got, []uint64{5, 6}) {
 		t.Fatalf("tail %v", got)
 	}
-	if st := s.Stats(); st.LiveMessages != 3 || st.TailMessages != 1 {
+	if st := s.Stats(); st.LiveMessages != 4 || st.TailMessages != 1 {
 		t.Fatalf("stats %+v", st)
 	}
 }

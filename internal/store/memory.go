@@ -107,12 +107,12 @@ func (m *Memory) AppendMessages(recs []MessageRecord, done func(error)) {
 		done(ErrClosed)
 		return
 	}
-	if !tailOrdered(recs, func(k qkey) (uint64, bool) {
+	if !tailOrdered(recs, func(k qkey) (uint64, uint64, bool) {
 		t := m.tails[k]
 		if t == nil || len(t.recs) == 0 {
-			return 0, false
+			return 0, 0, false
 		}
-		return t.recs[len(t.recs)-1].id, true
+		return t.recs[0].id, t.recs[len(t.recs)-1].id, true
 	}) {
 		m.mu.Unlock()
 		done(ErrInvalid)
@@ -379,27 +379,37 @@ func compareU64(a, b uint64) int {
 	return 0
 }
 
-// tailOrdered reports whether every Tail record's ID is above the tail IDs of
-// its queue before it (last says a queue tail's highest ID, if it has one).
-func tailOrdered(recs []MessageRecord, last func(qkey) (uint64, bool)) bool {
-	var seen map[qkey]uint64
+// tailOrdered reports whether recs keep the tail rule: every Tail record's
+// ID is above the tail IDs of its queue before it, and every other record's
+// ID is below them (bounds says a queue tail's lowest and highest ID, if it
+// has one). File reads a tail's runs by ID range: a window record with an ID
+// inside it would be taken for a tail record.
+func tailOrdered(recs []MessageRecord, bounds func(qkey) (lo, hi uint64, ok bool)) bool {
+	type span struct{ lo, hi uint64 }
+	var seen map[qkey]span
 	for i := range recs {
 		r := &recs[i]
-		if !r.Tail {
-			continue
-		}
 		k := qkey{r.VHost, r.Queue}
-		hi, ok := seen[k]
+		sp, ok := seen[k]
 		if !ok {
-			hi, ok = last(k)
+			sp.lo, sp.hi, ok = bounds(k)
 		}
-		if ok && r.ID <= hi {
+		switch {
+		case !r.Tail:
+			if ok && r.ID >= sp.lo {
+				return false
+			}
+			continue
+		case ok && r.ID <= sp.hi:
 			return false
+		case !ok:
+			sp.lo = r.ID
 		}
+		sp.hi = r.ID
 		if seen == nil {
-			seen = map[qkey]uint64{}
+			seen = map[qkey]span{}
 		}
-		seen[k] = r.ID
+		seen[k] = sp
 	}
 	return true
 }

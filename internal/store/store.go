@@ -78,9 +78,10 @@ type MessageRecord struct {
 	// Tail records belong to the queue's backlog, of which the caller keeps no
 	// copy: the store indexes them compactly (File: a run per stretch of
 	// consecutive records in a segment, nothing per record) and hands them
-	// back, lowest ID first, with ReadTail. A queue's tail IDs must increase:
-	// a Tail record whose ID is not above every tail ID the queue has gets
-	// ErrInvalid. Until ReadTail returns it, a tail record is not known by ID:
+	// back, lowest ID first, with ReadTail. A queue's tail IDs must increase
+	// and stay above its other IDs: a Tail record whose ID is not above every
+	// tail ID the queue has, or another record whose ID is not below them,
+	// gets ErrInvalid. Until ReadTail returns it, a tail record is not known by ID:
 	// ReadMessage, Ack and MarkDelivered ignore it. Valid with Transient too.
 	Tail bool
 	Data []byte // encoded message (exchange, key, properties, body), opaque to the store

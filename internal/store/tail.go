@@ -152,10 +152,19 @@ func (rr *runReader) isMember(h msgHeader, off int64) bool {
 	return h.id >= r.minID && h.id <= r.lastID
 }
 
-// tailLast returns the highest tail ID of a queue, if it has a tail. Called
-// with s.mu held.
-func (s *File) tailLast(k qkey) (uint64, bool) {
-	return s.queues[k].tailMax()
+// tailBounds returns the lowest and highest tail ID of a queue, if it has
+// a tail. Called with s.mu held.
+func (s *File) tailBounds(k qkey) (lo, hi uint64, ok bool) {
+	q := s.queues[k]
+	hi, ok = q.tailMax()
+	switch {
+	case !ok:
+	case len(q.tail) > 0:
+		lo = q.tail[0].minID
+	default:
+		lo = q.pend[0].id
+	}
+	return lo, hi, ok
 }
 
 // tailMax returns the highest ID in the queue's tail, if it has one.
