@@ -46,6 +46,11 @@ const (
 	// into its tail. A refill starts below half of tailWindow.
 	tailWindow      = 4096
 	tailWindowBytes = 8 << 20
+	// tailWindowShort and tailWindowShortBytes bound it instead while memory
+	// is short (paging): with thousands of queues each holding a backlog, a
+	// full window each would be gigabytes (10,000 × 4,096 messages).
+	tailWindowShort      = 128
+	tailWindowShortBytes = 256 << 10
 	// tailClockStep is the finest step of the tail's enqueue clock; when the
 	// clock reaches tailClockMax marks, every other one goes and the step doubles.
 	tailClockStep = int64(time.Millisecond)
@@ -107,7 +112,20 @@ func (q *Queue) initTail() {
 // message enqueued now goes to the tail (as it does while the tail is not
 // empty, since new IDs are the highest).
 func (q *Queue) windowFullLocked() bool {
-	return q.ready.len() >= tailWindow || q.readyBytes >= tailWindowBytes
+	if q.ready.len() < tailWindowShort && q.readyBytes < tailWindowShortBytes {
+		return false // the common case, a short queue: no need to look at memory
+	}
+	n, nb := q.windowLimits()
+	return q.ready.len() >= n || q.readyBytes >= nb
+}
+
+// windowLimits returns how many messages and body bytes the window may hold
+// now: the short window while memory is short, else the full one.
+func (q *Queue) windowLimits() (int, int64) {
+	if q.vhost.broker.pagingNeeded() {
+		return tailWindowShort, tailWindowShortBytes
+	}
+	return tailWindow, tailWindowBytes
 }
 
 // startsTailLocked reports whether m, enqueued now, starts the queue's tail:
@@ -211,8 +229,15 @@ func (q *Queue) trimClockLocked(next uint64) {
 // below half and the tail is not empty (or it has stale records to drop),
 // and no refill runs or waits for writes.
 func (q *Queue) refillWantedLocked() bool {
-	return (q.tail.count > 0 && q.ready.len() < tailWindow/2 || q.tail.stale > 0) &&
+	return (q.tail.count > 0 && q.windowLowLocked() || q.tail.stale > 0) &&
 		!q.tail.refilling && !q.tail.failed && !q.deleted && !q.tail.want.Load()
+}
+
+// windowLowLocked reports whether the window is below half of what it may
+// hold, so that a refill is due.
+func (q *Queue) windowLowLocked() bool {
+	n, _ := q.windowLimits()
+	return q.ready.len() < n/2
 }
 
 // kickTail starts a refill if one is wanted (after a tail write).
@@ -244,15 +269,16 @@ func (q *Queue) startRefillLocked() {
 func (q *Queue) refill() {
 	b := q.vhost.broker
 	q.mu.Lock()
-	for !q.deleted && (q.tail.stale > 0 || q.tail.count > 0 && q.ready.len() < tailWindow/2) {
+	for !q.deleted && (q.tail.stale > 0 || q.tail.count > 0 && q.windowLowLocked()) {
 		if q.tail.stale > 0 {
 			if !q.dropStaleLocked() {
 				break
 			}
 			continue
 		}
-		n := tailWindow - q.ready.len()
-		nb := max(tailWindowBytes-q.readyBytes, 1)
+		n, nb := q.windowLimits()
+		n -= q.ready.len()
+		nb = max(nb-q.readyBytes, 1)
 		epoch, written := q.tail.epoch, q.tail.written.Load()
 		q.unlockPublish() // dead letters of the last batch go now, not all at the end
 		recs, err := b.store.ReadTail(q.vhost.Name, q.Name, n, nb)

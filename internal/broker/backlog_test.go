@@ -286,9 +286,11 @@ func TestQueueBacklogOrder(t *testing.T) {
 			if m, _ := q.Counts(); m != total {
 				t.Fatalf("Counts %d, want %d", m, total)
 			}
+			// Memory short, the window is the short one.
+			window := map[bool]int{false: tailWindowShort, true: tailWindow}[durable]
 			w, tl := tailState(q)
 			tails := durable || file
-			if tails && (w != tailWindow || tl != total-tailWindow) || !tails && tl != 0 {
+			if tails && (w != window || tl != total-window) || !tails && tl != 0 {
 				t.Fatalf("durable %v: window %d, tail %d", durable, w, tl)
 			}
 			next := total
@@ -297,6 +299,7 @@ func TestQueueBacklogOrder(t *testing.T) {
 					n.publishRange("q", next, next+200, durable)
 					next += 200
 				}
+				// (the window's limit follows memory: at most the full one)
 				if w, _ := tailState(q); tails && w > tailWindow+200 {
 					t.Fatalf("window %d", w)
 				}
@@ -468,7 +471,7 @@ func TestQueueBacklogMaxLength(t *testing.T) {
 		}
 		pagedOut := 0
 		if file {
-			pagedOut = limit - tailWindow
+			pagedOut = limit - tailWindowShort // memory is short: the short window
 		}
 		if qi := q.Info(); qi.MessageBytesReady != 8*limit || qi.MessagesPagedOut != pagedOut {
 			t.Fatalf("info: %d bytes ready, %d paged out", qi.MessageBytesReady, qi.MessagesPagedOut)
@@ -529,7 +532,7 @@ func TestQueueBacklogRequeue(t *testing.T) {
 		var got []Entry
 		waitFor(t, "deliveries", func() bool { got = append(got, s.take()...); return len(got) == tailWindow-100 })
 		q.Cancel(c)
-		waitFor(t, "a refill", func() bool { w, _ := tailState(q); return w >= tailWindow/2 })
+		waitFor(t, "a refill", func() bool { w, _ := tailState(q); return w >= tailWindowShort/2 }) // memory is short
 		q.Requeue(got[:500])
 		q.Ack(got[500:])
 		if m, _ := q.Counts(); m != total-(tailWindow-100)+500 {
@@ -711,7 +714,7 @@ func TestQueueBacklogPaging(t *testing.T) {
 			t.Fatalf("get %d: %v", i, err)
 		}
 	}
-	waitFor(t, "a refill", func() bool { w, _ := tailState(q); return w >= tailWindow/2 })
+	waitFor(t, "a refill", func() bool { w, _ := tailState(q); return w >= tailWindowShort/2 }) // memory is short
 	b.sweepPaging()
 	q.mu.Lock()
 	dropped := 0
@@ -945,7 +948,8 @@ func TestQueueBacklogConcurrentDropHead(t *testing.T) {
 // TestQueueBacklogTransientInMemory: while memory is not short, a transient
 // backlog stays in memory (a tail would write it out only to read it back),
 // and a durable queue's persistent one goes to the tail (it is written
-// anyway); once memory is short, transient messages go to the tail too.
+// anyway); once memory is short, transient messages go to the tail too, past
+// the short window.
 func TestQueueBacklogTransientInMemory(t *testing.T) {
 	n := newTailNode(t, true)
 	tq := n.declare("t", false, nil)
@@ -967,8 +971,8 @@ func TestQueueBacklogTransientInMemory(t *testing.T) {
 	p := newTailNodeLimit(t, true, 1)
 	tq = p.declare("t", false, nil)
 	p.publishRange("t", 0, 2*tailWindow, false)
-	if w, tl := tailState(tq); w != tailWindow || tl != tailWindow {
-		t.Errorf("memory short: window %d, tail %d; want %d, %d", w, tl, tailWindow, tailWindow)
+	if w, tl := tailState(tq); w != tailWindowShort || tl != 2*tailWindow-tailWindowShort {
+		t.Errorf("memory short: window %d, tail %d; want %d, %d", w, tl, tailWindowShort, 2*tailWindow-tailWindowShort)
 	}
 	checkOrder(t, consume(t, tq, 2*tailWindow, nil), 0)
 }
