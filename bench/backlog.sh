@@ -39,8 +39,11 @@ J_MESSAGES=${BENCH_J_MESSAGES:-10000000}
 SCENARIOS=${*:-i j}
 WORK=$(mktemp -d /tmp/warren-backlog-bench.XXXXXX)
 BIN=$WORK/bin
-BPID= SAMPLER= RABBIT_DIR= RABBIT_NODE=warrenbacklog$$@localhost
+BPID= RABBIT_DIR= RABBIT_NODE=warrenbacklog$$@localhost
 Q=warren-bench-backlog
+
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 log() { echo "[backlog-bench $(date +%T)] $*" >&2; }
 die() {
@@ -49,16 +52,13 @@ die() {
 }
 cleanup() {
 	set +e
-	[ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null
+	[ -n "$RSS_SAMPLER" ] && kill "$RSS_SAMPLER" 2>/dev/null
 	[ -n "$BPID" ] && kill -9 "$BPID" 2>/dev/null
 	[ -n "$RABBIT_DIR" ] && rabbitmqctl -n "$RABBIT_NODE" stop >/dev/null 2>&1
 	if [ "${BENCH_KEEP:-}" = 1 ]; then log "work directory kept: $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 wait_port() { # PORT: true once something accepts on 127.0.0.1:PORT (or the broker died)
 	for _ in $(seq $((LIMIT * 10))); do
 		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
@@ -69,27 +69,6 @@ wait_port() { # PORT: true once something accepts on 127.0.0.1:PORT (or the brok
 }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.1f", b-a}'; }
-rss_now() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-# sample_begin PID / sample_end: peak RSS (kB) in between, from VmHWM and 0.2 s samples.
-sample_begin() {
-	SPID=$1
-	echo 5 >"/proc/$SPID/clear_refs" 2>/dev/null || true
-	: >"$WORK/rss.samples"
-	(while kill -0 "$SPID" 2>/dev/null; do
-		rss_now "$SPID" >>"$WORK/rss.samples"
-		sleep 0.2
-	done) &
-	SAMPLER=$!
-}
-sample_end() {
-	kill "$SAMPLER" 2>/dev/null || true
-	wait "$SAMPLER" 2>/dev/null || true
-	SAMPLER=
-	local hwm smax
-	hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$SPID/status" 2>/dev/null || echo 0)
-	smax=$(sort -n "$WORK/rss.samples" | tail -1)
-	echo $((${hwm:-0} > ${smax:-0} ? ${hwm:-0} : ${smax:-0}))
-}
 js() { # FILE KEY.PATH: a value from the last JSON line of FILE
 	python3 - "$1" "$2" <<'PY'
 import json, sys
@@ -102,13 +81,6 @@ except Exception:
     print("n/a")
 PY
 }
-num() {
-	case $1 in
-	'' | n/a | *[!0-9.]*) echo "${1:-n/a}" ;;
-	*) printf '%.0f' "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' ;;
-	esac
-}
-mib() { case $1 in '' | n/a | 0) echo n/a ;; *) awk -v k="$1" 'BEGIN {printf "%.0f", k/1024}' ;; esac }
 per_msg() { # KB_AFTER KB_BEFORE MESSAGES: bytes per message
 	awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { if (n > 0 && a ~ /^[0-9]+$/) printf "%.1f", (a-b)*1024/n; else printf "n/a" }'
 }
@@ -270,11 +242,11 @@ run_one() { # BROKER MESSAGES SIZE: one row of results in $WORK/result.BROKER.SI
 	start_broker "$b"
 	sleep 2
 	idle=$(rss_now "$BPID")
-	sample_begin "$BPID"
+	rss_begin "$BPID"
 	fill "$b" "$n" "$size"
 	local fill_peak fill_end
 	fill_end=$(rss_now "$BPID")
-	fill_peak=$(sample_end)
+	fill_peak=$(rss_end)
 	disk=$(du -sk "$DATA" | cut -f1)
 	log "$b: filled $(num "$FILLED") at $(num "$FILL_RATE") msg/s; restarting"
 	local t0 stop
@@ -286,11 +258,11 @@ run_one() { # BROKER MESSAGES SIZE: one row of results in $WORK/result.BROKER.SI
 	local restart_rss
 	restart_rss=$(rss_now "$BPID")
 	log "$b: ready after ${READY} s, first message after ${FIRST} s; draining"
-	sample_begin "$BPID"
+	rss_begin "$BPID"
 	drain "$b" "$((FILLED - 1))"
 	local drain_peak drained later
 	drained=$(rss_now "$BPID")
-	drain_peak=$(sample_end)
+	drain_peak=$(rss_end)
 	sleep 60
 	later=$(rss_now "$BPID")
 	stop_broker "$b"
@@ -368,17 +340,7 @@ report() {
 		echo "\`warren-perf -u $Q --await-messages N\` and \`-x 0 -y 1 -p -D 1\`; drain \`warren-perf -x 0 -y 1 -q 2000 -A 100 -p -u $Q -D N\`."
 		echo "<!-- backlog-bench:end -->"
 	} >"$WORK/section.md"
-	python3 - "$OUT" "$WORK/section.md" <<'PY'
-import re, sys
-out, sec = sys.argv[1], open(sys.argv[2]).read().rstrip("\n") + "\n"
-try:
-    doc = open(out).read()
-except FileNotFoundError:
-    doc = ""
-pat = re.compile(r"<!-- backlog-bench:begin.*?<!-- backlog-bench:end -->\n?", re.S)
-doc = pat.sub(lambda m: sec, doc) if pat.search(doc) else doc.rstrip("\n") + "\n\n" + sec
-open(out, "w").write(doc)
-PY
+	write_section backlog-bench "$WORK/section.md" "$OUT"
 	log "wrote the long-backlog section of $OUT"
 }
 

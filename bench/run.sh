@@ -39,9 +39,11 @@ REPORT=$WORK/report.md
 OVERVIEW=$WORK/overview.md
 COMMANDS=$WORK/commands.md
 WARREN_PID=
-RSS_SAMPLER=
 PRIVATE_RABBIT_DIR=
 PRIVATE_RABBIT_NODE=warrenbench$$@localhost
+
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 log() { echo "[bench $(date +%T)] $*" >&2; }
 die() {
@@ -103,10 +105,6 @@ build() {
 	fi
 }
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 wait_port() { # PORT SECONDS [PID]: true once something accepts on 127.0.0.1:PORT
 	for _ in $(seq $(($2 * 10))); do
 		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
@@ -154,35 +152,6 @@ done_with() { # BROKER: stop Warren; let RabbitMQ settle after a run
 	else
 		sleep 3
 	fi
-}
-
-# --- memory -------------------------------------------------------------------
-
-rss_now() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-
-# rss_begin PID: reset the kernel's peak-RSS counter (VmHWM) and poll VmRSS.
-rss_begin() {
-	RSS_PID=$1
-	echo 5 >"/proc/$RSS_PID/clear_refs" 2>/dev/null || true
-	: >"$WORK/rss.samples"
-	(
-		while kill -0 "$RSS_PID" 2>/dev/null; do
-			rss_now "$RSS_PID" >>"$WORK/rss.samples"
-			sleep 0.2
-		done
-	) &
-	RSS_SAMPLER=$!
-}
-
-# rss_end: peak RSS in kB since rss_begin.
-rss_end() {
-	kill "$RSS_SAMPLER" 2>/dev/null || true
-	wait "$RSS_SAMPLER" 2>/dev/null || true
-	RSS_SAMPLER=
-	local hwm smax
-	hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$RSS_PID/status" 2>/dev/null || echo 0)
-	smax=$(sort -n "$WORK/rss.samples" | tail -1)
-	echo $((${hwm:-0} > ${smax:-0} ? ${hwm:-0} : ${smax:-0}))
 }
 
 # --- running warren-perf ------------------------------------------------------
@@ -233,14 +202,6 @@ if idle and any(d["received"] > 0 for d in rows):
 PY
 }
 
-# Number formatting for the tables.
-num() { # integer with thousands separators, or the text as is
-	case $1 in
-	'' | n/a | *[!0-9.]*) echo "${1:-n/a}" ;;
-	*) printf '%.0f' "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' ;;
-	esac
-}
-mib() { case $1 in '' | n/a | 0) echo n/a ;; *) awk -v k="$1" 'BEGIN {printf "%.0f", k/1024}' ;; esac }
 ratio() { # A B: A/B with two decimals
 	awk -v a="$1" -v b="$2" 'BEGIN {
 		if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a/b; else printf "–" }'

@@ -38,6 +38,9 @@ WORK=$(mktemp -d /tmp/warren-streams-bench.XXXXXX)
 BIN=$WORK/bin
 WARREN_PID=
 
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+
 log() { echo "[streams-bench $(date +%T)] $*" >&2; }
 die() {
 	log "error: $*"
@@ -49,10 +52,6 @@ cleanup() {
 	if [ "${BENCH_KEEP:-}" = 1 ]; then log "work directory kept: $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 build() {
 	local src=$ROOT
@@ -215,17 +214,7 @@ report() {
 		cat "$WORK/commands"
 		echo "<!-- streams-bench:end -->"
 	} >"$WORK/section.md"
-	python3 - "$OUT" "$WORK/section.md" <<'PY'
-import re, sys
-out, sec = sys.argv[1], open(sys.argv[2]).read().rstrip("\n") + "\n"
-try:
-    doc = open(out).read()
-except FileNotFoundError:
-    doc = ""
-pat = re.compile(r"<!-- streams-bench:begin.*?<!-- streams-bench:end -->\n?", re.S)
-doc = pat.sub(lambda m: sec, doc) if pat.search(doc) else doc.rstrip("\n") + "\n\n" + sec
-open(out, "w").write(doc)
-PY
+	write_section streams-bench "$WORK/section.md" "$OUT"
 	log "wrote the Kafka and streams section of $OUT"
 }
 

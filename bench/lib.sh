@@ -1,0 +1,63 @@
+# bench/lib.sh: helpers the bench scripts (run.sh, backlog.sh, streams.sh)
+# share; sourced, not run. They expect WORK (a scratch directory) to be set.
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# --- memory -------------------------------------------------------------------
+
+rss_now() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# rss_begin PID: reset the kernel's peak-RSS counter (VmHWM) and poll VmRSS.
+RSS_SAMPLER=
+rss_begin() {
+	RSS_PID=$1
+	echo 5 >"/proc/$RSS_PID/clear_refs" 2>/dev/null || true
+	: >"$WORK/rss.samples"
+	(
+		while kill -0 "$RSS_PID" 2>/dev/null; do
+			rss_now "$RSS_PID" >>"$WORK/rss.samples"
+			sleep 0.2
+		done
+	) &
+	RSS_SAMPLER=$!
+}
+
+# rss_end: peak RSS in kB since rss_begin.
+rss_end() {
+	kill "$RSS_SAMPLER" 2>/dev/null || true
+	wait "$RSS_SAMPLER" 2>/dev/null || true
+	RSS_SAMPLER=
+	local hwm smax
+	hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$RSS_PID/status" 2>/dev/null || echo 0)
+	smax=$(sort -n "$WORK/rss.samples" | tail -1)
+	echo $((${hwm:-0} > ${smax:-0} ? ${hwm:-0} : ${smax:-0}))
+}
+
+# --- reports ------------------------------------------------------------------
+
+num() { # integer with thousands separators, or the text as is
+	case $1 in
+	'' | n/a | *[!0-9.]*) echo "${1:-n/a}" ;;
+	*) printf '%.0f' "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' ;;
+	esac
+}
+mib() { case $1 in '' | n/a | 0) echo n/a ;; *) awk -v k="$1" 'BEGIN {printf "%.0f", k/1024}' ;; esac }
+
+# write_section NAME FILE OUT: put FILE (which starts with "<!-- NAME:begin" and
+# ends with "<!-- NAME:end -->") into the report OUT in place of its old
+# NAME section, or at the end if it has none.
+write_section() {
+	python3 - "$1" "$2" "$3" <<'PY'
+import re, sys
+name, sec, out = sys.argv[1], open(sys.argv[2]).read().rstrip("\n") + "\n", sys.argv[3]
+try:
+    doc = open(out).read()
+except FileNotFoundError:
+    doc = ""
+pat = re.compile(r"<!-- " + re.escape(name) + r":begin.*?<!-- " + re.escape(name) + r":end -->\n?", re.S)
+doc = pat.sub(lambda m: sec, doc) if pat.search(doc) else doc.rstrip("\n") + "\n\n" + sec
+open(out, "w").write(doc)
+PY
+}
