@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"log/slog"
 	"os"
+	"sync"
 	"testing"
 
 	"github.com/warren-mq/warren/internal/recordbatch"
@@ -167,4 +168,44 @@ func compressBatch(b []byte, c recordbatch.Compression) []byte {
 // compressed batches unread): compaction must keep it whole.
 func opaqueBatch(b []byte) []byte {
 	return patchHeader(bytes.Clone(b), func(h *recordbatch.BatchHeader) { h.Attributes |= 7 })
+}
+
+// readContiguously reads l from offset 0 as records become visible, checking
+// every batch and that offsets follow on without a gap, until the returned
+// stop is called (which waits for it).
+func readContiguously(t *testing.T, l *Log) (stop func()) {
+	done := make(chan struct{})
+	var rwg sync.WaitGroup
+	rwg.Add(1)
+	go func() {
+		defer rwg.Done()
+		off := int64(0)
+		for {
+			select {
+			case <-done:
+				return
+			case <-l.Wait(off):
+			}
+			c, err := l.Read(off, 4096)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			b, _ := c.Bytes()
+			c.Close()
+			for len(b) > 0 {
+				h, err := checkBatch(b, len(b))
+				if err != nil || h.BaseOffset != off {
+					t.Errorf("reader at %d: %+v %v", off, h, err)
+					return
+				}
+				off = h.LastOffset() + 1
+				b = b[h.Size():]
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		rwg.Wait()
+	}
 }

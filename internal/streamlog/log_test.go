@@ -244,39 +244,9 @@ func TestStreamlogGroupCommitConcurrent(t *testing.T) {
 		}()
 	}
 	// Readers run alongside.
-	stop := make(chan struct{})
-	var rwg sync.WaitGroup
-	rwg.Add(1)
-	go func() {
-		defer rwg.Done()
-		off := int64(0)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-l.Wait(off):
-			}
-			c, err := l.Read(off, 4096)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			b, _ := c.Bytes()
-			c.Close()
-			for len(b) > 0 {
-				h, err := checkBatch(b, len(b))
-				if err != nil || h.BaseOffset != off {
-					t.Errorf("reader at %d: %+v %v", off, h, err)
-					return
-				}
-				off = h.LastOffset() + 1
-				b = b[h.Size():]
-			}
-		}
-	}()
+	stopReader := readContiguously(t, l)
 	wg.Wait()
-	close(stop)
-	rwg.Wait()
+	stopReader()
 	if len(order) != writers*per {
 		t.Fatalf("%d dones", len(order))
 	}

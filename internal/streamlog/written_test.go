@@ -127,36 +127,7 @@ func testAppendWrittenConcurrent(t *testing.T, allAcks1 bool, segBytes int64, ch
 	var mu sync.Mutex
 	var writtenOrder, doneOrder []int64
 	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	var rwg sync.WaitGroup
-	rwg.Add(1)
-	go func() {
-		defer rwg.Done()
-		off := int64(0)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-l.Wait(off):
-			}
-			c, err := l.Read(off, 4096)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			b, _ := c.Bytes()
-			c.Close()
-			for len(b) > 0 {
-				h, err := checkBatch(b, len(b))
-				if err != nil || h.BaseOffset != off {
-					t.Errorf("reader at %d: %+v %v", off, h, err)
-					return
-				}
-				off = h.LastOffset() + 1
-				b = b[h.Size():]
-			}
-		}
-	}()
+	stopReader := readContiguously(t, l)
 	for g := range writers {
 		wg.Add(1)
 		go func() {
@@ -196,8 +167,7 @@ func testAppendWrittenConcurrent(t *testing.T, allAcks1 bool, segBytes int64, ch
 		}()
 	}
 	wg.Wait()
-	close(stop)
-	rwg.Wait()
+	stopReader()
 	wantWritten := writers / 2 * per
 	if allAcks1 {
 		wantWritten = writers * per
