@@ -33,6 +33,7 @@ type config struct {
 	DiskFreeLimit int64
 	Sync          string
 	SyncInterval  time.Duration
+	SegmentSize   int64
 
 	Conns           *connFlags    // --max-connections, --handshake-timeout (rlimit.go)
 	ConsumerTimeout time.Duration // negative: none (policies.go)
@@ -85,6 +86,7 @@ func (c *config) register(r *registry) {
 	Value(r, &c.DiskFreeLimit, "disk-free-limit", "50MB", "SIZE", "free disk space on the data directory's file system below which publishers are blocked", parseSize)
 	r.Enum(&c.Sync, "sync", "always", []string{"always", "interval", "never"}, "when persistent messages reach the disk: always (a confirm means fdatasync'ed, group commit), interval (fdatasync every --sync-interval: faster, a machine crash loses up to one interval), never (tests only)")
 	r.Duration(&c.SyncInterval, "sync-interval", 100*time.Millisecond, "fdatasync period with --sync interval")
+	Value(r, &c.SegmentSize, "segment-size", "64MiB", "SIZE", "size at which a message segment file is sealed and the next one started, 1MiB to 1GiB: disk space is reclaimed a segment at a time", parseSegmentSize)
 
 	r.Section("Users (see also the users, vhosts and permissions subcommands)")
 	r.String(&c.DefaultUser, "default-user", "guest", "NAME", "user created at the first start (empty data directory), tagged administrator, with all permissions on --default-vhost")

@@ -86,3 +86,12 @@ func totalRAM() (int64, error) {
 	}
 	return 0, fmt.Errorf("MemTotal not found in /proc/meminfo")
 }
+
+// parseSegmentSize reads a --segment-size: a size from 1 MiB to 1 GiB.
+func parseSegmentSize(s string) (int64, error) {
+	n, err := parseSize(s)
+	if err == nil && (n < 1<<20 || n > 1<<30) {
+		err = fmt.Errorf("%s is not between 1MiB and 1GiB", s)
+	}
+	return n, err
+}

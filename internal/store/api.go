@@ -258,7 +258,7 @@ func (s *File) dropRuns(k qkey, runs []*run, acked, deliv []uint64) error {
 	var recnos, dead []uint64
 	var firstErr error
 	for _, r := range runs {
-		rr := newRunReader(r, k, r.count, acked, deliv, buf)
+		rr := newRunReader(r, k, r.count, acked, deliv, buf, runReadMax)
 		recnos, dead = recnos[:0], dead[:0]
 		for {
 			ok, err := rr.next()

@@ -153,6 +153,33 @@ type recoverer struct {
 	acked, deliv []uint64 // File.openAcked, openDeliv
 	key          []byte
 	buf          []byte
+	// free holds the read buffers of a merge's exhausted sources for the
+	// next ones: a merge opens a reader per run, and one that kept every
+	// buffer until the end would hold megabytes per segment of the queue.
+	free [][]byte
+}
+
+// mergeReadMax bounds a merge source's reads: a merge has a reader open
+// for every run that overlaps the IDs it is at (after compactions, a run of
+// copies in each segment they went to), so each reads in small pieces.
+const mergeReadMax = 256 << 10
+
+// release gives back the read buffer of a source that is done.
+func (r *recoverer) release(src *source) {
+	if src.rr != nil && src.rr.sc != nil && src.rr.sc.buf != nil {
+		r.free = append(r.free, src.rr.sc.buf[:0])
+		src.rr.sc.buf = nil
+	}
+}
+
+// reuse returns a buffer given back by release, if any.
+func (r *recoverer) reuse() []byte {
+	if n := len(r.free); n > 0 {
+		b := r.free[n-1]
+		r.free = r.free[:n-1]
+		return b
+	}
+	return nil
 }
 
 // simple hands out the simple queues' records in one pass over the
@@ -455,11 +482,11 @@ func (r *recoverer) open(rq *recoverQueue, src *source) (bool, error) {
 		r.s.mu.Lock()
 		c := *src.fresh
 		r.s.mu.Unlock()
-		src.rr = newRunReader(&c, rq.key, c.count, r.acked, r.deliv, nil)
+		src.rr = newRunReader(&c, rq.key, c.count, r.acked, r.deliv, r.reuse(), mergeReadMax)
 		src.rr.r = src.fresh // read by the reader only; changed by this goroutine
 	case src.tail:
 		c := src.rr.r
-		src.rr = newRunReader(c, rq.key, c.count, nil, nil, nil)
+		src.rr = newRunReader(c, rq.key, c.count, nil, nil, r.reuse(), mergeReadMax)
 	}
 	return r.advance(src)
 }
@@ -504,9 +531,12 @@ func (r *recoverer) advance(src *source) (bool, error) {
 		if src.fresh != nil {
 			r.s.lostFresh(src.rq, src.fresh)
 		}
+		r.release(src)
 		return false, nil
 	}
-	if ok {
+	if !ok {
+		r.release(src)
+	} else {
 		for _, off := range src.rr.skipped {
 			src.pl.met(src.rr.r.seg, int64(off))
 		}

@@ -71,15 +71,20 @@ type runReader struct {
 	cur     member
 }
 
+// runReadMax bounds the reads of a run read on its own (ReadTail, DropTail,
+// DeleteQueue): large sequential reads, one run at a time.
+const runReadMax = 4 << 20
+
 // newRunReader reads r's members; want estimates how many are needed, so
-// that a short read does not fetch a whole segment. acked and deliv are
-// File.openAcked and openDeliv, for a fresh run.
-func newRunReader(r *run, key qkey, want int, acked, deliv []uint64, buf []byte) *runReader {
+// that a short read does not fetch a whole segment, and its reads are at
+// most maxRead bytes (more only for a record larger than that). acked and
+// deliv are File.openAcked and openDeliv, for a fresh run.
+func newRunReader(r *run, key qkey, want int, acked, deliv []uint64, buf []byte, maxRead int64) *runReader {
 	span := r.end - r.start
 	if want < r.count && r.count > 0 {
 		span = span/int64(r.count)*int64(want)*5/4 + 64<<10
 	}
-	size := int(min(max(span, 64<<10), 4<<20, r.end-r.start))
+	size := int(min(max(span, 64<<10), maxRead, r.end-r.start))
 	if cap(buf) < size || cap(buf) > 2*size+(1<<20) {
 		buf = make([]byte, 0, size)
 	}
@@ -324,7 +329,7 @@ func (s *File) takeTail(k qkey, max int, keep func(m *member) bool, drop bool) e
 		p := q.tail[0]
 		r := *p // a copy: the syncer may extend the run meanwhile
 		s.mu.Unlock()
-		rr := newRunReader(&r, k, left, nil, nil, buf)
+		rr := newRunReader(&r, k, left, nil, nil, buf, runReadMax)
 		got, datas = got[:0], datas[:0]
 		full := false
 		for len(got) < left && len(got) < r.count {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -55,6 +56,24 @@ type warren struct {
 	// took from then until it accepted an AMQP connection.
 	started time.Time
 	ready   time.Duration
+	// peak is the highest peak RSS (VmHWM) of any run, read just before
+	// each run was signalled to end.
+	peak uint64
+}
+
+// notePeak adds the running process's peak RSS to w.peak.
+func (w *warren) notePeak() {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", w.cmd.Process.Pid))
+	if err != nil {
+		return // already gone
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			if kb, err := strconv.ParseUint(f[1], 10, 64); err == nil {
+				w.peak = max(w.peak, kb<<10)
+			}
+		}
+	}
 }
 
 func newWarren(t *testing.T, bin, dir string, extra ...string) *warren {
@@ -168,6 +187,7 @@ func (w *warren) killDuringStartup(delay time.Duration) {
 // It reports whether the kill was needed.
 func (w *warren) termThenKill(delay time.Duration) bool {
 	w.t.Helper()
+	w.notePeak()
 	_ = w.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-w.done:
@@ -227,6 +247,7 @@ func (w *warren) terminate() {
 	if w.cmd == nil {
 		return
 	}
+	w.notePeak()
 	_ = w.cmd.Process.Signal(syscall.SIGKILL)
 	<-w.done
 	w.cmd = nil
@@ -239,6 +260,7 @@ func (w *warren) stop() {
 	if w.cmd == nil {
 		return
 	}
+	w.notePeak()
 	_ = w.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-w.done:
