@@ -143,6 +143,15 @@ func (w *warren) kill() {
 	<-w.done
 }
 
+// stop sends SIGTERM (a clean shutdown) and waits for the process to exit.
+func (w *warren) stop() {
+	if w.cmd == nil || w.cmd.Process == nil {
+		return
+	}
+	_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	<-w.done
+}
+
 // alive reports whether the process is still running.
 func (w *warren) alive() bool {
 	select {
