@@ -2,10 +2,8 @@ package broker
 
 import (
 	"errors"
-	"sort"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/warren-mq/warren/internal/store"
 )
@@ -33,12 +31,10 @@ import (
 // Priority queues (x-max-priority) keep every message in memory: a tail in
 // ID order would not know which message is next by priority.
 //
-// A tail message's expiry is not in its record: the queue keeps a coarse
-// clock of when its tail IDs were enqueued (tailMark), at most tailClockMax
-// marks, and a refilled message expires its TTL after the mark at or before
-// its ID: never later than it would have, at most one mark's step early. The
-// TTL is the one in force when it is read back (a policy changed since
-// applies to it), and after a restart the clock starts at the restart.
+// A tail message's expiry comes from its record, which holds when it was
+// enqueued (see record): a refilled message expires its TTL after that, in
+// the same run or after a restart alike. The TTL is the one in force when it
+// is read back (a policy changed since applies to it).
 
 const (
 	// tailWindow and tailWindowBytes bound the window: a queue whose window
@@ -51,10 +47,6 @@ const (
 	// full window each would be gigabytes (10,000 × 4,096 messages).
 	tailWindowShort      = 128
 	tailWindowShortBytes = 256 << 10
-	// tailClockStep is the finest step of the tail's enqueue clock; when the
-	// clock reaches tailClockMax marks, every other one goes and the step doubles.
-	tailClockStep = int64(time.Millisecond)
-	tailClockMax  = 4096
 )
 
 // backlog is a queue's tail. Its fields are guarded by the queue's mu except
@@ -77,9 +69,7 @@ type backlog struct {
 	failed    bool // ReadTail failed: the store is broken, stop refilling
 	// used: the queue wrote tail records, so a non-durable queue has store
 	// records to drop when it is deleted.
-	used  bool
-	clock []tailMark
-	step  int64
+	used bool
 	// cond (on the queue's mu) is broadcast when a refill ends, for a
 	// basic.get waiting for the tail's head.
 	cond sync.Cond
@@ -94,18 +84,11 @@ type backlog struct {
 	done func(error) // tailWritten, allocated once
 }
 
-// tailMark says that tail IDs from seq on were enqueued at or after at.
-type tailMark struct {
-	seq uint64
-	at  int64
-}
-
 // initTail sets up the tail of a new queue; a priority queue never has one.
 func (q *Queue) initTail() {
 	q.canTail = q.declared.maxPriority == 0
 	q.tail.cond.L = &q.mu
 	q.tail.done = q.tailWritten
-	q.tail.step = tailClockStep
 }
 
 // windowFullLocked reports whether the window holds as much as it may: a
@@ -166,7 +149,6 @@ func (q *Queue) enqueueTailLocked(m *Message, w *durableWait) {
 	q.tail.count++
 	q.tail.bytes += int64(m.BodySize)
 	q.tail.used = true
-	q.markTailLocked(id, nowNano())
 	q.stats.Publish++
 }
 
@@ -180,48 +162,6 @@ func (q *Queue) tailWritten(err error) {
 	q.tail.written.Add(1)
 	if q.tail.want.Load() && q.tail.want.CompareAndSwap(true, false) {
 		go q.kickTail()
-	}
-}
-
-// markTailLocked records the enqueue time of tail ID id if the clock moved
-// on by a step since the last mark.
-func (q *Queue) markTailLocked(id uint64, now int64) {
-	c := q.tail.clock
-	if len(c) > 0 && now-c[len(c)-1].at < q.tail.step {
-		return
-	}
-	if len(c) >= tailClockMax {
-		// Keep every other mark: each still bounds its IDs' enqueue time from below.
-		n := 0
-		for i := 0; i < len(c); i += 2 {
-			c[n] = c[i]
-			n++
-		}
-		c = c[:n]
-		q.tail.step *= 2
-	}
-	q.tail.clock = append(c, tailMark{seq: id, at: now})
-}
-
-// enqueuedAtLocked returns a time at or before the enqueue of tail ID id.
-func (q *Queue) enqueuedAtLocked(id uint64, now int64) int64 {
-	c := q.tail.clock
-	i := sort.Search(len(c), func(i int) bool { return c[i].seq > id })
-	if i == 0 {
-		return now
-	}
-	return c[i-1].at
-}
-
-// trimClockLocked forgets the marks no tail ID at or above next needs.
-func (q *Queue) trimClockLocked(next uint64) {
-	c := q.tail.clock
-	i := 0
-	for i+1 < len(c) && c[i+1].seq <= next {
-		i++
-	}
-	if i > 0 {
-		q.tail.clock = append(c[:0], c[i:]...)
 	}
 }
 
@@ -282,7 +222,7 @@ func (q *Queue) refill() {
 		epoch, written := q.tail.epoch, q.tail.written.Load()
 		q.unlockPublish() // dead letters of the last batch go now, not all at the end
 		recs, err := b.store.ReadTail(q.vhost.Name, q.Name, n, nb)
-		es, cost := q.tailEntries(recs)
+		es, enqueued, cost := q.tailEntries(recs)
 		q.mu.Lock()
 		if err != nil {
 			q.tailFailedLocked("reading", err)
@@ -312,7 +252,7 @@ func (q *Queue) refill() {
 			q.tail.mem -= cost
 			b.addMemory(-cost)
 		}
-		q.pushTailLocked(es)
+		q.pushTailLocked(es, enqueued)
 		now := nowNano()
 		if q.args.overflow == overflowDropHead {
 			q.trimLocked()
@@ -363,15 +303,19 @@ func (q *Queue) dropStaleLocked() bool {
 // memory; the store holds each as an ordinary record of the queue, which its
 // ack removes (Message.page.queue). A record that does not decode gets a nil
 // Msg: it is acknowledged, never delivered. cost is what the records cost
-// in a store that keeps them in memory.
-func (q *Queue) tailEntries(recs []store.TailRecord) (es []Entry, cost int64) {
+// in a store that keeps them in memory; enqueued[i] is when es[i] was
+// enqueued (unix nanoseconds), which its TTL counts from.
+func (q *Queue) tailEntries(recs []store.TailRecord) (es []Entry, enqueued []int64, cost int64) {
 	b := q.vhost.broker
 	es = make([]Entry, 0, len(recs))
+	enqueued = make([]int64, 0, len(recs))
 	var names [2]string // a queue's messages mostly share exchange and key
 	for _, r := range recs {
 		cost += int64(len(r.Data)) + storeSlotCost
 		e := Entry{Seq: r.ID, Redelivered: r.Delivered}
-		if m, err := tailMessage(r.Data, &names); err != nil {
+		m, at, err := b.tailMessage(r.Data, &names)
+		enqueued = append(enqueued, at)
+		if err != nil {
 			b.log.Error("store: a backlog record does not decode; dropped", "vhost", q.vhost.Name, "queue", q.Name, "id", r.ID, "err", err)
 		} else {
 			m.page = pageState{id: r.ID, vhost: q.vhost.Name, queue: q.Name, broker: b}
@@ -380,22 +324,24 @@ func (q *Queue) tailEntries(recs []store.TailRecord) (es []Entry, cost int64) {
 		}
 		es = append(es, e)
 	}
-	return es, cost
+	return es, enqueued, cost
 }
 
-// tailMessage rebuilds a message from its record; props and body alias
-// data, and exchange and routing key reuse names when they are the same.
-func tailMessage(data []byte, names *[2]string) (*Message, error) {
-	parts, body, err := splitRecord(data)
+// tailMessage rebuilds a message from its record, with its enqueue time (see
+// enqueuedAt); props and body alias data, and exchange and routing key reuse
+// names when they are the same.
+func (b *Broker) tailMessage(data []byte, names *[2]string) (*Message, int64, error) {
+	r, err := splitRecord(data)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	for i := range names {
-		if string(parts[i]) != names[i] {
-			names[i] = string(parts[i])
+	for i, s := range [2][]byte{r.exchange, r.routingKey} {
+		if string(s) != names[i] {
+			names[i] = string(s)
 		}
 	}
-	return NewMessage(names[0], names[1], parts[2], body)
+	m, err := NewMessage(names[0], names[1], r.props, r.body)
+	return m, b.enqueuedAt(r), err
 }
 
 // ackTailEntries acknowledges refilled entries that do not go to the window.
@@ -413,8 +359,8 @@ func (q *Queue) ackTailEntries(es []Entry) {
 
 // pushTailLocked puts refilled entries into the window: appended when they
 // follow it (the rule), merged by ID otherwise, so the window stays sorted.
-func (q *Queue) pushTailLocked(es []Entry) {
-	now := int64(0)
+// Each expires its TTL after enqueued[i], when it was enqueued.
+func (q *Queue) pushTailLocked(es []Entry, enqueued []int64) {
 	f := &q.ready.levels[0]
 	var gone []Entry
 	for i := range es {
@@ -426,12 +372,7 @@ func (q *Queue) pushTailLocked(es []Entry) {
 		}
 		q.tail.bytes -= int64(e.Msg.BodySize)
 		q.vhost.broker.hold(e.Msg, true)
-		if ttl := q.entryTTL(e.Msg); ttl >= 0 {
-			if now == 0 {
-				now = nowNano()
-			}
-			e.Expires = q.enqueuedAtLocked(e.Seq, now) + max(ttl*int64(time.Millisecond), 1)
-		}
+		e.Expires = q.expiresAt(e.Msg, enqueued[i])
 		q.readyBytes += int64(e.Msg.BodySize)
 		if t := f.count; t == 0 || f.at(t-1).Seq < e.Seq {
 			q.ready.push(e)
@@ -442,9 +383,6 @@ func (q *Queue) pushTailLocked(es []Entry) {
 	q.ackTailEntries(gone)
 	if q.tail.count <= 0 {
 		q.tail.count, q.tail.bytes = 0, 0
-		q.tail.clock, q.tail.step = q.tail.clock[:0], tailClockStep
-	} else {
-		q.trimClockLocked(es[len(es)-1].Seq + 1)
 	}
 }
 
@@ -468,7 +406,6 @@ func (q *Queue) dropTailLocked() {
 	}
 	q.tail.count, q.tail.bytes = 0, 0
 	q.tail.epoch++
-	q.tail.clock, q.tail.step = q.tail.clock[:0], tailClockStep
 }
 
 // awaitTailLocked waits, releasing q.mu meanwhile, for a refill to bring
@@ -504,15 +441,12 @@ func (q *Queue) recoverTail(rec store.MessageRecord) bool {
 	if !rec.Tail && (!q.canTail || rec.ID < q.nextSeq || q.tail.count == 0 && !q.windowFullLocked()) {
 		return false
 	}
-	_, body, err := splitRecord(rec.Data)
-	if err != nil {
+	body := recordBodyLen(rec.Data)
+	if body < 0 {
 		return false // loaded, and reported as it is
 	}
-	if len(q.tail.clock) == 0 {
-		q.tail.clock = append(q.tail.clock, tailMark{seq: 0, at: nowNano()}) // TTLs count from the restart
-	}
 	q.tail.count++
-	q.tail.bytes += int64(len(body))
+	q.tail.bytes += body
 	q.tail.used = true
 	q.nextSeq = max(q.nextSeq, rec.ID+1)
 	return true

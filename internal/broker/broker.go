@@ -97,6 +97,9 @@ type Broker struct {
 	// streamsUnopened are the directories of declared streams whose log
 	// failed to open: never taken for a deleted stream's leftovers.
 	streamsUnopened sync.Map
+	// started is when New began (unix nanoseconds): the enqueue time of
+	// recovered records that carry none (format 1, see record).
+	started int64
 }
 
 // New creates a broker from the store's metadata; at the first start (no
@@ -128,6 +131,7 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.MemoryLimit > 0 {
 		b.memHigh, b.memLow = b.memoryLimits()
 	}
+	b.started = nowNano()
 	fresh, err := b.replay()
 	if err != nil {
 		return nil, err

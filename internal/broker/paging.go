@@ -240,8 +240,8 @@ func (p *pageState) load() ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		_, body, err := splitRecord(rec.Data)
-		return body, err
+		r, err := splitRecord(rec.Data)
+		return r.body, err
 	}
 	rec, err := p.broker.store.ReadMessage(p.vhost, pageQueue, p.id)
 	if err != nil {

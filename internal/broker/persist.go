@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"sync/atomic"
+	"time"
 
 	"github.com/warren-mq/warren/internal/amqp091"
 	"github.com/warren-mq/warren/internal/store"
@@ -185,11 +187,11 @@ func (b *Broker) recoverMessages() error {
 		if q.recoverTail(rec) {
 			return true, nil
 		}
-		m, err := b.recoveredMessage(rec)
+		m, enqueued, err := b.recoveredMessage(rec)
 		if err != nil {
 			return false, fmt.Errorf("message %d of queue %q: %w", rec.ID, rec.Queue, err)
 		}
-		q.restore(m, rec.ID, delivered)
+		q.restore(m, rec.ID, delivered, enqueued)
 		return false, nil
 	})
 	if err != nil {
@@ -214,14 +216,36 @@ func (b *Broker) recoverMessages() error {
 	return nil
 }
 
-// record returns the message encoded for the store, built once per message:
-// exchange and routing key (uvarint length-prefixed), properties, body.
+// The message record: what the broker stores for a queued message
+// (store.MessageRecord.Data, opaque to the store). Format 2, written since
+// TTLs survive a restart:
+//
+//	0x80 0x00 | enqueued uvarint | exchange len uvarint | exchange |
+//	routing key len uvarint | routing key | properties len uvarint |
+//	properties (content-header flags + properties) | body
+//
+// enqueued is when the message was first enqueued (unix milliseconds): a
+// message's TTL counts from it, also after a restart and for a backlog read
+// back from disk. Format 1 is format 2 without the marker and the time; its
+// first byte is the minimal uvarint of the exchange name's length (at most
+// 255), so it never begins 0x80 0x00 (a non-minimal zero), which is how the
+// two are told apart. A format 1 record (a data directory from before) counts
+// as enqueued at the restart. Later formats may take other non-minimal
+// zero-valued markers (0x81 0x00 ...).
+const (
+	recordMark0, recordMark1 = 0x80, 0x00
+)
+
+// record returns the message encoded for the store (format 2, above), built
+// once per message, when it is first enqueued: the time in it is then.
 func (m *Message) record() []byte {
 	if r := m.rec.Load(); r != nil {
 		return *r
 	}
 	body := *m.body.Load() // records are built when a message is enqueued, before any paging
-	b := make([]byte, 0, 16+len(m.Exchange)+len(m.RoutingKey)+len(m.Props)+len(body))
+	b := make([]byte, 0, 2+binary.MaxVarintLen64+16+len(m.Exchange)+len(m.RoutingKey)+len(m.Props)+len(body))
+	b = append(b, recordMark0, recordMark1)
+	b = binary.AppendUvarint(b, uint64(nowNano()/int64(time.Millisecond)))
 	for _, s := range []string{m.Exchange, m.RoutingKey} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
@@ -233,37 +257,77 @@ func (m *Message) record() []byte {
 	return b
 }
 
-// splitRecord splits an encoded message record into exchange, routing key,
-// properties and body, aliasing b.
-func splitRecord(b []byte) (parts [3][]byte, body []byte, err error) {
+// recordParts is a decoded message record; its slices alias the record.
+type recordParts struct {
+	// enqueued is the enqueue time in unix nanoseconds (to the
+	// millisecond), 0 for a format 1 record, which has none.
+	enqueued                          int64
+	exchange, routingKey, props, body []byte
+}
+
+var errCorruptRecord = errors.New("corrupt message record")
+
+// splitRecord decodes an encoded message record of either format, aliasing b.
+func splitRecord(b []byte) (r recordParts, err error) {
+	if len(b) >= 2 && b[0] == recordMark0 && b[1] == recordMark1 {
+		ms, k := binary.Uvarint(b[2:])
+		if k <= 0 || ms > math.MaxInt64/uint64(time.Millisecond) {
+			return r, errCorruptRecord
+		}
+		r.enqueued = int64(ms) * int64(time.Millisecond)
+		b = b[2+k:]
+	}
+	var parts [3][]byte
 	for i := range parts {
 		n, k := binary.Uvarint(b)
 		if k <= 0 || uint64(len(b)-k) < n {
-			return parts, nil, errors.New("corrupt message record")
+			return r, errCorruptRecord
 		}
 		parts[i] = b[k : k+int(n)]
 		b = b[k+int(n):]
 	}
-	return parts, b, nil
+	r.exchange, r.routingKey, r.props, r.body = parts[0], parts[1], parts[2], b
+	return r, nil
 }
 
-// recoveredMessage rebuilds a message from its record at boot. The body stays
-// on disk, in the queue's own record, and is read back on delivery: a restart
-// with a long backlog costs neither the time to copy every body nor the memory.
-func (b *Broker) recoveredMessage(rec store.MessageRecord) (*Message, error) {
-	parts, body, err := splitRecord(rec.Data)
+// recordBodyLen returns the body length of an encoded message record (either
+// format), -1 for one that does not decode: what the store counts as a
+// tail record's bytes, without the broker's framing around the body.
+func recordBodyLen(data []byte) int64 {
+	r, err := splitRecord(data)
 	if err != nil {
-		return nil, err
+		return -1
 	}
-	m, err := NewMessage(string(parts[0]), string(parts[1]), append([]byte(nil), parts[2]...), nil)
+	return int64(len(r.body))
+}
+
+// enqueuedAt returns when a recovered record was enqueued, in unix
+// nanoseconds: its own time, or for a format 1 record the broker's start.
+func (b *Broker) enqueuedAt(r recordParts) int64 {
+	if r.enqueued != 0 {
+		return r.enqueued
+	}
+	return b.started
+}
+
+// recoveredMessage rebuilds a message from its record at boot, with the
+// time it was enqueued (see enqueuedAt). The body stays on disk, in the
+// queue's own record, and is read back on delivery: a restart with a long
+// backlog costs neither the time to copy every body nor the memory.
+func (b *Broker) recoveredMessage(rec store.MessageRecord) (m *Message, enqueued int64, err error) {
+	r, err := splitRecord(rec.Data)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	m.BodySize = len(body)
+	m, err = NewMessage(string(r.exchange), string(r.routingKey), append([]byte(nil), r.props...), nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	m.BodySize = len(r.body)
 	m.body.Store(nil)
 	m.page = pageState{id: rec.ID, vhost: rec.VHost, queue: rec.Queue, broker: b}
 	m.page.bits.Store(pageIssued | pageAppended | pageDropped)
-	return m, nil
+	return m, b.enqueuedAt(r), nil
 }
 
 // durableWait collects the store appends one publish caused and reports once

@@ -140,12 +140,17 @@ func (q *Queue) trimLocked() {
 
 // recovered applies the queue's limits to the messages recovered at boot,
 // as a RabbitMQ queue does when it starts: a limit a policy lowered while
-// the broker was down (or that the store holds more than) drops the excess.
+// the broker was down (or that the store holds more than) drops the excess,
+// and the TTLs that passed meanwhile (counted from each record's enqueue
+// time) expire their messages.
 func (q *Queue) recovered() {
 	q.mu.Lock()
 	if q.args.overflow == overflowDropHead {
 		q.trimLocked()
 	}
+	// Messages whose TTL passed while the broker was down go now (dead
+	// letters included), not when the queue is next used.
+	q.expireLocked(nowNano())
 	q.unlock()
 }
 
@@ -259,15 +264,14 @@ func (q *Queue) storeAck(es []Entry) {
 // Broker.hold), once the entry has left the queue and the store for good.
 func (q *Queue) releaseLocked(e Entry) { q.vhost.broker.release(e.Msg, q.stored(e.Msg)) }
 
-// restore puts a recovered message back at its place (recovery at boot).
-func (q *Queue) restore(m *Message, id uint64, delivered bool) {
+// restore puts a recovered message back at its place (recovery at boot);
+// enqueued is when it was first enqueued (unix nanoseconds), which its TTL
+// counts from.
+func (q *Queue) restore(m *Message, id uint64, delivered bool, enqueued int64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.vhost.broker.hold(m, true)
-	e := Entry{Msg: m, Seq: id, Redelivered: delivered}
-	if ttl := q.entryTTL(m); ttl >= 0 {
-		e.Expires = nowNano() + max(ttl*int64(time.Millisecond), 1)
-	}
+	e := Entry{Msg: m, Seq: id, Redelivered: delivered, Expires: q.expiresAt(m, enqueued)}
 	q.ready.insert(e)
 	q.readyBytes += int64(m.BodySize)
 	if id >= q.nextSeq {
@@ -334,10 +338,9 @@ func (q *Queue) enqueue(m *Message, w *durableWait) bool {
 		q.vhost.broker.store.AppendMessages([]store.MessageRecord{{VHost: q.vhost.Name, Queue: q.Name, ID: e.Seq, Data: m.record()}}, done)
 	}
 	now := int64(0)
-	if ttl := q.entryTTL(m); ttl >= 0 {
+	if q.entryTTL(m) >= 0 {
 		now = nowNano()
-		// A TTL of 0 still lets a consumer that is ready right now take it.
-		e.Expires = now + max(ttl*int64(time.Millisecond), 1)
+		e.Expires = q.expiresAt(m, now)
 	}
 	q.ready.push(e)
 	q.readyBytes += int64(m.BodySize)
@@ -364,6 +367,17 @@ func (q *Queue) entryTTL(m *Message) int64 {
 		ttl = m.TTL
 	}
 	return ttl
+}
+
+// expiresAt returns when an entry of m enqueued at (unix nanoseconds)
+// expires in this queue, 0 for never. A TTL of 0 still lets a consumer that
+// is ready right when it is enqueued take it.
+func (q *Queue) expiresAt(m *Message, at int64) int64 {
+	ttl := q.entryTTL(m)
+	if ttl < 0 {
+		return 0
+	}
+	return at + max(ttl*int64(time.Millisecond), 1)
 }
 
 // dropLocked removes an entry for good: dead-lettered when the queue has a

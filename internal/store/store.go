@@ -84,7 +84,7 @@ type MessageRecord struct {
 	// gets ErrInvalid. Until ReadTail returns it, a tail record is not known by ID:
 	// ReadMessage, Ack and MarkDelivered ignore it. Valid with Transient too.
 	Tail bool
-	Data []byte // encoded message (exchange, key, properties, body), opaque to the store
+	Data []byte // encoded message (the broker's record: enqueue time, exchange, key, properties, body), opaque to the store
 }
 
 // TailRecord is a record ReadTail moved from a queue's tail into its window.
