@@ -37,7 +37,7 @@ func TestQueueBacklogRingShrinks(t *testing.T) {
 	if len(f.buf) > fifoShrinkMin || len(f.buf) >= peak {
 		t.Fatalf("ring is %d entries after draining (peak %d)", len(f.buf), peak)
 	}
-	if !shouldScavenge(1<<30, 1<<20) || shouldScavenge(1<<30, 900<<20) || shouldScavenge(100<<20, 40<<20) {
+	if !shouldScavenge(1<<30, 1<<20) || shouldScavenge(1<<30, 900<<20) || shouldScavenge(24<<20, 10<<20) || !shouldScavenge(100<<20, 40<<20) {
 		t.Fatal("shouldScavenge")
 	}
 }

@@ -23,7 +23,7 @@ const (
 	// scavengeMin is the drop from the peak worth a forced collection: the
 	// collection costs a full mark of the live heap, so small drops wait for
 	// the runtime's own background scavenger.
-	scavengeMin = 64 << 20
+	scavengeMin = 16 << 20
 	// scavengeIdle is how long without a collection makes the live heap
 	// worth measuring again.
 	scavengeIdle = 10 * time.Second
