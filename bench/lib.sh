@@ -61,3 +61,18 @@ doc = pat.sub(lambda m: sec, doc) if pat.search(doc) else doc.rstrip("\n") + "\n
 open(out, "w").write(doc)
 PY
 }
+
+# js FILE KEY.PATH: a value from the last JSON line of FILE (warren-perf's
+# summary line), or n/a.
+js() {
+	python3 - "$1" "$2" <<'PY'
+import json, sys
+try:
+    v = json.loads([l for l in open(sys.argv[1]) if l.strip().startswith("{")][-1])
+    for k in sys.argv[2].split("."):
+        v = v[k]
+    print(v)
+except Exception:
+    print("n/a")
+PY
+}

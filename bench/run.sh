@@ -170,21 +170,6 @@ perf() {
 	fi
 }
 
-# js FILE KEY.PATH: a value from the summary line of a warren-perf JSON output.
-js() {
-	python3 - "$1" "$2" <<'PY'
-import json, sys
-try:
-    lines = [l for l in open(sys.argv[1]) if l.strip()]
-    v = json.loads(lines[-1])
-    for k in sys.argv[2].split("."):
-        v = v[k]
-    print(v)
-except Exception:
-    print("n/a")
-PY
-}
-
 # stall FILE: a note if consumers received nothing for a whole second while
 # producers were still sending, which points at a stuck delivery path.
 stall() {
