@@ -71,7 +71,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer, si
 
 // serve opens the data directory, starts the listeners and runs until a stop signal.
 func serve(cfg *config, log *slog.Logger, sig <-chan os.Signal) error {
-	opts := store.Options{Interval: cfg.SyncInterval, SegmentSize: cfg.SegmentSize, Logger: log}
+	opts := store.Options{Interval: cfg.SyncInterval, SegmentSize: cfg.SegmentSize, Logger: log, Weigh: broker.RecordBodyLen}
 	switch cfg.Sync {
 	case "always":
 		opts.Sync = store.SyncAlways

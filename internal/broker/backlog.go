@@ -445,9 +445,23 @@ func (q *Queue) recoverTail(rec store.MessageRecord) bool {
 	if body < 0 {
 		return false // loaded, and reported as it is
 	}
-	q.tail.count++
-	q.tail.bytes += body
-	q.tail.used = true
-	q.nextSeq = max(q.nextSeq, rec.ID+1)
+	q.recoveredTailLocked(1, body, rec.ID)
 	return true
+}
+
+// recoverTailRun counts records the store put in the tail in bulk at boot
+// (Store.Recover's tail callback): nothing is read or built for them.
+func (q *Queue) recoverTailRun(run store.TailRun) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.recoveredTailLocked(run.Count, run.Bytes, run.LastID)
+}
+
+// recoveredTailLocked adds n recovered records of bytes body bytes, the
+// highest with ID last, to the tail.
+func (q *Queue) recoveredTailLocked(n int, bytes int64, last uint64) {
+	q.tail.count += n
+	q.tail.bytes += bytes
+	q.tail.used = true
+	q.nextSeq = max(q.nextSeq, last+1)
 }

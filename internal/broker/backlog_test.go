@@ -121,7 +121,7 @@ func newTailNodeLimit(t *testing.T, file bool, memLimit int64) *tailNode {
 func (n *tailNode) open() {
 	n.t.Helper()
 	if n.dir != "" {
-		st, err := store.Open(n.dir, store.Options{Sync: store.SyncNever, Logger: quietLogger()})
+		st, err := store.Open(n.dir, store.Options{Sync: store.SyncNever, Logger: quietLogger(), Weigh: RecordBodyLen})
 		if err != nil {
 			n.t.Fatal(err)
 		}
@@ -322,7 +322,7 @@ func TestQueueBacklogOrder(t *testing.T) {
 // confirm once written and synced, every one of them.
 func TestQueueBacklogConfirms(t *testing.T) {
 	dir := t.TempDir()
-	st, err := store.Open(dir, store.Options{Sync: store.SyncAlways, Logger: quietLogger()})
+	st, err := store.Open(dir, store.Options{Sync: store.SyncAlways, Logger: quietLogger(), Weigh: RecordBodyLen})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -637,7 +637,7 @@ func TestQueueBacklogHeap(t *testing.T) {
 	body := make([]byte, 16)
 	props := []byte{0x10, 0, 2}
 	storeShare := func() int64 {
-		st, err := store.Open(t.TempDir(), store.Options{Sync: store.SyncNever, Logger: quietLogger()})
+		st, err := store.Open(t.TempDir(), store.Options{Sync: store.SyncNever, Logger: quietLogger(), Weigh: RecordBodyLen})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -687,7 +687,7 @@ func TestQueueBacklogHeap(t *testing.T) {
 // back from the tail leave memory again without a page record (their queue's
 // record holds them) and come back on delivery.
 func TestQueueBacklogPaging(t *testing.T) {
-	st, err := store.Open(t.TempDir(), store.Options{Sync: store.SyncNever, Logger: quietLogger()})
+	st, err := store.Open(t.TempDir(), store.Options{Sync: store.SyncNever, Logger: quietLogger(), Weigh: RecordBodyLen})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -738,7 +738,7 @@ func TestQueueBacklogPaging(t *testing.T) {
 // fsync) with persistent 16 B messages and no consumer — beyond the window
 // they go to the tail — then drains it with no-ack basic.get.
 func BenchmarkQueueBacklogFile(b *testing.B) {
-	st, err := store.Open(b.TempDir(), store.Options{Sync: store.SyncNever, Logger: quietLogger()})
+	st, err := store.Open(b.TempDir(), store.Options{Sync: store.SyncNever, Logger: quietLogger(), Weigh: RecordBodyLen})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -19,6 +19,8 @@ import (
 // Config configures a Broker.
 type Config struct {
 	// Store persists metadata and persistent messages; nil means store.NewMemory().
+	// A store.File must be opened with Options.Weigh = RecordBodyLen, so that
+	// the byte totals of backlogs it recovers in bulk count bodies.
 	Store store.Store
 	// MemoryLimit is the memory (bytes) that queued messages may cost (their
 	// bodies, properties, names, queue and index entries) before publishers

@@ -165,23 +165,35 @@ func (v *VHost) durableEndsLocked(d BindingDecl) (exists, durable bool) {
 // recoverMessages puts the store's live persistent messages back in their queues.
 // Messages of a queue that no longer exists (deleted, and the crash came
 // before the store had recorded their removal) are removed now, so a queue
-// declared again under that name never sees them.
+// declared again under that name never sees them. A queue's backlog beyond
+// its window comes back from the store in bulk (counts, bytes, highest ID),
+// neither read nor built into Messages: a restart with 100 M queued messages
+// reads about the window.
 func (b *Broker) recoverMessages() error {
 	n := 0
 	orphans := map[[2]string]bool{}
-	err := b.store.Recover(func(rec store.MessageRecord, delivered bool) (bool, error) {
+	queue := func(vhost, name string) *Queue {
 		var q *Queue
-		if v, ok := b.VHost(rec.VHost); ok {
-			q, _ = v.Queue(rec.Queue)
+		if v, ok := b.VHost(vhost); ok {
+			q, _ = v.Queue(name)
 		}
 		if q == nil || !q.Durable {
-			orphans[[2]string{rec.VHost, rec.Queue}] = true
-			return false, nil
+			orphans[[2]string{vhost, name}] = true
+			return nil
 		}
-		n++
-		if n%1_000_000 == 0 {
+		return q
+	}
+	count := func(k int) {
+		if n += k; n/1_000_000 != (n-k)/1_000_000 {
 			b.log.Info("recovering messages", "recovered", n)
 		}
+	}
+	err := b.store.Recover(func(rec store.MessageRecord, delivered bool) (bool, error) {
+		q := queue(rec.VHost, rec.Queue)
+		if q == nil {
+			return false, nil
+		}
+		count(1)
 		// Beyond the queue's window the message stays in the store's tail:
 		// a restart with a long backlog builds no Message for it.
 		if q.recoverTail(rec) {
@@ -193,6 +205,14 @@ func (b *Broker) recoverMessages() error {
 		}
 		q.restore(m, rec.ID, delivered, enqueued)
 		return false, nil
+	}, func(run store.TailRun) error {
+		// Only after fn put one of the queue's records in the tail, so the
+		// queue exists; an orphan's run goes with its DeleteQueue below.
+		if q := queue(run.VHost, run.Queue); q != nil {
+			count(run.Count)
+			q.recoverTailRun(run)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("broker: recovering messages: %w", err)
@@ -300,6 +320,12 @@ func recordBodyLen(data []byte) int64 {
 	}
 	return int64(len(r.body))
 }
+
+// RecordBodyLen is the store.Options.Weigh the broker's store must be opened
+// with: a message record's body length (0 for one that does not decode).
+// Without it a backlog recovered in bulk counts whole records, not bodies,
+// in its queue's byte totals.
+func RecordBodyLen(data []byte) int64 { return max(recordBodyLen(data), 0) }
 
 // enqueuedAt returns when a recovered record was enqueued, in unix
 // nanoseconds: its own time, or for a format 1 record the broker's start.

@@ -116,7 +116,7 @@ func benchRecover(b *testing.B, n, size int) {
 			b.Fatal(err)
 		}
 		got := 0
-		if err := s.Recover(func(MessageRecord, bool) (bool, error) { got++; return false, nil }); err != nil {
+		if err := s.Recover(func(MessageRecord, bool) (bool, error) { got++; return false, nil }, nil); err != nil {
 			b.Fatal(err)
 		}
 		if got != n {
@@ -213,7 +213,7 @@ func BenchmarkStoreRecoverTail(b *testing.B) {
 			b.Fatal(err)
 		}
 		got := 0
-		if err := s.Recover(func(MessageRecord, bool) (bool, error) { got++; return got > window, nil }); err != nil {
+		if err := s.Recover(func(MessageRecord, bool) (bool, error) { got++; return got > window, nil }, nil); err != nil {
 			b.Fatal(err)
 		}
 		if got != n || s.Stats().TailMessages != n-window {

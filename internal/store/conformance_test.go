@@ -99,7 +99,7 @@ func recoverAll(t testing.TB, s Store) []recovered {
 		rec.Data = slices.Clone(rec.Data)
 		out = append(out, recovered{rec, delivered})
 		return false, nil
-	})
+	}, nil)
 	if err != nil {
 		t.Fatalf("recover: %v", err)
 	}
@@ -177,7 +177,7 @@ func confRecoverOrder(t *testing.T, s Store) {
 	checkRecovered(t, rs)
 	stop := errors.New("stop")
 	n := 0
-	err := s.Recover(func(MessageRecord, bool) (bool, error) { n++; return false, stop })
+	err := s.Recover(func(MessageRecord, bool) (bool, error) { n++; return false, stop }, nil)
 	if err != stop || n != 1 {
 		t.Fatalf("recover with failing fn: %v after %d calls", err, n)
 	}
@@ -364,7 +364,7 @@ func confClosed(t *testing.T, s Store) {
 		"delete":    s.DeleteQueue("/", "q"),
 		"sync":      s.Sync(),
 		"meta":      commitMeta(s, []byte("x")),
-		"recover":   s.Recover(func(MessageRecord, bool) (bool, error) { return false, nil }),
+		"recover":   s.Recover(func(MessageRecord, bool) (bool, error) { return false, nil }, nil),
 	}
 	_, checks["read"] = s.ReadMessage("/", "q", 1)
 	_, checks["metalog"] = s.MetaLog()
@@ -667,7 +667,7 @@ func confTailRecover(t *testing.T, s Store) {
 		}
 		got = append(got, rec.ID)
 		return rec.ID == 1, nil
-	})
+	}, nil)
 	if err != nil || !slices.Equal(got, []uint64{1, 2, 3}) {
 		t.Fatalf("recover: %v %v", got, err)
 	}

@@ -54,26 +54,39 @@
 //
 // # Segment summaries (NNNNNNNN.sum, the segment's number)
 //
-//	header  = "WSUM" | version u32 (1)
+//	header  = "WSUM" | version u32 (2)
 //	type 7  summary: segment number u32 | segment size u64 | next recno u64 |
 //	        last record's offset u64 | its length and crc (8 bytes) |
 //	        records uvarint | record bytes uvarint | queues uvarint, then per queue
 //	        vhost len u8 | vhost | queue len u8 | queue | runs uvarint, then per run
-//	        start | end-start | first id | last id-first id | count | data bytes | record bytes (uvarint each)
+//	        start | end-start | first id | last id-first id | count | weight |
+//	        record bytes | lowest recno | highest recno-lowest recno | flags (uvarint each)
+//	flags   bit 0: the members' recnos increase in file order (no compaction
+//	        copies among them); other bits invalid
 //
-// When the syncer seals a segment it has written from its start, it writes
-// the segment's summary: per queue, the runs of its persistent records
+// A run's weight is its members' data summed as Options.Weigh counted it
+// when the segment was written (the broker counts body bytes); its recno
+// range lets Recover tell, from the ack log alone, that none of its members
+// was acknowledged (see Tails).
+//
+// When the syncer seals a segment it has written from its start, or has
+// gone on writing since Open found it as the last segment, it writes the
+// segment's summary: per queue, the runs of its persistent records
 // (maximal stretches with increasing IDs) that a scan of the segment would
 // find (temporary file, fdatasync unless SyncNever, rename). Open reads the
-// summary instead of scanning a segment when it is valid (CRC, decodes, names
-// the segment, runs inside it) and the segment still has the size and ends
-// with the record (offset, length, crc) the summary names;
+// summary instead of scanning a segment when it is valid (version 2, CRC,
+// decodes, names the segment, runs inside it) and the segment still has the
+// size and ends with the record (offset, length, crc) the summary names;
 // otherwise, and for segments without one (written by older Warrens, sealed
-// before this Open, cut short by a failed write), it scans. Acks are not in
+// before this Open, cut short by a failed write), it scans, and writes the
+// summary of each scanned segment that stays sealed, so that a segment is
+// scanned once. A version 1 summary (runs without recno ranges, written by
+// older Warrens) counts as missing and is replaced so. Acks are not in
 // summaries: Recover tells acked records from live ones. A summary goes
 // before its segment is deleted; one without its segment is removed at Open;
 // the last segment, if Open makes it the head again, loses its summary. Older
-// Warrens ignore .sum files.
+// Warrens ignore .sum files, and those that read version 1 ignore version 2
+// ones (they scan).
 //
 // # Ack log (acks.log)
 //
@@ -139,10 +152,10 @@
 // few bytes until it is written; then it joins (usually extends) the last run.
 //
 // Open does not index records either: it builds each queue's fresh runs
-// (maximal stretches of its persistent records with increasing IDs) from the
-// segments' summaries, or by scanning segments without one, and Recover hands
-// those out, dropping the records the ack log acked (its recnos are kept,
-// sorted, until then). A queue whose fresh runs follow each other in ID
+// (maximal stretches of its persistent records with increasing IDs, with
+// their recno range) from the segments' summaries, or by scanning segments
+// without one, and Recover hands those out, dropping the records the ack log
+// acked (its recnos are kept, sorted, until then). A queue whose fresh runs follow each other in ID
 // order is read in one pass over the segments together with all such queues;
 // any other queue (compaction copies next to their originals after a crash,
 // an ID appended again, a queue not written in ID order) is merged from one
@@ -151,7 +164,20 @@
 // twice. What fn keeps in the window becomes a slot; what it leaves in the
 // tail becomes recovered runs, which list the offsets of the queue's
 // non-members inside them (records acked before the restart, losing copies,
-// window records). Until every fresh record has been handed out, maintenance
+// window records).
+//
+// Recover in bulk: once fn has left one of a one-pass queue's records in the
+// tail, each of the queue's later fresh runs whose recno range holds no
+// recno the ack log acked becomes a recovered run as it stands, without
+// being read: every record of the queue in its stretch is then a live
+// member, so its count and weight are exact, and Recover reports them to
+// its tail callback (count, weight, highest ID). The ack log's delivery
+// marks in that range go to the run (a superset of its members' marks:
+// lookups are by recno). A run with acked recnos in range, the queue's own
+// or an interleaved queue's, is read as before; if its recnos increase, the
+// rest of it converts once the reading has passed the last acked one. A
+// restart with one queue's long backlog so reads about its window, however
+// long the backlog; merged queues are always read. Until every fresh record has been handed out, maintenance
 // waits: segment live counts still count duplicates twice.
 //
 // Costs and limits: DropTail and DeleteQueue read the dropped records'

@@ -319,7 +319,7 @@ func checkSticky(t *testing.T, s *File, want error) {
 		"delete":    s.DeleteQueue("/", "x"),
 		"sync":      s.Sync(),
 		"meta":      commitMeta(s, []byte("v")),
-		"recover":   s.Recover(func(MessageRecord, bool) (bool, error) { return false, nil }),
+		"recover":   s.Recover(func(MessageRecord, bool) (bool, error) { return false, nil }, nil),
 	}
 	_, calls["read"] = s.ReadMessage("/", "q", 1)
 	_, calls["metalog"] = s.MetaLog()

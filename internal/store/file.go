@@ -179,6 +179,9 @@ func Open(dir string, opts Options) (*File, error) {
 	if opts.compactChunk == 0 {
 		opts.compactChunk = 1 << 20
 	}
+	if opts.Weigh == nil {
+		opts.Weigh = func(data []byte) int64 { return int64(len(data)) }
+	}
 	if opts.reserveSize == 0 {
 		opts.reserveSize = defaultReserve
 	}

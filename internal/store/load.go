@@ -29,17 +29,15 @@ type loadQueue struct {
 	runs []*run
 }
 
-// segLoad is what scanning one segment found.
+// segLoad is what scanning one segment (or reading its summary) found.
 type segLoad struct {
-	seg      *segment // nil if the file was removed (torn header)
-	queues   map[string]*loadQueue
-	order    []*loadQueue // queues in first-seen order, for a deterministic join
-	key      []byte
-	last     *loadQueue
-	messages int
-	bytes    int64
-	recno    uint64 // the next recno as far as this segment knows
-	err      error
+	sumHead          // recno: the next recno as far as this segment knows
+	seg     *segment // nil if the file was removed (torn header)
+	queues  map[string]*loadQueue
+	order   []*loadQueue // queues in first-seen order, for a deterministic join
+	key     []byte
+	last    *loadQueue
+	err     error
 }
 
 // queue returns the collector for a record's queue without allocating when
@@ -71,12 +69,16 @@ func (s *File) recoverMessages() error {
 	}
 	loads := s.scanSegments(nums, &rc, start)
 	var firstErr error
+	var headSum *segSum
 	for i, l := range loads {
 		if l.err != nil {
 			firstErr = cmp.Or(firstErr, l.err)
 		}
 		if l.seg == nil {
 			continue
+		}
+		if i == len(loads)-1 && l.seg.size < s.opts.SegmentSize {
+			headSum = resumeSum(l) // before the join below shares its runs
 		}
 		s.segs[l.seg.num] = l.seg // closed by closeFiles if Open fails
 		s.nextSeg = max(s.nextSeg, nums[i]+1)
@@ -101,9 +103,12 @@ func (s *File) recoverMessages() error {
 			s.head = last
 			// Written again from now on: its summary (if it was sealed
 			// short, a record too large for it came next) would go stale.
+			// The syncer goes on with what Open found, and summarises it
+			// when it seals it.
 			if err := os.Remove(s.sumPath(last.num)); err != nil && !os.IsNotExist(err) {
 				return err
 			}
+			last.sum = headSum
 		}
 	}
 	if s.head == nil {
@@ -119,6 +124,22 @@ func (s *File) recoverMessages() error {
 	s.log.Info("store: recovered", "messages", s.live, "queues", len(s.queues), "segments", len(s.segs),
 		"records", rc.messages, "bytes", rc.bytes, "duration", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// resumeSum returns the summary of a segment that becomes the head again,
+// built from what Open found in it: the syncer adds to it what it writes.
+func resumeSum(l *segLoad) *segSum {
+	ss := &segSum{sumHead: l.sumHead, queues: map[qkey]*loadQueue{}}
+	for _, lq := range l.order {
+		c := &loadQueue{key: lq.key}
+		for _, r := range lq.runs {
+			cr := *r
+			c.runs = append(c.runs, &cr)
+		}
+		ss.queues[lq.key] = c
+		ss.order = append(ss.order, c)
+	}
+	return ss
 }
 
 // loadAckLog reads acks.log into rc, cutting off an invalid tail.
@@ -178,7 +199,7 @@ func (s *File) scanSegments(nums []uint32, rc *recovery, start time.Time) []*seg
 		go func() {
 			buf := make([]byte, 0, 4<<20)
 			for i := next.Add(1) - 1; i < int64(len(nums)); i = next.Add(1) - 1 {
-				loads[i], buf = s.scanSegment(nums[i], rc, buf)
+				loads[i], buf = s.scanSegment(nums[i], i == int64(len(nums))-1, rc, buf)
 				done.Add(1)
 				finished <- struct{}{}
 			}
@@ -198,8 +219,11 @@ func (s *File) scanSegments(nums []uint32, rc *recovery, start time.Time) []*seg
 }
 
 // scanSegment scans one segment file, cutting off an invalid tail, and
-// collects its live records. It only reads rc.
-func (s *File) scanSegment(num uint32, rc *recovery, buf []byte) (*segLoad, []byte) {
+// collects its live records. It only reads rc. A segment that stays sealed
+// (all but a last one that becomes the head again) gets the summary it
+// lacked, so that it is scanned once: after an upgrade (older summaries
+// count as missing) or a crash before the syncer wrote it.
+func (s *File) scanSegment(num uint32, last bool, rc *recovery, buf []byte) (*segLoad, []byte) {
 	l := &segLoad{queues: map[string]*loadQueue{}}
 	path := s.segPath(num)
 	f, err := s.fs.OpenFile(path, os.O_RDWR, 0)
@@ -255,17 +279,18 @@ func (s *File) scanSegment(num uint32, rc *recovery, buf []byte) (*segLoad, []by
 			sc.pos = off
 			break
 		}
-		l.messages++
-		l.bytes += int64(len(rec))
-		l.recno = max(l.recno, hd.recno+1)
+		l.note(off, rec, hd.recno)
 		if hd.flags&flagTransient != 0 {
 			continue
 		}
 		q := l.queue(hd.vhost, hd.queue)
-		q.runs = addToRuns(q.runs, seg, off, int64(len(rec)), hd.id, int64(len(data)))
+		q.runs = addToRuns(q.runs, seg, off, int64(len(rec)), hd.id, hd.recno, s.opts.Weigh(data))
 	}
 	seg.size = sc.pos
 	l.err = s.cutTail(f, path, sc.pos, size)
+	if l.err == nil && l.messages > 0 && (!last || seg.size >= s.opts.SegmentSize) {
+		s.writeSummary(num, encodeSummary(num, seg.size, &l.sumHead, l.order))
+	}
 	return l, sc.buf
 }
 

@@ -293,8 +293,10 @@ func (m *Memory) DeleteQueue(vhost, queue string) error {
 
 // Recover implements Store. It works on a snapshot, so fn may call the store.
 // Nothing survives a restart, so every record was appended by this instance
-// and fn's tail answer changes nothing.
-func (m *Memory) Recover(fn func(rec MessageRecord, delivered bool) (tail bool, err error)) error {
+// and fn's tail answer changes nothing. With tail set, once fn has answered
+// tail=true for a queue, the queue's following tail records go to tail in
+// bulk (Bytes: len(Data)), as File's do at a restart.
+func (m *Memory) Recover(fn RecordFunc, tail TailFunc) error {
 	type item struct {
 		rec       MessageRecord
 		delivered bool
@@ -329,12 +331,40 @@ func (m *Memory) Recover(fn func(rec MessageRecord, delivered bool) (tail bool, 
 		}
 		return compareU64(a.rec.ID, b.rec.ID)
 	})
-	for _, it := range items {
-		if _, err := fn(it.rec, it.delivered); err != nil {
+	var bulk TailRun // the current queue's records reported in bulk, not yet flushed
+	bulking := false // fn has answered tail=true for the current queue
+	flush := func() error {
+		if bulk.Count == 0 {
+			return nil
+		}
+		run := bulk
+		bulk = TailRun{}
+		return tail(run)
+	}
+	for i, it := range items {
+		if i > 0 && (it.rec.VHost != items[i-1].rec.VHost || it.rec.Queue != items[i-1].rec.Queue) {
+			if err := flush(); err != nil {
+				return err
+			}
+			bulking = false
+		}
+		if bulking && it.rec.Tail {
+			bulk.VHost, bulk.Queue = it.rec.VHost, it.rec.Queue
+			bulk.Count++
+			bulk.Bytes += int64(len(it.rec.Data))
+			bulk.LastID = it.rec.ID
+			continue
+		}
+		if err := flush(); err != nil {
 			return err
 		}
+		t, err := fn(it.rec, it.delivered)
+		if err != nil {
+			return err
+		}
+		bulking = t && tail != nil
 	}
-	return nil
+	return flush()
 }
 
 // Sync implements Store; there is nothing to sync.

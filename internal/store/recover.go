@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 )
 
@@ -11,6 +12,16 @@ import (
 // calls, what the store holds. Nothing per record is built for what fn puts
 // in the tail: the records become recovered tail runs, which name the few
 // records inside them that are not members (skip).
+//
+// Bulk (Recover's tail callback): once fn has put a record of a simple
+// queue in the tail, each of the queue's fresh runs that follows becomes a
+// recovered tail run as it is, without being read, if no recno the ack log
+// acked lies in its recno range: then every record of the queue in its
+// stretch is a live member and its count is exact. A run with acked recnos
+// in range (this queue's or an interleaved one's) is read as before; if its
+// recnos ascend, the rest of it converts once the reading has passed the
+// last of them. A 100 M-message backlog so costs about the window's reads
+// and one callback per segment.
 //
 // A queue whose fresh runs follow each other in ID order (the usual case:
 // a queue is written in ID order) is "simple": one pass over the segments,
@@ -29,6 +40,12 @@ type recoverQueue struct {
 	runs []*run
 	i    int
 	pl   placer
+	// bulk: fn put one of the queue's records in the tail, so the rest may
+	// go there without being read. dirty is a run that cannot convert
+	// before its recnos pass dirtyTo (the last acked one in its range).
+	bulk    bool
+	dirty   *run
+	dirtyTo uint64
 	// merged queues: their sources.
 	srcs []*source
 }
@@ -73,7 +90,7 @@ type slotRef struct {
 }
 
 // Recover implements Store.
-func (s *File) Recover(fn func(rec MessageRecord, delivered bool) (tail bool, err error)) error {
+func (s *File) Recover(fn RecordFunc, tail TailFunc) error {
 	if err := s.Sync(); err != nil {
 		return err
 	}
@@ -114,7 +131,7 @@ func (s *File) Recover(fn func(rec MessageRecord, delivered bool) (tail bool, er
 			merged = append(merged, rq)
 		}
 	}
-	r := recoverer{s: s, fn: fn, acked: s.openAcked, deliv: s.openDeliv}
+	r := recoverer{s: s, fn: fn, tail: tail, acked: s.openAcked, deliv: s.openDeliv}
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -149,7 +166,8 @@ func ascending(runs []*run) bool {
 
 type recoverer struct {
 	s            *File
-	fn           func(MessageRecord, bool) (bool, error)
+	fn           RecordFunc
+	tail         TailFunc
 	acked, deliv []uint64 // File.openAcked, openDeliv
 	key          []byte
 	buf          []byte
@@ -183,15 +201,20 @@ func (r *recoverer) reuse() []byte {
 }
 
 // simple hands out the simple queues' records in one pass over the
-// segments their runs are in.
+// segments their runs are in, skipping (and not reading) the runs that go
+// to the tail in bulk.
 func (r *recoverer) simple(queues []*recoverQueue) error {
 	if len(queues) == 0 {
 		return nil
 	}
 	byKey := make(map[string]*recoverQueue, len(queues))
+	type segRun struct {
+		rq *recoverQueue
+		fr *run
+	}
 	type span struct {
-		seg    *segment
-		lo, hi int64
+		seg  *segment
+		runs []segRun // the simple queues' runs in the segment
 	}
 	spans := map[uint32]*span{}
 	for _, rq := range queues {
@@ -199,10 +222,10 @@ func (r *recoverer) simple(queues []*recoverQueue) error {
 		for _, run := range rq.runs {
 			sp := spans[run.seg.num]
 			if sp == nil {
-				spans[run.seg.num] = &span{run.seg, run.start, run.end}
-				continue
+				sp = &span{seg: run.seg}
+				spans[run.seg.num] = sp
 			}
-			sp.lo, sp.hi = min(sp.lo, run.start), max(sp.hi, run.end)
+			sp.runs = append(sp.runs, segRun{rq, run})
 		}
 	}
 	order := make([]*span, 0, len(spans))
@@ -211,11 +234,29 @@ func (r *recoverer) simple(queues []*recoverQueue) error {
 	}
 	slices.SortFunc(order, func(a, b *span) int { return compareU64(uint64(a.seg.num), uint64(b.seg.num)) })
 	for _, sp := range order {
-		sc := newScanner(sp.seg.f, sp.lo, sp.hi, r.buf)
+		// active counts the runs here that still need reading.
+		lo, hi, active := int64(math.MaxInt64), int64(0), 0
+		for _, x := range sp.runs {
+			if x.fr.count == 0 {
+				continue // taken meanwhile (a Recover that failed dropped acked ones)
+			}
+			done, err := r.tryBulk(x.rq, x.fr)
+			if err != nil {
+				return err
+			}
+			if !done {
+				active++
+				lo, hi = min(lo, x.fr.start), max(hi, x.fr.end)
+			}
+		}
+		if active == 0 {
+			continue
+		}
+		sc := newScanner(sp.seg.f, lo, hi, r.buf)
 		var rq *recoverQueue
-		for {
+		for active > 0 {
 			rec, off, err := sc.next()
-			if err == io.EOF && sc.pos >= sp.hi {
+			if err == io.EOF && sc.pos >= hi {
 				break
 			}
 			if err == nil && rec[recHeader] != recMessage {
@@ -232,12 +273,8 @@ func (r *recoverer) simple(queues []*recoverQueue) error {
 					return uerr
 				}
 				r.s.log.Error("store: segment unreadable during recovery, its records from here on are not recovered", "segment", sp.seg.num, "offset", sc.pos, "err", err)
-				for _, q := range queues {
-					for _, fr := range q.runs {
-						if fr.seg == sp.seg {
-							r.s.lostFresh(q, fr)
-						}
-					}
+				for _, x := range sp.runs {
+					r.s.lostFresh(x.rq, x.fr)
 				}
 				break
 			}
@@ -258,18 +295,32 @@ func (r *recoverer) simple(queues []*recoverQueue) error {
 				rq.pl.met(sp.seg, off)
 				continue
 			}
+			if fr.count == 0 {
+				continue // converted in bulk, or every member taken
+			}
 			m := member{h: h, data: data, off: off, size: int64(len(rec)), delivered: h.flags&flagDelivered != 0}
 			if _, ok := slices.BinarySearch(r.acked, h.recno); ok {
 				r.s.freshDead(rq, fr, &m)
 				rq.pl.met(sp.seg, off)
-				continue
+			} else {
+				if _, ok := slices.BinarySearch(r.deliv, h.recno); ok {
+					m.delivered = true
+				}
+				tail, err := r.emitFresh(rq, fr, &rq.pl, &m)
+				if err != nil {
+					r.buf = sc.buf
+					return err
+				}
+				rq.bulk = rq.bulk || tail && r.tail != nil
 			}
-			if _, ok := slices.BinarySearch(r.deliv, h.recno); ok {
-				m.delivered = true
+			if fr.count > 0 {
+				if _, err := r.tryBulk(rq, fr); err != nil {
+					r.buf = sc.buf
+					return err
+				}
 			}
-			if err := r.emitFresh(rq, fr, &rq.pl, &m); err != nil {
-				r.buf = sc.buf
-				return err
+			if fr.count == 0 {
+				active--
 			}
 		}
 		r.buf = sc.buf
@@ -277,21 +328,78 @@ func (r *recoverer) simple(queues []*recoverQueue) error {
 	return nil
 }
 
+// tryBulk turns what is left of a bulk queue's fresh run into a recovered
+// tail run without reading it, if no recno the ack log acked lies in the
+// run's range (see Recover), and reports it to the tail callback.
+func (r *recoverer) tryBulk(rq *recoverQueue, fr *run) (bool, error) {
+	if !rq.bulk {
+		return false, nil
+	}
+	s := r.s
+	s.mu.Lock()
+	q := rq.q
+	if q.gone || fr.count == 0 || rq.dirty == fr && fr.loRecno <= rq.dirtyTo {
+		s.mu.Unlock()
+		return false, nil
+	}
+	// An acked recno in range: read on, and try again past the last one
+	// if the run's recnos ascend (fr.loRecno then follows the reading).
+	i, _ := slices.BinarySearch(r.acked, fr.loRecno)
+	j, _ := slices.BinarySearch(r.acked, fr.hiRecno+1)
+	if i < j {
+		rq.dirty, rq.dirtyTo = fr, r.acked[j-1]
+		if !fr.recnoAsc {
+			rq.dirtyTo = math.MaxUint64
+		}
+		s.mu.Unlock()
+		return false, nil
+	}
+	// The tail must end below the run (it does unless fn appended tail
+	// records of its own meanwhile; reading then sorts them out).
+	if n := len(q.tail); len(q.pend) > 0 || n > 0 && (q.tail[n-1].kind != runRecovered || q.tail[n-1].lastID >= fr.minID) {
+		rq.dirty, rq.dirtyTo = fr, math.MaxUint64
+		s.mu.Unlock()
+		return false, nil
+	}
+	t := new(run)
+	*t = *fr
+	t.kind, t.firstID, t.skip = runRecovered, fr.minID, nil
+	i, _ = slices.BinarySearch(r.deliv, fr.loRecno)
+	j, _ = slices.BinarySearch(r.deliv, fr.hiRecno+1)
+	t.deliv = slices.Clone(r.deliv[i:j]) // a superset of the members' marks: lookups are by recno
+	if len(t.deliv) == 0 {
+		t.deliv = nil
+	}
+	q.tail = append(q.tail, t)
+	fr.seg.tailLive += fr.count
+	s.inTail += fr.count
+	s.fresh -= fr.count
+	fr.count, fr.bytes, fr.recBytes = 0, 0, 0
+	if k := slices.Index(q.fresh, fr); k >= 0 {
+		q.fresh = slices.Delete(q.fresh, k, k+1)
+	}
+	rq.pl = placer{pend: rq.pl.pend[:0]} // t is not open for extension by records read later
+	tr := TailRun{VHost: rq.key.vhost, Queue: rq.key.queue, Count: t.count, Bytes: t.bytes, LastID: t.lastID}
+	s.mu.Unlock()
+	return true, r.tail(tr)
+}
+
 // emitFresh hands a fresh record to fn and files it where fn says: as a
 // window slot, or in the queue's tail, extending its last run if that run
 // holds the record's predecessors from the same input (pl): the queue's
-// other records met since are added to the run's skip list.
-func (r *recoverer) emitFresh(rq *recoverQueue, fr *run, pl *placer, m *member) error {
+// other records met since are added to the run's skip list. It returns
+// whether the record went to the tail.
+func (r *recoverer) emitFresh(rq *recoverQueue, fr *run, pl *placer, m *member) (bool, error) {
 	s := r.s
 	tail, err := r.fn(MessageRecord{VHost: rq.key.vhost, Queue: rq.key.queue, ID: m.h.id, Data: m.data}, m.delivered)
 	if err != nil {
-		return err
+		return false, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q := rq.q
 	if q.gone {
-		return nil // deleted meanwhile: its runs went with it
+		return false, nil // deleted meanwhile: its runs went with it
 	}
 	s.freshTakenLocked(q, fr, m)
 	id := m.h.id
@@ -320,7 +428,7 @@ func (r *recoverer) emitFresh(rq *recoverQueue, fr *run, pl *placer, m *member) 
 		}
 		q.slots[id] = slot{recno: m.h.recno, seg: seg.num, off: uint32(m.off), size: uint32(m.size), flags: fl}
 		pl.met(seg, m.off)
-		return err
+		return false, err
 	}
 	seg.tailLive++
 	s.inTail++
@@ -328,28 +436,37 @@ func (r *recoverer) emitFresh(rq *recoverQueue, fr *run, pl *placer, m *member) 
 	if pos > 0 && pl.open == q.tail[pos-1] && m.off >= pl.open.end {
 		t = pl.open
 		t.skip = append(t.skip, pl.pend...)
+		if m.h.recno <= t.hiRecno {
+			t.recnoAsc = false
+		}
 	} else {
-		t = &run{seg: seg, start: m.off, firstID: id, minID: id, kind: runRecovered}
+		t = &run{seg: seg, start: m.off, firstID: id, minID: id, kind: runRecovered, loRecno: m.h.recno, hiRecno: m.h.recno, recnoAsc: true}
 		q.tail = slices.Insert(q.tail, pos, t)
 	}
 	pl.open, pl.pend = t, pl.pend[:0]
 	t.end, t.lastID = m.off+m.size, id
+	t.loRecno, t.hiRecno = min(t.loRecno, m.h.recno), max(t.hiRecno, m.h.recno)
 	t.count++
-	t.bytes += int64(len(m.data))
+	t.bytes += s.opts.Weigh(m.data)
 	t.recBytes += m.size
 	if m.delivered && m.h.flags&flagDelivered == 0 {
 		if i, ok := slices.BinarySearch(t.deliv, m.h.recno); !ok {
 			t.deliv = slices.Insert(t.deliv, i, m.h.recno)
 		}
 	}
-	return nil
+	return true, nil
 }
 
-// freshTakenLocked takes a record from the front of its fresh run.
+// freshTakenLocked takes a record from the front of its fresh run. The
+// rest of the run has higher IDs and, if its recnos ascend, higher recnos.
 func (s *File) freshTakenLocked(q *qindex, fr *run, m *member) {
 	fr.count--
 	fr.start = m.off + m.size
-	fr.bytes -= int64(len(m.data))
+	fr.minID = m.h.id + 1
+	if fr.recnoAsc {
+		fr.loRecno = m.h.recno + 1
+	}
+	fr.bytes -= s.opts.Weigh(m.data)
 	fr.recBytes -= m.size
 	s.fresh--
 	if fr.count == 0 {
@@ -550,7 +667,8 @@ func (r *recoverer) advance(src *source) (bool, error) {
 // one the store already placed (window, tail) stays where it is.
 func (r *recoverer) emit(rq *recoverQueue, src *source) error {
 	if src.fresh != nil {
-		return r.emitFresh(rq, src.fresh, &src.pl, &src.cur)
+		_, err := r.emitFresh(rq, src.fresh, &src.pl, &src.cur)
+		return err
 	}
 	m := &src.cur
 	_, err := r.fn(MessageRecord{VHost: rq.key.vhost, Queue: rq.key.queue, ID: m.h.id, Tail: src.tail, Data: m.data}, m.delivered)

@@ -95,6 +95,26 @@ type TailRecord struct {
 	Data      []byte // the caller's
 }
 
+// RecordFunc receives one record from Recover (see Store.Recover) and says
+// whether it stays in its queue's tail.
+type RecordFunc func(rec MessageRecord, delivered bool) (tail bool, err error)
+
+// TailRun reports records of one queue that Recover put in its tail in bulk,
+// without reading them (see Store.Recover).
+type TailRun struct {
+	VHost, Queue string
+	Count        int // records
+	// Bytes is their weight summed: Options.Weigh of each record's Data for
+	// File (the broker counts body bytes), len(Data) for Memory.
+	Bytes int64
+	// LastID is the highest ID among them; all are above the IDs fn saw
+	// for the queue before, and below those it sees after.
+	LastID uint64
+}
+
+// TailFunc receives Recover's bulk reports. A queue may get several.
+type TailFunc func(TailRun) error
+
 // Stats describes a store, for tests and metrics. Counters are since Open.
 type Stats struct {
 	Segments      int    // segment files on disk
@@ -177,9 +197,25 @@ type Store interface {
 	// again (tail ones with rec.Tail set) and their answer changes nothing.
 	// tail=true for an ID not above every tail ID its queue has so far stops
 	// Recover with ErrInvalid: once fn put an ID in the tail, a lower one met
-	// later (compaction moved it) must go to the window. fn's error stops Recover and is returned. fn may
-	// call the store, but not Close.
-	Recover(fn func(rec MessageRecord, delivered bool) (tail bool, err error)) error
+	// later (compaction moved it) must go to the window.
+	//
+	// If tail is not nil, Recover may report records in bulk instead of
+	// reading them: once fn has answered tail=true for a record of a queue,
+	// later records of that queue that go to (or already are in) its tail
+	// may reach tail as TailRuns, without fn being called for them. That is
+	// what makes a restart with a long backlog cost a few reads instead of
+	// reading every record. Every live persistent record is reported exactly
+	// once, through fn or within a TailRun. A TailRun's IDs are above every ID
+	// fn saw for its queue before it; fn may still be called for later records
+	// of the queue (records the store has to read anyway, such as those near
+	// records acknowledged before the restart), with higher IDs, and then
+	// answers tail=true as it would once a queue has a tail. Delivery marks
+	// of bulk records are kept: ReadTail reports them. With tail nil, every
+	// record goes to fn.
+	//
+	// fn's or tail's error stops Recover and is returned. Both may call the
+	// store, but not Close.
+	Recover(fn RecordFunc, tail TailFunc) error
 
 	// Sync makes everything appended, acknowledged and marked so far durable.
 	Sync() error
@@ -218,6 +254,13 @@ type Options struct {
 	SegmentSize int64
 	// Logger receives recovery progress and I/O problems; nil means slog.Default().
 	Logger *slog.Logger
+	// Weigh returns what a record's Data counts as in the byte totals the
+	// store reports (TailRun.Bytes): the broker counts message bodies, not
+	// its whole encoding. nil means len(data). It is called on the syncer's
+	// goroutine and at Open for every record written or scanned, so it must
+	// be cheap and not call the store. Segment summaries hold its sums as
+	// they were when the segment was written.
+	Weigh func(data []byte) int64
 
 	fs            fsys  // tests inject failing files
 	ackRewriteMin int64 // ack log size that may trigger a rewrite; default 4 MiB

@@ -15,32 +15,48 @@ import (
 
 const recSummary byte = 7 // the one record of a .sum file
 
+// sumVersion is the summary format: 2 added each run's recno range. A
+// summary of another version counts as missing.
+const sumVersion = 2
+
 var sumMagic = [4]byte{'W', 'S', 'U', 'M'}
 
-// segSum collects a segment's summary while the syncer writes it.
-type segSum struct {
+// sumHead is what a summary says about its segment as a whole; the syncer
+// (segSum) and a scan at Open (segLoad) both collect it.
+type sumHead struct {
 	recno    uint64 // next recno as far as the segment knows
 	messages int
 	bytes    int64
-	size     int64   // the segment's size, once sealed
 	lastOff  int64   // where its last record starts
 	lastHdr  [8]byte // and that record's length and crc: Open checks them
-	queues   map[qkey]*loadQueue
-	order    []*loadQueue
-	lastKey  qkey
-	last     *loadQueue
+}
+
+// note counts one record of the segment (rec, encoded, at off).
+func (h *sumHead) note(off int64, rec []byte, recno uint64) {
+	h.lastOff, h.lastHdr = off, [8]byte(rec[:8])
+	h.messages++
+	h.bytes += int64(len(rec))
+	h.recno = max(h.recno, recno+1)
+}
+
+// segSum collects a segment's summary while the syncer writes it.
+type segSum struct {
+	sumHead
+	size    int64 // the segment's size, once sealed
+	queues  map[qkey]*loadQueue
+	order   []*loadQueue
+	lastKey qkey
+	last    *loadQueue
 }
 
 func newSegSum(base uint64) *segSum {
-	return &segSum{recno: base, queues: map[qkey]*loadQueue{}}
+	return &segSum{sumHead: sumHead{recno: base}, queues: map[qkey]*loadQueue{}}
 }
 
-// add notes one record written to the segment (rec, encoded).
-func (ss *segSum) add(seg *segment, it *item, rec []byte) {
-	ss.lastOff, ss.lastHdr = int64(it.off), [8]byte(rec[:8])
-	ss.messages++
-	ss.bytes += int64(it.size)
-	ss.recno = max(ss.recno, it.recno+1)
+// add notes one record written to the segment (rec, encoded), whose data
+// weighs weight (Options.Weigh).
+func (ss *segSum) add(seg *segment, it *item, rec []byte, weight int64) {
+	ss.note(int64(it.off), rec, it.recno)
 	if it.flags&flagTransient != 0 {
 		return
 	}
@@ -53,50 +69,60 @@ func (ss *segSum) add(seg *segment, it *item, rec []byte) {
 		}
 		ss.last, ss.lastKey = q, it.key
 	}
-	q.runs = addToRuns(q.runs, seg, int64(it.off), int64(it.size), it.id, int64(len(it.data)))
+	q.runs = addToRuns(q.runs, seg, int64(it.off), int64(it.size), it.id, it.recno, weight)
 }
 
 // addToRuns extends a queue's last run in a segment with its next persistent
 // record, or starts a new one where the IDs stop increasing: what Open's
 // scan and the summaries both build.
-func addToRuns(runs []*run, seg *segment, off, size int64, id uint64, data int64) []*run {
+func addToRuns(runs []*run, seg *segment, off, size int64, id, recno uint64, weight int64) []*run {
 	if n := len(runs); n > 0 && runs[n-1].lastID < id {
 		r := runs[n-1]
 		r.end, r.lastID = off+size, id
 		r.count++
-		r.bytes += data
+		r.bytes += weight
 		r.recBytes += size
+		if recno <= r.hiRecno {
+			r.recnoAsc = false // a compaction copy
+		}
+		r.loRecno, r.hiRecno = min(r.loRecno, recno), max(r.hiRecno, recno)
 		return runs
 	}
 	return append(runs, &run{seg: seg, start: off, end: off + size, firstID: id, minID: id, lastID: id,
-		count: 1, bytes: data, recBytes: size, kind: runFresh})
+		count: 1, bytes: weight, recBytes: size, kind: runFresh, loRecno: recno, hiRecno: recno, recnoAsc: true})
 }
 
 func (s *File) sumPath(num uint32) string {
 	return filepath.Join(s.dir, strings.TrimSuffix(filepath.Base(s.segPath(num)), ".seg")+".sum")
 }
 
-// encodeSummary encodes a sealed segment's summary file.
-func encodeSummary(num uint32, size int64, ss *segSum) []byte {
-	b := appendLogHeader(nil, sumMagic)
+// encodeSummary encodes a sealed segment's summary file: h about the
+// segment, then the runs of each queue in order.
+func encodeSummary(num uint32, size int64, h *sumHead, order []*loadQueue) []byte {
+	b := append(sumMagic[:len(sumMagic):len(sumMagic)], 0, 0, 0, 0)
+	binary.LittleEndian.PutUint32(b[4:], sumVersion)
 	b, start := beginRecord(b, recSummary)
 	b = binary.LittleEndian.AppendUint32(b, num)
 	b = binary.LittleEndian.AppendUint64(b, uint64(size))
-	b = binary.LittleEndian.AppendUint64(b, ss.recno)
-	b = binary.LittleEndian.AppendUint64(b, uint64(ss.lastOff))
-	b = append(b, ss.lastHdr[:]...)
-	b = binary.AppendUvarint(b, uint64(ss.messages))
-	b = binary.AppendUvarint(b, uint64(ss.bytes))
-	b = binary.AppendUvarint(b, uint64(len(ss.order)))
-	for _, q := range ss.order {
+	b = binary.LittleEndian.AppendUint64(b, h.recno)
+	b = binary.LittleEndian.AppendUint64(b, uint64(h.lastOff))
+	b = append(b, h.lastHdr[:]...)
+	b = binary.AppendUvarint(b, uint64(h.messages))
+	b = binary.AppendUvarint(b, uint64(h.bytes))
+	b = binary.AppendUvarint(b, uint64(len(order)))
+	for _, q := range order {
 		b = append(b, byte(len(q.key.vhost)))
 		b = append(b, q.key.vhost...)
 		b = append(b, byte(len(q.key.queue)))
 		b = append(b, q.key.queue...)
 		b = binary.AppendUvarint(b, uint64(len(q.runs)))
 		for _, r := range q.runs {
+			var flags uint64
+			if r.recnoAsc {
+				flags |= sumRecnoAsc
+			}
 			for _, v := range []uint64{uint64(r.start), uint64(r.end - r.start), r.firstID, r.lastID - r.firstID,
-				uint64(r.count), uint64(r.bytes), uint64(r.recBytes)} {
+				uint64(r.count), uint64(r.bytes), uint64(r.recBytes), r.loRecno, r.hiRecno - r.loRecno, flags} {
 				b = binary.AppendUvarint(b, v)
 			}
 		}
@@ -105,13 +131,23 @@ func encodeSummary(num uint32, size int64, ss *segSum) []byte {
 	return b
 }
 
+// sumRecnoAsc is the run flag for recnoAsc.
+const sumRecnoAsc = 1
+
 var errSummary = errors.New("store: invalid segment summary")
+
+// errSummaryVersion is a summary of another format version: not an error
+// worth a warning (the segment is scanned, and summarised again).
+var errSummaryVersion = errors.New("store: segment summary of another version")
 
 // decodeSummary checks a summary file against its segment (number, size,
 // the header of its last record) and fills l with its runs.
 func decodeSummary(b []byte, seg *segment, size int64, l *segLoad) error {
-	if parseLogHeader(b, sumMagic) != nil {
+	if len(b) < logHeaderSize || [4]byte(b[:4]) != sumMagic {
 		return errSummary
+	}
+	if binary.LittleEndian.Uint32(b[4:]) != sumVersion {
+		return errSummaryVersion
 	}
 	typ, p, err := checkRecord(b[logHeaderSize:])
 	if err != nil || typ != recSummary || len(p) < 36 {
@@ -128,7 +164,8 @@ func decodeSummary(b []byte, seg *segment, size int64, l *segLoad) error {
 		lastOff+recHeader+int64(binary.LittleEndian.Uint32(hdr[:])) != size {
 		return errSummary
 	}
-	l.recno = max(l.recno, binary.LittleEndian.Uint64(p[12:]))
+	next := binary.LittleEndian.Uint64(p[12:])
+	l.recno = max(l.recno, next)
 	p = p[36:]
 	bad := false
 	uv := func() uint64 {
@@ -169,7 +206,12 @@ func decodeSummary(b []byte, seg *segment, size int64, l *segLoad) error {
 			r.count = int(uv())
 			r.bytes = int64(uv())
 			r.recBytes = int64(uv())
-			if r.start < segHeaderSize || r.end > size || r.end <= r.start || r.count < 1 || r.recBytes > r.end-r.start || r.lastID < r.firstID {
+			r.loRecno = uv()
+			r.hiRecno = r.loRecno + uv()
+			flags := uv()
+			r.recnoAsc = flags&sumRecnoAsc != 0
+			if r.start < segHeaderSize || r.end > size || r.end <= r.start || r.count < 1 || r.recBytes > r.end-r.start ||
+				r.lastID < r.firstID || r.hiRecno < r.loRecno || r.hiRecno >= next || flags&^sumRecnoAsc != 0 {
 				return errSummary
 			}
 			if n := len(q.runs); n > 0 && q.runs[n-1].end > r.start {
@@ -191,7 +233,11 @@ func (s *File) loadSummary(seg *segment, size int64, l *segLoad) bool {
 		return false
 	}
 	if err := decodeSummary(b, seg, size, l); err != nil {
-		s.log.Warn("store: ignoring invalid segment summary, scanning the segment", "segment", seg.num)
+		if err == errSummaryVersion {
+			s.log.Debug("store: segment summary of another version, scanning the segment", "segment", seg.num)
+		} else {
+			s.log.Warn("store: ignoring invalid segment summary, scanning the segment", "segment", seg.num)
+		}
 		clear(l.queues)
 		l.order, l.last = nil, nil
 		return false
@@ -209,21 +255,26 @@ func (s *File) writeSummaries() {
 		if ss == nil {
 			continue
 		}
-		b := encodeSummary(seg.num, ss.size, ss)
-		tmp := s.sumPath(seg.num) + ".tmp"
-		err := os.WriteFile(tmp, b, 0o644)
-		if err == nil && s.opts.Sync != SyncNever {
-			err = syncPath(tmp)
-		}
-		if err == nil {
-			err = os.Rename(tmp, s.sumPath(seg.num))
-		}
-		if err != nil {
-			os.Remove(tmp)
-			s.log.Debug("store: segment summary not written", "segment", seg.num, "err", err)
-		}
+		s.writeSummary(seg.num, encodeSummary(seg.num, ss.size, &ss.sumHead, ss.order))
 	}
 	s.w.sealed = s.w.sealed[:0]
+}
+
+// writeSummary writes one summary file: temporary file, fdatasync unless
+// SyncNever, rename. A failure is logged at debug level only.
+func (s *File) writeSummary(num uint32, b []byte) {
+	tmp := s.sumPath(num) + ".tmp"
+	err := os.WriteFile(tmp, b, 0o644)
+	if err == nil && s.opts.Sync != SyncNever {
+		err = syncPath(tmp)
+	}
+	if err == nil {
+		err = os.Rename(tmp, s.sumPath(num))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		s.log.Debug("store: segment summary not written", "segment", num, "err", err)
+	}
 }
 
 func syncPath(path string) error {

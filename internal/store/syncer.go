@@ -251,7 +251,7 @@ func (s *File) writeItems(items []item) error {
 		it.seg, it.off, it.size = head, uint32(at+int64(len(buf))), uint32(n)
 		buf = appendMessageRecord(buf, it.recno, it.id, it.flags, it.key.vhost, it.key.queue, it.data)
 		if head.sum != nil {
-			head.sum.add(head, it, buf[len(buf)-int(n):])
+			head.sum.add(head, it, buf[len(buf)-int(n):], s.opts.Weigh(it.data))
 		}
 		if len(buf) >= writeChunk {
 			// Large batches go out in chunks: the buffer stays small and

@@ -19,9 +19,16 @@ type run struct {
 	// Members have IDs in [minID, lastID]; minID moves up as they are taken.
 	firstID, minID, lastID uint64
 	count                  int   // members left
-	bytes                  int64 // their data bytes (TailRecord.Data)
+	bytes                  int64 // their weight (Options.Weigh of TailRecord.Data)
 	recBytes               int64 // their record bytes (segment.liveBytes)
 	kind                   runKind
+	// Members' recnos are in [loRecno, hiRecno] (fresh and recovered runs:
+	// Recover tells a run without acked records from the ack log's sorted
+	// recnos, and converts it without reading); recnoAsc says they increase
+	// in file order (no compaction copies among them), so that the rest of
+	// a run partly taken has recnos above the last one taken.
+	loRecno, hiRecno uint64
+	recnoAsc         bool
 	// skip lists, in a recovered tail run, the offsets of other records of
 	// the queue inside it that are not members although their IDs are in
 	// range (acked before the restart, duplicates, window records).
@@ -224,13 +231,13 @@ func (s *File) tailWrittenLocked(q *qindex, it *item) {
 			r.end = int64(it.off) + int64(it.size)
 			r.lastID = it.id
 			r.count++
-			r.bytes += int64(len(it.data))
+			r.bytes += s.opts.Weigh(it.data)
 			r.recBytes += int64(it.size)
 			return
 		}
 	}
 	q.tail = append(q.tail, &run{seg: seg, start: int64(it.off), end: int64(it.off) + int64(it.size),
-		firstID: it.id, minID: it.id, lastID: it.id, count: 1, bytes: int64(len(it.data)), recBytes: int64(it.size)})
+		firstID: it.id, minID: it.id, lastID: it.id, count: 1, bytes: s.opts.Weigh(it.data), recBytes: int64(it.size)})
 }
 
 // inTail reports whether id is still in the queue's tail, given that it was
@@ -257,7 +264,7 @@ func (q *qindex) holds(id, recno uint64) bool {
 // taken is a tail record ReadTail or DropTail took.
 type taken struct {
 	id, recno       uint64
-	off, size, data int64
+	off, size, data int64 // data: its weight
 	flags           byte
 }
 
@@ -345,7 +352,7 @@ func (s *File) takeTail(k qkey, max int, keep func(m *member) bool, drop bool) e
 				full = true
 				break
 			}
-			got = append(got, taken{m.h.id, m.h.recno, m.off, m.size, int64(len(m.data)), m.h.flags})
+			got = append(got, taken{m.h.id, m.h.recno, m.off, m.size, s.opts.Weigh(m.data), m.h.flags})
 			if !drop && m.delivered {
 				got[len(got)-1].flags |= flagDelivered
 			}

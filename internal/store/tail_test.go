@@ -21,7 +21,7 @@ func recoverTail(t testing.TB, s Store, window int) []recovered {
 		k := qkey{rec.VHost, rec.Queue}
 		seen[k]++
 		return seen[k] > window, nil
-	})
+	}, nil)
 	if err != nil {
 		t.Fatalf("recover: %v", err)
 	}
@@ -315,7 +315,7 @@ func TestStoreTailAppendBeforeRecover(t *testing.T) {
 			t.Errorf("#7 recovered as %q", rec.Data)
 		}
 		return rec.ID >= 20 && rec.ID < 50, nil
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,7 +405,7 @@ func TestStoreTailRecoverStopped(t *testing.T) {
 		}
 		seen[rec.Queue] = append(seen[rec.Queue], rec.ID)
 		return len(seen[rec.Queue]) > 5, nil
-	})
+	}, nil)
 	if err != stop {
 		t.Fatalf("recover: %v", err)
 	}
@@ -414,7 +414,7 @@ func TestStoreTailRecoverStopped(t *testing.T) {
 	err = s.Recover(func(rec MessageRecord, delivered bool) (bool, error) {
 		again[rec.Queue] = append(again[rec.Queue], rec.ID)
 		return true, nil
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -476,7 +476,7 @@ func TestStoreTailRecoverReappended(t *testing.T) {
 		err := c.Recover(func(rec MessageRecord, delivered bool) (bool, error) {
 			got = append(got, fmt.Sprintf("%d:%s", rec.ID, rec.Data[:3]))
 			return len(got) > window, nil
-		})
+		}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -94,7 +94,7 @@ func Start(t testing.TB, opts Options) *Instance {
 		opts.Broker.Logger = testLogger()
 	}
 	if opts.DataDir != "" && opts.Broker.Store == nil {
-		st, err := store.Open(opts.DataDir, store.Options{Sync: opts.Sync, Logger: opts.Broker.Logger})
+		st, err := store.Open(opts.DataDir, store.Options{Sync: opts.Sync, Logger: opts.Broker.Logger, Weigh: broker.RecordBodyLen})
 		if err != nil {
 			t.Fatalf("testbroker: store: %v", err)
 		}
