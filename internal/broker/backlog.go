@@ -387,16 +387,18 @@ func (q *Queue) pushTailLocked(es []Entry, enqueued []int64) {
 }
 
 // dropTailLocked removes the whole tail (purge, delete) without reading it.
-// The caller waited for any refill (awaitRefillLocked), so the records the
-// store does not drop now are the ones not written yet: the next refill
-// drops them (stale).
+// The caller waited for any refill (awaitRefillLocked). A purged tail's
+// records become stale, which the refill goroutine drops from the store
+// (those not written yet once they are) before it reads anything.
 func (q *Queue) dropTailLocked() {
 	b := q.vhost.broker
 	if q.tail.count > 0 && !q.deleted {
-		k, err := b.store.DropTail(q.vhost.Name, q.Name, q.tail.count)
-		if err != nil {
-			b.log.Error("store: dropping a queue's backlog failed", "vhost", q.vhost.Name, "queue", q.Name, "err", err)
-		} else if q.tail.stale += q.tail.count - k; q.tail.stale > 0 && q.refillWantedLocked() {
+		// The store drops them on the refill goroutine, without q.mu:
+		// DropTail reads the records' headers, which for a backlog of
+		// millions takes seconds that publishers to the queue should not
+		// wait. Until then they are stale: counted nowhere, dropped
+		// before anything is read.
+		if q.tail.stale += q.tail.count; q.refillWantedLocked() {
 			q.startRefillLocked()
 		}
 	}

@@ -495,6 +495,10 @@ func TestQueueBacklogPurgeDelete(t *testing.T) {
 			if m, _ := q.Counts(); m != 0 {
 				t.Fatalf("%d after purge", m)
 			}
+			// The tail goes from the store on the refill goroutine.
+			waitFor(t, "the store to drop the purged backlog", func() bool {
+				return n.st.Sync() == nil && n.st.Stats().LiveMessages == 0
+			})
 			n.publishRange("q", 20_000, 30_000, durable)
 			checkOrder(t, consume(t, q, 10_000, nil), 20_000)
 			n.publishRange("q", 0, 20_000, durable)
