@@ -355,6 +355,7 @@ func (s *File) Close() error {
 	s.mu.Unlock()
 	s.kick()
 	<-s.stopped
+	s.stopIndexer()
 	s.meta.fileMu.Lock()
 	defer s.meta.fileMu.Unlock()
 	s.mu.Lock()

@@ -21,6 +21,8 @@
 //	meta.log        the broker's metadata commands, group-committed, compacted by rewrite
 //	acks.log        acks and delivery marks by recno, rewritten when it grows
 //	00000001.seg …  message segments, numbered upwards, numbers never reused
+//	00000001.sum …  a sealed segment's summary (optional: Open scans without it)
+//	00000001.idx …  a sealed segment's index (optional: readers scan without it)
 //	reserve         zeros: disk space kept for the ack log (see Durability and errors)
 //	*.tmp           a rewrite in progress; removed at Open
 //
@@ -87,6 +89,22 @@
 // the last segment, if Open makes it the head again, loses its summary. Older
 // Warrens ignore .sum files, and those that read version 1 ignore version 2
 // ones (they scan).
+//
+// # Segment indexes (NNNNNNNN.idx, the segment's number)
+//
+//	header  = "WIDX" | version u8 (1) | segment number u32 | segment size u64 | entries u32
+//	entry   = hash u64 | section offset u64 | section length u32 | offsets u32 (sorted by hash)
+//	crc u32 of header and entries, then the sections:
+//	section = vhost len uvarint | vhost | queue len uvarint | queue | offsets × u32 | crc u32
+//
+// Where every queue's records lie in a sealed segment (hash: FNV-1a 64 of
+// the vhost's length as u16, the vhost and the queue). A run whose records
+// are a small part of its span (many queues written interleaved) is read
+// through it, record by record, instead of by scanning the span; the head's
+// index is in memory. Written by a background goroutine after the segment
+// is sealed, not synced, removed with its segment; a missing, stale or
+// invalid one only means scanning (and one missing at Open is written
+// again). Older Warrens ignore .idx files.
 //
 // # Ack log (acks.log)
 //

@@ -29,6 +29,9 @@ type File struct {
 
 	kickc   chan struct{} // the batching signal: 1-buffered, see kick
 	stopped chan struct{} // closed when the syncer has exited
+	ix      *indexer      // writes segment indexes (index.go)
+	// indexedRuns counts run reads that went by a segment index (tests).
+	indexedRuns atomic.Int64
 
 	meta metaFile
 
@@ -134,8 +137,9 @@ type segment struct {
 	// movedOut lists records compaction copied to another segment while their
 	// old copy stays here: if the copy dies, its ack must outlive this file.
 	movedOut  []movedRef
-	noCompact bool    // compaction failed on it once; do not retry forever
-	sum       *segSum // the syncer's: its summary, while it is written (nil: none will be)
+	noCompact bool     // compaction failed on it once; do not retry forever
+	sum       *segSum  // the syncer's: its summary, while it is written (nil: none will be)
+	idx       segIndex // where its queues' records are (index.go)
 }
 
 type movedRef struct {
@@ -194,7 +198,7 @@ func Open(dir string, opts Options) (*File, error) {
 	}
 	s := &File{
 		dir: dir, opts: opts, fs: opts.fs, log: opts.Logger.With("store", dir), lock: lock,
-		kickc: make(chan struct{}, 1), stopped: make(chan struct{}),
+		kickc: make(chan struct{}, 1), stopped: make(chan struct{}), ix: newIndexer(),
 		queues: map[qkey]*qindex{}, segs: map[uint32]*segment{}, nextSeg: 1,
 	}
 	if err := s.open(); err != nil {
@@ -203,6 +207,7 @@ func Open(dir string, opts Options) (*File, error) {
 	}
 	go s.run()
 	go s.metaLoop()
+	go s.runIndexer()
 	s.kick()
 	return s, nil
 }
@@ -217,6 +222,7 @@ func (s *File) open() error {
 	if err := s.recoverMessages(); err != nil {
 		return err
 	}
+	s.openIndexes()
 	s.openReserve()
 	return nil
 }
@@ -233,9 +239,12 @@ func (s *File) removeTemps() error {
 	}
 	for _, e := range ents {
 		name := e.Name()
-		// A summary whose segment is gone (removal was cut short) goes too:
+		// A summary or index whose segment is gone (removal was cut short) goes too:
 		// segment numbers are never reused, but it is clutter.
-		stray := strings.HasSuffix(name, ".sum") && !names[strings.TrimSuffix(name, ".sum")+".seg"]
+		stray := false
+		for _, ext := range []string{".sum", ".idx"} {
+			stray = stray || strings.HasSuffix(name, ext) && !names[strings.TrimSuffix(name, ext)+".seg"]
+		}
 		if strings.HasSuffix(name, ".tmp") || stray {
 			if err := s.fs.Remove(filepath.Join(s.dir, name)); err != nil {
 				return err
@@ -353,7 +362,9 @@ func (s *File) createSegment(num uint32, base uint64) (*segment, error) {
 		}
 		return nil, err
 	}
-	return &segment{num: num, path: path, f: f, size: segHeaderSize, sum: newSegSum(base)}, nil
+	seg := &segment{num: num, path: path, f: f, size: segHeaderSize, sum: newSegSum(base)}
+	seg.startIndex()
+	return seg, nil
 }
 
 // fatalError wraps an error that must stick even if it looks like a full disk
@@ -397,6 +408,7 @@ func readFull(f file, b []byte, off int64) error {
 func (s *File) closeFiles() {
 	for _, seg := range s.segs {
 		seg.f.Close()
+		seg.closeIndex()
 	}
 	if s.w.ackF != nil {
 		s.w.ackF.Close()

@@ -264,6 +264,7 @@ func (s *File) scanSegment(num uint32, last bool, rc *recovery, buf []byte) (*se
 		return l, buf
 	}
 	s.scanned.Add(1)
+	seg.startIndex() // not shared yet: no lock
 	sc := newScanner(f, segHeaderSize, size, buf)
 	for {
 		rec, off, err := sc.next()
@@ -280,6 +281,11 @@ func (s *File) scanSegment(num uint32, last bool, rc *recovery, buf []byte) (*se
 			break
 		}
 		l.note(off, rec, hd.recno)
+		if x := &seg.idx; x.last != nil && string(hd.queue) == x.lastKey.queue && string(hd.vhost) == x.lastKey.vhost {
+			x.last = append(x.last, uint32(off))
+		} else {
+			x.add(qkey{string(hd.vhost), string(hd.queue)}, uint32(off))
+		}
 		if hd.flags&flagTransient != 0 {
 			continue
 		}

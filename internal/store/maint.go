@@ -68,6 +68,7 @@ func (s *File) removeSegments(segs []*segment) {
 		s.mu.Unlock()
 		seg.f.Close()                 // a reader still using it gets os.ErrClosed and looks again
 		os.Remove(s.sumPath(seg.num)) // first: a summary never outlives its segment
+		seg.dropIndex()
 		if err := s.fs.Remove(seg.path); err != nil && !os.IsNotExist(err) {
 			// Still on disk, but its acks would leave the ack log at the next
 			// rewrite: only reopening can sort that out safely.

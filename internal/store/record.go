@@ -228,6 +228,10 @@ type scanner struct {
 	buf   []byte
 	bufAt int64 // file offset of buf[0]
 	pos   int64 // offset of the next record
+	// indexed: next reads only the records at offs (a segment index),
+	// seeking to each; past the last one it is at the end.
+	indexed bool
+	offs    []uint32
 }
 
 // newScanner scans r's records from off up to size.
@@ -243,6 +247,14 @@ func newScanner(r io.ReaderAt, off, size int64, buf []byte) *scanner {
 // records it returns io.EOF, with s.pos the offset where they end, or another
 // error for a failed read.
 func (s *scanner) next() (rec []byte, off int64, err error) {
+	if s.indexed {
+		if len(s.offs) == 0 {
+			s.pos = s.size
+			return nil, s.pos, io.EOF
+		}
+		s.seek(int64(s.offs[0]))
+		s.offs = s.offs[1:]
+	}
 	if s.size-s.pos < recHeader+1 {
 		return nil, s.pos, io.EOF
 	}
@@ -264,6 +276,14 @@ func (s *scanner) next() (rec []byte, off int64, err error) {
 	off = s.pos
 	s.pos += recHeader + n
 	return rec, off, nil
+}
+
+// seek moves to off, keeping the buffer if it holds off.
+func (s *scanner) seek(off int64) {
+	if off < s.bufAt || off > s.bufAt+int64(len(s.buf)) {
+		s.buf, s.bufAt = s.buf[:0], off
+	}
+	s.pos = off
 }
 
 // window returns n bytes at s.pos, reading more of the file when needed. n

@@ -605,6 +605,9 @@ func (r *recoverer) open(rq *recoverQueue, src *source) (bool, error) {
 		c := src.rr.r
 		src.rr = newRunReader(c, rq.key, c.count, nil, nil, r.reuse(), mergeReadMax)
 	}
+	if src.rr != nil && src.rr.sc.indexed {
+		r.s.indexedRuns.Add(1)
+	}
 	return r.advance(src)
 }
 

@@ -28,6 +28,7 @@ type syncerState struct {
 	job                   *compactJob
 	settlers              []waiter
 	sealed                []*segment // sealed this round: their summaries are written after it
+	sealedIdx             []*segment // sealed this round: indexed after it (index.go)
 
 	reserveF    file  // see space.go
 	reserveSize int64 // bytes in the reserve now
@@ -187,9 +188,15 @@ func (s *File) writeRound(items []item, acks, deliv []uint64, force bool) (appen
 	if werr == nil && !sticky(aerr) && (force || s.opts.Sync == SyncAlways && persistentAppend(items)) {
 		serr = s.syncDirty()
 	}
+	if len(s.w.sealedIdx) > 0 {
+		// After the round's offsets are noted (below, before any reader can
+		// see its records in a run): the indexer writes them out.
+		defer func() { s.indexLater(s.w.sealedIdx...); s.w.sealedIdx = s.w.sealedIdx[:0] }()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if werr == nil {
+		noteOffsets(items)
 		s.indexWrittenLocked(items)
 	} else {
 		s.unindexLocked(items)
@@ -234,6 +241,7 @@ func (s *File) writeItems(items []item) error {
 			if err = s.seal(head, buf, at); err != nil {
 				break
 			}
+			w.sealedIdx = append(w.sealedIdx, head)
 			if head.sum != nil {
 				head.sum.size = end
 				w.sealed = append(w.sealed, head)
@@ -277,6 +285,7 @@ func (s *File) writeItems(items []item) error {
 			seg.sum = nil
 		}
 		w.sealed = w.sealed[:0]
+		w.sealedIdx = w.sealedIdx[:0]
 		return s.rollback(startHead, startSize, created, err)
 	}
 	s.writeSummaries()

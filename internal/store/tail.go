@@ -92,10 +92,22 @@ func newRunReader(r *run, key qkey, want int, acked, deliv []uint64, buf []byte,
 		span = span/int64(r.count)*int64(want)*5/4 + 64<<10
 	}
 	size := int(min(max(span, 64<<10), maxRead, r.end-r.start))
+	var offs []uint32
+	indexed := false
+	if r.count > 0 && (r.end-r.start)/int64(r.count) >= idxMinGap && r.recBytes*4 < r.end-r.start {
+		// Few of the span's records are the queue's: read only those.
+		if offs, indexed = r.seg.keyOffsets(key, r.start, r.end); indexed {
+			size = idxReadSize
+		}
+	}
 	if cap(buf) < size || cap(buf) > 2*size+(1<<20) {
 		buf = make([]byte, 0, size)
 	}
+	if indexed {
+		buf = buf[:0:size] // the scanner reads cap(buf) at a time
+	}
 	rr := &runReader{r: r, key: key, sc: newScanner(r.seg.f, r.start, r.end, buf[:0]), acked: acked, deliv: deliv}
+	rr.sc.indexed, rr.sc.offs = indexed, offs
 	if r.kind != runFresh {
 		rr.deliv = r.deliv
 	}
@@ -337,6 +349,9 @@ func (s *File) takeTail(k qkey, max int, keep func(m *member) bool, drop bool) e
 		r := *p // a copy: the syncer may extend the run meanwhile
 		s.mu.Unlock()
 		rr := newRunReader(&r, k, left, nil, nil, buf, runReadMax)
+		if rr.sc.indexed {
+			s.indexedRuns.Add(1)
+		}
 		got, datas = got[:0], datas[:0]
 		full := false
 		for len(got) < left && len(got) < r.count {
