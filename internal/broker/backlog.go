@@ -43,8 +43,10 @@ const (
 	tailWindow      = 4096
 	tailWindowBytes = 8 << 20
 	// tailWindowShort and tailWindowShortBytes bound it instead while memory
-	// is short (paging): with thousands of queues each holding a backlog, a
-	// full window each would be gigabytes (10,000 × 4,096 messages).
+	// is short (paging) and while the queue has no consumer: with thousands
+	// of queues each holding a backlog, a full window each would be
+	// gigabytes (10,000 × 4,096 messages), and a queue nobody consumes from
+	// needs no read-ahead (a consumer's arrival starts a refill, Kick).
 	tailWindowShort      = 128
 	tailWindowShortBytes = 256 << 10
 )
@@ -103,9 +105,10 @@ func (q *Queue) windowFullLocked() bool {
 }
 
 // windowLimits returns how many messages and body bytes the window may hold
-// now: the short window while memory is short, else the full one.
+// now: the short window while memory is short or no consumer reads ahead,
+// else the full one.
 func (q *Queue) windowLimits() (int, int64) {
-	if q.vhost.broker.pagingNeeded() {
+	if len(q.consumers) == 0 || q.vhost.broker.pagingNeeded() {
 		return tailWindowShort, tailWindowShortBytes
 	}
 	return tailWindow, tailWindowBytes

@@ -286,8 +286,8 @@ func TestQueueBacklogOrder(t *testing.T) {
 			if m, _ := q.Counts(); m != total {
 				t.Fatalf("Counts %d, want %d", m, total)
 			}
-			// Memory short, the window is the short one.
-			window := map[bool]int{false: tailWindowShort, true: tailWindow}[durable]
+			// No consumer (and memory short), the window is the short one.
+			window := tailWindowShort
 			w, tl := tailState(q)
 			tails := durable || file
 			if tails && (w != window || tl != total-window) || !tails && tl != 0 {
@@ -349,7 +349,7 @@ func TestQueueBacklogConfirms(t *testing.T) {
 	if nack.Load() != 0 {
 		t.Fatalf("%d nacks", nack.Load())
 	}
-	if _, tl := tailState(q); tl != total-tailWindow {
+	if _, tl := tailState(q); tl != total-tailWindowShort { // no consumer: the short window
 		t.Fatalf("tail %d", tl)
 	}
 	if s := st.Stats(); s.Pending != 0 || s.LiveMessages != total {
@@ -550,6 +550,33 @@ func TestQueueBacklogRequeue(t *testing.T) {
 				t.Fatalf("#%d redelivered %v", i, e.Redelivered)
 			}
 		}
+	})
+}
+
+// TestQueueBacklogIdleWindow: a queue without consumers keeps the short
+// window (10,000 idle queues must not hold 4,096 messages each); a consumer's
+// arrival refills it to the full one, and the backlog comes out in order.
+func TestQueueBacklogIdleWindow(t *testing.T) {
+	forStores(t, func(t *testing.T, file bool) {
+		n := newTailNode(t, file)
+		q := n.declare("q", true, nil)
+		const total = 3 * tailWindow
+		n.publishRange("q", 0, total, true)
+		if w, tl := tailState(q); w != tailWindowShort || tl != total-tailWindowShort {
+			t.Fatalf("no consumer: window %d, tail %d; want %d, %d", w, tl, tailWindowShort, total-tailWindowShort)
+		}
+		s := &tailSink{}
+		c := &Consumer{Tag: "t", Sink: s}
+		if err := q.Consume(c); err != nil {
+			t.Fatal(err)
+		}
+		q.Kick()
+		waitFor(t, "a refill to the full window", func() bool { w, _ := tailState(q); return w >= tailWindow/2 })
+		if w, _ := tailState(q); w > tailWindow {
+			t.Fatalf("window %d over %d", w, tailWindow)
+		}
+		q.Cancel(c)
+		checkOrder(t, consume(t, q, total, nil), 0)
 	})
 }
 
@@ -965,7 +992,7 @@ func TestQueueBacklogTransientInMemory(t *testing.T) {
 	for _, c := range []struct {
 		q            *Queue
 		window, tail int
-	}{{tq, 2 * tailWindow, 0}, {dq, tailWindow, tailWindow}, {mixed, 2 * tailWindow, 0}} {
+	}{{tq, 2 * tailWindow, 0}, {dq, tailWindowShort, 2*tailWindow - tailWindowShort}, {mixed, 2 * tailWindow, 0}} {
 		if w, tl := tailState(c.q); w != c.window || tl != c.tail {
 			t.Errorf("queue %s: window %d, tail %d; want %d, %d", c.q.Name, w, tl, c.window, c.tail)
 		}
