@@ -4,13 +4,13 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/warren-mq/warren/internal/amqp091"
 	"github.com/warren-mq/warren/internal/store"
 )
 
@@ -57,12 +57,15 @@ func measureAccounting(t *testing.T, size int, persistent, paged bool) {
 	}
 	defer b.Close()
 	v, _ := b.VHost("/")
-	// A priority queue keeps every message in memory (a classic queue's
-	// backlog beyond its window would be in the store's tail, costing
-	// nothing): that is what the accounting is about.
-	args := amqp091.Table{"x-max-priority": int64(1)}
-	if _, _, _, err := v.DeclareQueue(QueueDecl{Name: "q", Durable: persistent, Args: args}); err != nil {
-		t.Fatal(err)
+	// Messages spread over queues that each hold less than a short window
+	// (tailWindowShort) stay in memory, as a message beyond a window would
+	// be in the store's tail, costing nothing: in-memory messages are what
+	// the accounting is about. The queues exist before the heap is measured.
+	const queues = 500
+	for i := range queues {
+		if _, _, _, err := v.DeclareQueue(QueueDecl{Name: "q" + strconv.Itoa(i), Durable: persistent}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ex, _ := v.Exchange("")
 	props := []byte{0x10, 0, 1} // delivery-mode, as clients send it
@@ -72,8 +75,12 @@ func measureAccounting(t *testing.T, size int, persistent, paged bool) {
 	const n = 50000
 	var r Router
 	before, usedBefore := liveHeap(), b.mem.Load()
-	for range n {
-		m, err := NewMessage("", "q", append([]byte(nil), props...), make([]byte, size))
+	keys := make([]string, queues)
+	for i := range keys {
+		keys[i] = "q" + strconv.Itoa(i)
+	}
+	for i := range n {
+		m, err := NewMessage("", keys[i%queues], append([]byte(nil), props...), make([]byte, size))
 		if err != nil {
 			t.Fatal(err)
 		}

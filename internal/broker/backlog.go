@@ -2,6 +2,8 @@ package broker
 
 import (
 	"errors"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -28,8 +30,16 @@ import (
 // the window sorted. Limits count the tail; drop-head with the window empty
 // lets the queue run over until the refill, which trims, reads the head.
 //
-// Priority queues (x-max-priority) keep every message in memory: a tail in
-// ID order would not know which message is next by priority.
+// A priority queue (x-max-priority) is a backlog per priority level, each
+// with its own window (a share of the queue's, tailLevelMin at least) and
+// tail, as RabbitMQ's priority queue is a queue per priority: a message
+// goes to its level's tail when its level's window is full. IDs come from
+// the queue's one counter, so each level's tail IDs are above its window
+// IDs, and level L > 0 keeps its records in the store under the vhost name
+// levelKey(vhost, L) (vhost names hold no NUL), level 0 under the queue's
+// own, so that the store's rule holds per level. Delivery never passes over
+// a level whose head is in its tail (readyList.head): it waits for the
+// refill, which reads the highest levels first.
 //
 // A tail message's expiry comes from its record, which holds when it was
 // enqueued (see record): a refilled message expires its TTL after that, in
@@ -49,20 +59,64 @@ const (
 	// needs no read-ahead (a consumer's arrival starts a refill, Kick).
 	tailWindowShort      = 128
 	tailWindowShortBytes = 256 << 10
+	// tailLevelMin is the least window a priority level gets, however many
+	// levels share the queue's.
+	tailLevelMin = 16
 )
+
+// tailLevel is one priority level's tail (a plain queue has one). Guarded
+// by the queue's mu, except lost.
+type tailLevel struct {
+	key   string // the store's vhost name for the level's records (levelKey)
+	count int    // ready messages in the level's tail
+	bytes int64  // their body bytes
+	stale int    // purged tail records not dropped yet (see backlog.stale)
+	// next is, at boot, above every ID recovered at the level so far.
+	next uint64
+	// lost counts the level's tail appends that failed: counted in count,
+	// never readable; a refill that finds nothing to read takes them off.
+	lost atomic.Int64
+	done func(error) // tailWritten for the level, allocated once
+}
+
+// levelKey returns the store's vhost name for priority level level of a
+// queue in vhost: the vhost's own for level 0, else the vhost, a NUL and the
+// level, which no vhost name has (PutVHost refuses NUL).
+func levelKey(vhost string, level int) string {
+	if level == 0 {
+		return vhost
+	}
+	return vhost + "\x00" + strconv.Itoa(level)
+}
+
+// splitLevelKey is levelKey's inverse; level is -1 for a name levelKey does
+// not make.
+func splitLevelKey(key string) (vhost string, level int) {
+	i := strings.IndexByte(key, 0)
+	if i < 0 {
+		return key, 0
+	}
+	l, err := strconv.Atoi(key[i+1:])
+	if err != nil || l <= 0 || l > 255 || strconv.Itoa(l) != key[i+1:] {
+		return key[:i], -1
+	}
+	return key[:i], l
+}
 
 // backlog is a queue's tail. Its fields are guarded by the queue's mu except
 // the atomics, which the store's done callbacks touch.
 type backlog struct {
-	count int   // ready messages in the tail
-	bytes int64 // their body bytes
+	lv    []tailLevel // per priority level; one for a plain queue
+	count int         // ready messages in the tail (all levels)
+	bytes int64       // their body bytes
 	// mem is what the tail costs in the broker's memory count: a store that
 	// keeps records in memory (store.Memory) holds the tail there.
 	mem int64
 	// stale counts purged tail records the store could not drop yet (not
-	// written when the purge came): the lowest of the tail, which the next
-	// refill drops before it reads anything. Until then enqueue goes on
-	// into the tail, so that no window ID is above them.
+	// written when the purge came; all levels): the lowest of the tail,
+	// which the next refill drops before it reads anything. Until then
+	// enqueue goes on into the level's tail, so that no window ID is above
+	// them.
 	stale int
 	// epoch changes when the whole tail goes (purge, delete): a refill that
 	// read records before that discards them.
@@ -79,29 +133,54 @@ type backlog struct {
 	// that found nothing written yet, and the next done restarts it.
 	written atomic.Uint64
 	want    atomic.Bool
-	// lost counts tail appends that failed (the store refused or failed
-	// them): counted in count, never readable; a refill that finds nothing
-	// to read takes them off.
-	lost atomic.Int64
-	done func(error) // tailWritten, allocated once
 }
 
-// initTail sets up the tail of a new queue; a priority queue never has one.
+// initTail sets up the tail of a new queue: a level per priority.
 func (q *Queue) initTail() {
-	q.canTail = q.declared.maxPriority == 0
 	q.tail.cond.L = &q.mu
-	q.tail.done = q.tailWritten
+	q.tail.lv = make([]tailLevel, len(q.ready.levels))
+	for i := range q.tail.lv {
+		lv := &q.tail.lv[i]
+		lv.key = levelKey(q.vhost.Name, i)
+		lv.done = func(err error) { q.tailWritten(lv, err) }
+	}
+	q.ready.tails = q.tail.lv
 }
 
-// windowFullLocked reports whether the window holds as much as it may: a
-// message enqueued now goes to the tail (as it does while the tail is not
-// empty, since new IDs are the highest).
-func (q *Queue) windowFullLocked() bool {
-	if q.ready.len() < tailWindowShort && q.readyBytes < tailWindowShortBytes {
+// levelOf returns the priority level of m in this queue (0 for a plain one).
+func (q *Queue) levelOf(m *Message) int {
+	return min(int(m.Priority), len(q.ready.levels)-1)
+}
+
+// storeKey returns the store's vhost name for the record of m in this queue:
+// the one it was read from (recovered, or refilled from a tail), else its
+// level's.
+func (q *Queue) storeKey(m *Message) string {
+	if m.page.queue != "" {
+		return m.page.vhost
+	}
+	return q.tail.lv[q.levelOf(m)].key
+}
+
+// windowFullLocked reports whether level's window holds as much as it may: a
+// message of the level enqueued now goes to its tail (as it does while the
+// level's tail is not empty, since new IDs are the highest).
+func (q *Queue) windowFullLocked(level int) bool {
+	k := q.ready.levels[level].count
+	if k < q.levelShare(tailWindowShort) && q.readyBytes < tailWindowShortBytes {
 		return false // the common case, a short queue: no need to look at memory
 	}
 	n, nb := q.windowLimits()
-	return q.ready.len() >= n || q.readyBytes >= nb
+	return k >= q.levelShare(n) || q.readyBytes >= nb
+}
+
+// levelShare returns a level's share of a window of n messages: the whole
+// for a plain queue.
+func (q *Queue) levelShare(n int) int {
+	if l := len(q.ready.levels); l > 1 {
+		return max(n/l, tailLevelMin)
+	}
+	return n
 }
 
 // windowLimits returns how many messages and body bytes the window may hold
@@ -114,14 +193,14 @@ func (q *Queue) windowLimits() (int, int64) {
 	return tailWindow, tailWindowBytes
 }
 
-// startsTailLocked reports whether m, enqueued now, starts the queue's tail:
+// startsTailLocked reports whether m, enqueued now, starts its level's tail:
 // the window is full and m is written to the store anyway (a persistent
 // message in a durable queue), or memory is short (paging). A transient
 // backlog stays in memory while there is room, as it did before tails:
 // writing it out and reading it back would halve a fast transient queue's
 // rate (a fanout whose consumers lag a little, bench/run.sh (d) and (f)).
-func (q *Queue) startsTailLocked(m *Message) bool {
-	return q.windowFullLocked() && (q.persists(m) || q.vhost.broker.pagingNeeded())
+func (q *Queue) startsTailLocked(m *Message, level int) bool {
+	return q.windowFullLocked(level) && (q.persists(m) || q.vhost.broker.pagingNeeded())
 }
 
 // enqueueTailLocked appends m to the store as a tail record and lets go of
@@ -129,18 +208,19 @@ func (q *Queue) startsTailLocked(m *Message) bool {
 // keep theirs). A persistent message in a durable queue confirms through w
 // once written and synced, as in the window; anything else is a transient
 // record, written but dropped at a restart.
-func (q *Queue) enqueueTailLocked(m *Message, w *durableWait) {
+func (q *Queue) enqueueTailLocked(m *Message, w *durableWait, level int) {
 	b := q.vhost.broker
 	id := q.nextSeq
 	q.nextSeq++
 	persistent := q.persists(m)
-	rec := []store.MessageRecord{{VHost: q.vhost.Name, Queue: q.Name, ID: id, Transient: !persistent, Tail: true, Data: m.record()}}
-	done := q.tail.done
+	lv := &q.tail.lv[level]
+	rec := []store.MessageRecord{{VHost: lv.key, Queue: q.Name, ID: id, Transient: !persistent, Tail: true, Data: m.record()}}
+	done := lv.done
 	if persistent && w != nil {
 		w.add()
 		done = func(err error) {
 			w.release(err)
-			q.tailWritten(err)
+			q.tailWritten(lv, err)
 		}
 	}
 	b.store.AppendMessages(rec, done)
@@ -149,6 +229,8 @@ func (q *Queue) enqueueTailLocked(m *Message, w *durableWait) {
 		q.tail.mem += cost
 		b.addMemory(cost)
 	}
+	lv.count++
+	lv.bytes += int64(m.BodySize)
 	q.tail.count++
 	q.tail.bytes += int64(m.BodySize)
 	q.tail.used = true
@@ -158,9 +240,9 @@ func (q *Queue) enqueueTailLocked(m *Message, w *durableWait) {
 // tailWritten is the done of a tail append (on the store's goroutine, or
 // under q.mu for store.Memory: it takes no lock). A refill that found the
 // tail not yet written is restarted.
-func (q *Queue) tailWritten(err error) {
+func (q *Queue) tailWritten(lv *tailLevel, err error) {
 	if err != nil {
-		q.tail.lost.Add(1)
+		lv.lost.Add(1)
 	}
 	q.tail.written.Add(1)
 	if q.tail.want.Load() && q.tail.want.CompareAndSwap(true, false) {
@@ -168,19 +250,37 @@ func (q *Queue) tailWritten(err error) {
 	}
 }
 
-// refillWantedLocked reports whether a refill should start: the window is
-// below half and the tail is not empty (or it has stale records to drop),
-// and no refill runs or waits for writes.
+// refillWantedLocked reports whether a refill should start: a level's
+// window is below half and its tail is not empty (or a tail has stale
+// records to drop), and no refill runs or waits for writes.
 func (q *Queue) refillWantedLocked() bool {
-	return (q.tail.count > 0 && q.windowLowLocked() || q.tail.stale > 0) &&
+	return (q.tail.stale > 0 || q.tail.count > 0 && q.refillLevelLocked() >= 0) &&
 		!q.tail.refilling && !q.tail.failed && !q.deleted && !q.tail.want.Load()
 }
 
-// windowLowLocked reports whether the window is below half of what it may
-// hold, so that a refill is due.
-func (q *Queue) windowLowLocked() bool {
+// refillLevelLocked returns the level a refill is to work on next: the
+// highest with stale records to drop (those first), else the highest whose
+// window is below half with a tail; -1 if none.
+func (q *Queue) refillLevelLocked() int {
+	lv := q.tail.lv
+	if q.tail.stale > 0 {
+		for i := len(lv) - 1; i >= 0; i-- {
+			if lv[i].stale > 0 {
+				return i
+			}
+		}
+	}
+	if q.tail.count == 0 {
+		return -1
+	}
 	n, _ := q.windowLimits()
-	return q.ready.len() < n/2
+	half := q.levelShare(n) / 2
+	for i := len(lv) - 1; i >= 0; i-- {
+		if lv[i].count > 0 && q.ready.levels[i].count < half {
+			return i
+		}
+	}
+	return -1
 }
 
 // kickTail starts a refill if one is wanted (after a tail write).
@@ -212,20 +312,25 @@ func (q *Queue) startRefillLocked() {
 func (q *Queue) refill() {
 	b := q.vhost.broker
 	q.mu.Lock()
-	for !q.deleted && (q.tail.stale > 0 || q.tail.count > 0 && q.windowLowLocked()) {
-		if q.tail.stale > 0 {
-			if !q.dropStaleLocked() {
+	for !q.deleted {
+		level := q.refillLevelLocked()
+		if level < 0 {
+			break
+		}
+		lv := &q.tail.lv[level]
+		if lv.stale > 0 {
+			if !q.dropStaleLocked(lv) {
 				break
 			}
 			continue
 		}
 		n, nb := q.windowLimits()
-		n -= q.ready.len()
+		n = q.levelShare(n) - q.ready.levels[level].count
 		nb = max(nb-q.readyBytes, 1)
 		epoch, written := q.tail.epoch, q.tail.written.Load()
 		q.unlockPublish() // dead letters of the last batch go now, not all at the end
-		recs, err := b.store.ReadTail(q.vhost.Name, q.Name, n, nb)
-		es, enqueued, cost := q.tailEntries(recs)
+		recs, err := b.store.ReadTail(lv.key, q.Name, n, nb)
+		es, enqueued, cost := q.tailEntries(recs, lv.key)
 		q.mu.Lock()
 		if err != nil {
 			q.tailFailedLocked("reading", err)
@@ -235,14 +340,16 @@ func (q *Queue) refill() {
 			break // the store drops the queue's records (DeleteQueue)
 		}
 		if epoch != q.tail.epoch {
-			q.ackTailEntries(es) // purged while being read
+			q.ackTailEntries(es, lv.key) // purged while being read
 			continue
 		}
 		if len(recs) == 0 {
-			if lost := int(q.tail.lost.Swap(0)); lost > 0 {
+			if lost := min(int(lv.lost.Swap(0)), lv.count); lost > 0 {
 				q.vhost.broker.log.Warn("store: backlog appends failed; their messages are lost", "vhost", q.vhost.Name, "queue", q.Name, "messages", lost)
-				if q.tail.count = max(q.tail.count-lost, 0); q.tail.count == 0 {
-					q.tail.bytes = 0
+				q.tail.count -= lost
+				if lv.count -= lost; lv.count == 0 {
+					q.tail.bytes -= lv.bytes
+					lv.bytes = 0
 				}
 				continue
 			}
@@ -255,7 +362,7 @@ func (q *Queue) refill() {
 			q.tail.mem -= cost
 			b.addMemory(-cost)
 		}
-		q.pushTailLocked(es, enqueued)
+		q.pushTailLocked(es, enqueued, lv)
 		now := nowNano()
 		if q.args.overflow == overflowDropHead {
 			q.trimLocked()
@@ -287,16 +394,17 @@ func (q *Queue) waitWrittenLocked(written uint64) bool {
 
 // dropStaleLocked drops purged tail records the store could not drop at the
 // purge; false if the refill is to end (waiting for writes, or failed).
-func (q *Queue) dropStaleLocked() bool {
+func (q *Queue) dropStaleLocked(lv *tailLevel) bool {
 	b := q.vhost.broker
-	n, written := q.tail.stale, q.tail.written.Load()
+	n, written := lv.stale, q.tail.written.Load()
 	q.unlockPublish()
-	k, err := b.store.DropTail(q.vhost.Name, q.Name, n)
+	k, err := b.store.DropTail(lv.key, q.Name, n)
 	q.mu.Lock()
 	if err != nil {
 		q.tailFailedLocked("dropping", err)
 		return false
 	}
+	lv.stale -= k
 	q.tail.stale -= k
 	return k > 0 || !q.waitWrittenLocked(written)
 }
@@ -307,8 +415,9 @@ func (q *Queue) dropStaleLocked() bool {
 // ack removes (Message.page.queue). A record that does not decode gets a nil
 // Msg: it is acknowledged, never delivered. cost is what the records cost
 // in a store that keeps them in memory; enqueued[i] is when es[i] was
-// enqueued (unix nanoseconds), which its TTL counts from.
-func (q *Queue) tailEntries(recs []store.TailRecord) (es []Entry, enqueued []int64, cost int64) {
+// enqueued (unix nanoseconds), which its TTL counts from. key is the store
+// vhost name the records were read under.
+func (q *Queue) tailEntries(recs []store.TailRecord, key string) (es []Entry, enqueued []int64, cost int64) {
 	b := q.vhost.broker
 	es = make([]Entry, 0, len(recs))
 	enqueued = make([]int64, 0, len(recs))
@@ -321,7 +430,7 @@ func (q *Queue) tailEntries(recs []store.TailRecord) (es []Entry, enqueued []int
 		if err != nil {
 			b.log.Error("store: a backlog record does not decode; dropped", "vhost", q.vhost.Name, "queue", q.Name, "id", r.ID, "err", err)
 		} else {
-			m.page = pageState{id: r.ID, vhost: q.vhost.Name, queue: q.Name, broker: b}
+			m.page = pageState{id: r.ID, vhost: key, queue: q.Name, broker: b}
 			m.page.bits.Store(pageIssued | pageAppended) // in memory, never paged out again
 			e.Msg = m
 		}
@@ -347,43 +456,53 @@ func (b *Broker) tailMessage(data []byte, names *[2]string) (*Message, int64, er
 	return m, b.enqueuedAt(r), err
 }
 
-// ackTailEntries acknowledges refilled entries that do not go to the window.
-func (q *Queue) ackTailEntries(es []Entry) {
+// ackTailEntries acknowledges refilled entries, read under store vhost name
+// key, that do not go to the window.
+func (q *Queue) ackTailEntries(es []Entry, key string) {
 	ids := make([]uint64, len(es))
 	for i := range es {
 		ids[i] = es[i].Seq
 	}
 	if len(ids) > 0 {
-		if err := q.vhost.broker.store.Ack(q.vhost.Name, q.Name, ids); err != nil {
+		if err := q.vhost.broker.store.Ack(key, q.Name, ids); err != nil {
 			q.vhost.broker.log.Error("store ack failed", "queue", q.Name, "err", err)
 		}
 	}
 }
 
-// pushTailLocked puts refilled entries into the window: appended when they
-// follow it (the rule), merged by ID otherwise, so the window stays sorted.
-// Each expires its TTL after enqueued[i], when it was enqueued.
-func (q *Queue) pushTailLocked(es []Entry, enqueued []int64) {
-	f := &q.ready.levels[0]
+// pushTailLocked puts entries refilled from lv's tail into the window:
+// appended when they follow it (the rule), merged by ID otherwise, so the
+// window stays sorted. Each expires its TTL after enqueued[i], when it was
+// enqueued. (A record of another priority — one a priority queue wrote
+// under level 0's key before its levels had tails — goes to its own level's
+// window.)
+func (q *Queue) pushTailLocked(es []Entry, enqueued []int64, lv *tailLevel) {
 	var gone []Entry
 	for i := range es {
 		e := es[i]
 		q.tail.count--
+		lv.count--
 		if e.Msg == nil {
 			gone = append(gone, e) // undeliverable
 			continue
 		}
 		q.tail.bytes -= int64(e.Msg.BodySize)
+		lv.bytes -= int64(e.Msg.BodySize)
 		q.vhost.broker.hold(e.Msg, true)
 		e.Expires = q.expiresAt(e.Msg, enqueued[i])
 		q.readyBytes += int64(e.Msg.BodySize)
-		if t := f.count; t == 0 || f.at(t-1).Seq < e.Seq {
+		if f := q.ready.level(&e); f.count == 0 || f.at(f.count-1).Seq < e.Seq {
 			q.ready.push(e)
 		} else {
 			q.ready.insert(e)
 		}
 	}
-	q.ackTailEntries(gone)
+	q.ackTailEntries(gone, lv.key)
+	if lv.count <= 0 {
+		q.tail.count -= lv.count
+		q.tail.bytes -= lv.bytes
+		lv.count, lv.bytes = 0, 0
+	}
 	if q.tail.count <= 0 {
 		q.tail.count, q.tail.bytes = 0, 0
 	}
@@ -401,6 +520,10 @@ func (q *Queue) dropTailLocked() {
 		// millions takes seconds that publishers to the queue should not
 		// wait. Until then they are stale: counted nowhere, dropped
 		// before anything is read.
+		for i := range q.tail.lv {
+			lv := &q.tail.lv[i]
+			lv.stale += lv.count
+		}
 		if q.tail.stale += q.tail.count; q.refillWantedLocked() {
 			q.startRefillLocked()
 		}
@@ -408,6 +531,9 @@ func (q *Queue) dropTailLocked() {
 	if q.tail.mem != 0 {
 		b.addMemory(-q.tail.mem)
 		q.tail.mem = 0
+	}
+	for i := range q.tail.lv {
+		q.tail.lv[i].count, q.tail.lv[i].bytes = 0, 0
 	}
 	q.tail.count, q.tail.bytes = 0, 0
 	q.tail.epoch++
@@ -422,7 +548,7 @@ func (q *Queue) awaitTailLocked() {
 			q.mu.Unlock()
 			_ = q.vhost.broker.store.Sync()
 			q.mu.Lock()
-			if q.tail.refilling || q.tail.count == 0 || q.ready.len() > 0 {
+			if q.tail.refilling || q.tail.count == 0 || q.ready.peek() != nil {
 				return
 			}
 			q.tail.want.Store(false)
@@ -435,36 +561,45 @@ func (q *Queue) awaitTailLocked() {
 	q.tail.cond.Wait()
 }
 
-// recoverTail decides at boot whether recovered record rec stays in the
-// tail: once the window is full (or the tail started), every higher ID
-// does; a lower one (IDs out of order) is loaded into the window. A record
-// the store holds in the tail already (rec.Tail: a store recovered again
-// while open) stays there whatever the answer.
-func (q *Queue) recoverTail(rec store.MessageRecord) bool {
+// recoverTail decides at boot whether recovered record rec, of priority
+// level level (the one its store key names), stays in the level's tail:
+// once the level's window is full (or its tail started), every higher ID
+// does; a lower one (IDs out of order) is loaded into the window, as is a
+// record of another priority (one a priority queue wrote under level 0's
+// key before its levels had tails). A record the store holds in the tail
+// already (rec.Tail: a store recovered again while open) stays there
+// whatever the answer.
+func (q *Queue) recoverTail(rec store.MessageRecord, level int) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if !rec.Tail && (!q.canTail || rec.ID < q.nextSeq || q.tail.count == 0 && !q.windowFullLocked()) {
+	lv := &q.tail.lv[level]
+	if !rec.Tail && (rec.ID < lv.next || lv.count == 0 && !q.windowFullLocked(level) ||
+		len(q.tail.lv) > 1 && recordLevel(rec.Data, len(q.tail.lv)) != level) {
+		lv.next = max(lv.next, rec.ID+1)
 		return false
 	}
 	body := recordBodyLen(rec.Data)
 	if body < 0 {
 		return false // loaded, and reported as it is
 	}
-	q.recoveredTailLocked(1, body, rec.ID)
+	q.recoveredTailLocked(lv, 1, body, rec.ID)
 	return true
 }
 
-// recoverTailRun counts records the store put in the tail in bulk at boot
-// (Store.Recover's tail callback): nothing is read or built for them.
-func (q *Queue) recoverTailRun(run store.TailRun) {
+// recoverTailRun counts records the store put in level's tail in bulk at
+// boot (Store.Recover's tail callback): nothing is read or built for them.
+func (q *Queue) recoverTailRun(run store.TailRun, level int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.recoveredTailLocked(run.Count, run.Bytes, run.LastID)
+	q.recoveredTailLocked(&q.tail.lv[level], run.Count, run.Bytes, run.LastID)
 }
 
 // recoveredTailLocked adds n recovered records of bytes body bytes, the
-// highest with ID last, to the tail.
-func (q *Queue) recoveredTailLocked(n int, bytes int64, last uint64) {
+// highest with ID last, to lv's tail.
+func (q *Queue) recoveredTailLocked(lv *tailLevel, n int, bytes int64, last uint64) {
+	lv.count += n
+	lv.bytes += bytes
+	lv.next = max(lv.next, last+1)
 	q.tail.count += n
 	q.tail.bytes += bytes
 	q.tail.used = true

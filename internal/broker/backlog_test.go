@@ -13,6 +13,7 @@ import (
 
 	"github.com/warren-mq/warren/internal/amqp091"
 	"github.com/warren-mq/warren/internal/store"
+	"github.com/warren-mq/warren/internal/testfs"
 )
 
 // TestQueueBacklogRingShrinks: a ready ring that grew for a long backlog
@@ -146,7 +147,7 @@ func (n *tailNode) reopen(crash bool) {
 	}
 	if crash {
 		cp := filepath.Join(n.t.TempDir(), "copy")
-		if err := os.CopyFS(cp, os.DirFS(n.dir)); err != nil {
+		if err := testfs.CopyLive(cp, n.dir); err != nil {
 			n.t.Fatal(err)
 		}
 		os.Remove(filepath.Join(cp, "LOCK"))
@@ -645,14 +646,157 @@ func TestQueueBacklogTTL(t *testing.T) {
 	})
 }
 
-// TestQueueBacklogPriority: a priority queue keeps everything in memory.
-func TestQueueBacklogPriority(t *testing.T) {
-	n := newTailNode(t, true)
-	q := n.declare("q", true, amqp091.Table{"x-max-priority": int64(3)})
-	n.publishRange("q", 0, 2*tailWindow, true)
-	if w, tl := tailState(q); w != 2*tailWindow || tl != 0 {
-		t.Fatalf("window %d, tail %d", w, tl)
+// publishPriority sends message i (its body is i, 8 bytes) to queue key,
+// persistent, with priority prio.
+func (n *tailNode) publishPriority(key string, i int, prio uint8) {
+	m, err := NewMessage("", key, []byte{0x18, 0, 2, prio}, binary.BigEndian.AppendUint64(nil, uint64(i)))
+	if err != nil {
+		n.t.Fatal(err)
 	}
+	ex, _ := n.v.Exchange("")
+	n.v.Publish(&n.r, ex, m, nil)
+}
+
+// checkPriorityOrder checks that es, all of a priority queue's messages
+// published as publishPriority(i, i%levels), came highest priority first
+// and in publication order within a priority.
+func checkPriorityOrder(t *testing.T, es []delivery, levels int) {
+	t.Helper()
+	last := -1
+	for i, e := range es {
+		p := int(e.Msg.Priority)
+		if p != e.n%levels {
+			t.Fatalf("delivery %d: #%d has priority %d", i, e.n, p)
+		}
+		if i > 0 && p > int(es[i-1].Msg.Priority) {
+			t.Fatalf("delivery %d: #%d (priority %d) after #%d (priority %d): a priority inversion", i, e.n, p, es[i-1].n, es[i-1].Msg.Priority)
+		}
+		if i > 0 && p == int(es[i-1].Msg.Priority) && e.n <= last {
+			t.Fatalf("delivery %d: #%d after #%d at priority %d", i, e.n, last, p)
+		}
+		last = e.n
+	}
+}
+
+// TestQueueBacklogPriority: a priority queue's backlog goes to a tail per
+// level, each level's window a share of the queue's; it comes back highest
+// priority first, in order within each, without an inversion while a
+// level's head is on disk — also after clean and kill -9 restarts, and
+// with deliveries requeued to their places, redelivered.
+func TestQueueBacklogPriority(t *testing.T) {
+	forStores(t, func(t *testing.T, file bool) {
+		for _, restart := range []string{"none", "clean", "crash"} {
+			if !file && restart != "none" {
+				continue
+			}
+			n := newTailNode(t, file)
+			const levels, total = 4, 4 * 2000
+			q := n.declare("q", true, amqp091.Table{"x-max-priority": int64(levels - 1)})
+			for i := range total {
+				n.publishPriority("q", i, uint8(i%levels))
+			}
+			share := max(tailWindowShort/levels, tailLevelMin) // no consumer: the short window
+			if w, tl := tailState(q); w != levels*share || tl != total-levels*share {
+				t.Fatalf("window %d, tail %d; want %d, %d", w, tl, levels*share, total-levels*share)
+			}
+			if restart != "none" {
+				n.reopen(restart == "crash")
+				q = n.queue("q")
+				if m, _ := q.Counts(); m != total {
+					t.Fatalf("%s restart: %d messages, want %d", restart, m, total)
+				}
+				if _, tl := tailState(q); tl == 0 {
+					t.Fatalf("%s restart: the backlog came back into memory", restart)
+				}
+			}
+			// The first 300 (priority 3) delivered, then requeued: they
+			// come back first, redelivered.
+			s := &tailSink{credit: 300}
+			c := &Consumer{Tag: "t", Sink: s}
+			if err := q.Consume(c); err != nil {
+				t.Fatal(err)
+			}
+			q.Kick()
+			var got []Entry
+			waitFor(t, "deliveries", func() bool { got = append(got, s.take()...); return len(got) == 300 })
+			q.Cancel(c)
+			q.Requeue(got)
+			es := consume(t, q, total, nil)
+			checkPriorityOrder(t, es, levels)
+			for i, e := range es {
+				if e.Redelivered != (i < 300) {
+					t.Fatalf("delivery %d (#%d): redelivered %v", i, e.n, e.Redelivered)
+				}
+			}
+			if m, _ := q.Counts(); m != 0 {
+				t.Fatalf("%d left", m)
+			}
+			if err := n.st.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			if st := n.st.Stats(); st.LiveMessages != 0 {
+				t.Fatalf("store holds %d messages after draining", st.LiveMessages)
+			}
+		}
+	})
+}
+
+// TestQueueBacklogPriorityLate: a high-priority message published while the
+// lower levels have backlogs on disk is delivered before them; basic.get
+// takes the same order; deleting the queue drops every level's records.
+func TestQueueBacklogPriorityLate(t *testing.T) {
+	n := newTailNode(t, true)
+	q := n.declare("q", true, amqp091.Table{"x-max-priority": int64(9)})
+	for i := range 3000 {
+		n.publishPriority("q", 2*i, 1) // even: priority 1
+	}
+	for i := range 3000 {
+		n.publishPriority("q", 2*i+1, 5) // odd: priority 5, after them
+	}
+	if _, tl := tailState(q); tl < 5000 {
+		t.Fatalf("tail %d", tl)
+	}
+	for i := range 3000 {
+		e, _, _, ok, err := q.Get(false)
+		if !ok || err != nil {
+			t.Fatalf("get %d: %v %v", i, ok, err)
+		}
+		if k := bodyIndex(t, e); k != 2*i+1 {
+			t.Fatalf("get %d: #%d, want #%d", i, k, 2*i+1)
+		}
+		q.Ack([]Entry{e})
+		if i == 1000 {
+			n.publishPriority("q", 1_000_001, 9) // comes next
+			n.publishPriority("q", 1_000_000, 0) // comes last
+			e, _, _, _, _ := q.Get(false)
+			if k := bodyIndex(t, e); k != 1_000_001 {
+				t.Fatalf("after publishing at priority 9: #%d", k)
+			}
+			q.Ack([]Entry{e})
+		}
+	}
+	es := consume(t, q, 3001, nil)
+	for i, e := range es[:3000] {
+		if e.n != 2*i {
+			t.Fatalf("delivery %d: #%d, want #%d", i, e.n, 2*i)
+		}
+	}
+	if es[3000].n != 1_000_000 {
+		t.Fatalf("last: #%d", es[3000].n)
+	}
+	for i := range 2000 {
+		n.publishPriority("q", i, uint8(i%10))
+	}
+	if err := n.st.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Delete(false, false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the store to drop every level", func() bool {
+		_ = n.st.Sync()
+		return n.st.Stats().LiveMessages == 0
+	})
 }
 
 // TestQueueBacklogHeap: a backlog of a million 16 B persistent messages costs

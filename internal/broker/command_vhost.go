@@ -106,6 +106,10 @@ func (b *Broker) PutVHost(name string, info VHostInfo) (*VHost, error) {
 	if name == "" {
 		return nil, amqp091.NewError(amqp091.PreconditionFailed, "vhost name must not be empty")
 	}
+	if strings.IndexByte(name, 0) >= 0 {
+		// The store keys a priority queue's levels by vhost, NUL, level.
+		return nil, amqp091.NewError(amqp091.PreconditionFailed, "vhost name must not contain NUL")
+	}
 	res, _, err := b.commit(&putVHostCmd{Name: name, Description: info.Description, Tags: info.Tags, DefaultQueueType: info.DefaultQueueType}, true)
 	if err != nil {
 		return nil, err

@@ -168,20 +168,22 @@ func (v *VHost) durableEndsLocked(d BindingDecl) (exists, durable bool) {
 // declared again under that name never sees them. A queue's backlog beyond
 // its window comes back from the store in bulk (counts, bytes, highest ID),
 // neither read nor built into Messages: a restart with 100 M queued messages
-// reads about the window.
+// reads about the window. A priority queue's records come under a store
+// vhost name per priority level (levelKey).
 func (b *Broker) recoverMessages() error {
 	n := 0
 	orphans := map[[2]string]bool{}
-	queue := func(vhost, name string) *Queue {
+	queue := func(key, name string) (*Queue, int) {
 		var q *Queue
-		if v, ok := b.VHost(vhost); ok {
+		vhost, level := splitLevelKey(key)
+		if v, ok := b.VHost(vhost); ok && level >= 0 {
 			q, _ = v.Queue(name)
 		}
-		if q == nil || !q.Durable {
-			orphans[[2]string{vhost, name}] = true
-			return nil
+		if q == nil || !q.Durable || level >= len(q.tail.lv) {
+			orphans[[2]string{key, name}] = true
+			return nil, 0
 		}
-		return q
+		return q, level
 	}
 	count := func(k int) {
 		if n += k; n/1_000_000 != (n-k)/1_000_000 {
@@ -189,14 +191,14 @@ func (b *Broker) recoverMessages() error {
 		}
 	}
 	err := b.store.Recover(func(rec store.MessageRecord, delivered bool) (bool, error) {
-		q := queue(rec.VHost, rec.Queue)
+		q, level := queue(rec.VHost, rec.Queue)
 		if q == nil {
 			return false, nil
 		}
 		count(1)
 		// Beyond the queue's window the message stays in the store's tail:
 		// a restart with a long backlog builds no Message for it.
-		if q.recoverTail(rec) {
+		if q.recoverTail(rec, level) {
 			return true, nil
 		}
 		m, enqueued, err := b.recoveredMessage(rec)
@@ -208,9 +210,9 @@ func (b *Broker) recoverMessages() error {
 	}, func(run store.TailRun) error {
 		// Only after fn put one of the queue's records in the tail, so the
 		// queue exists; an orphan's run goes with its DeleteQueue below.
-		if q := queue(run.VHost, run.Queue); q != nil {
+		if q, level := queue(run.VHost, run.Queue); q != nil {
 			count(run.Count)
-			q.recoverTailRun(run)
+			q.recoverTailRun(run, level)
 		}
 		return nil
 	})
@@ -308,6 +310,20 @@ func splitRecord(b []byte) (r recordParts, err error) {
 	}
 	r.exchange, r.routingKey, r.props, r.body = parts[0], parts[1], parts[2], b
 	return r, nil
+}
+
+// recordLevel returns the priority level, of levels, of an encoded message
+// record's message (0 for one that does not decode).
+func recordLevel(data []byte, levels int) int {
+	r, err := splitRecord(data)
+	if err != nil {
+		return 0
+	}
+	var s amqp091.PropertySummary
+	if amqp091.SummarizeProperties(r.props, &s) != nil {
+		return 0
+	}
+	return min(int(s.Priority), levels-1)
 }
 
 // recordBodyLen returns the body length of an encoded message record (either

@@ -45,9 +45,8 @@ type Queue struct {
 	deadLetters  []deadLetter // dead letters to publish once the lock is released
 	dlBusy       bool         // a goroutine is publishing deadLetters (unlockPublish)
 	// tail is the backlog beyond the window, held only by the store
-	// (backlog.go); canTail is false for a priority queue, which has none.
-	tail    backlog
-	canTail bool
+	// (backlog.go): a tail per priority level.
+	tail backlog
 	// stats count under mu, which every path they count holds anyway.
 	stats MessageStats
 }
@@ -245,16 +244,29 @@ func (q *Queue) persists(m *Message) bool { return q.Durable && m.Persistent }
 // read back from the tail (transient records included).
 func (q *Queue) stored(m *Message) bool { return q.persists(m) || m.page.queue != "" }
 
-// storeAck tells the store that persistent entries left the queue for good.
+// storeAck tells the store that persistent entries left the queue for good
+// (under each one's store key: a priority queue's levels have their own).
 func (q *Queue) storeAck(es []Entry) {
 	var ids []uint64
+	key := ""
 	for i := range es {
-		if q.stored(es[i].Msg) {
-			ids = append(ids, es[i].Seq)
+		m := es[i].Msg
+		if !q.stored(m) {
+			continue
 		}
+		if k := q.storeKey(m); k != key {
+			q.ackStored(key, ids)
+			key, ids = k, ids[:0]
+		}
+		ids = append(ids, es[i].Seq)
 	}
+	q.ackStored(key, ids)
+}
+
+// ackStored acknowledges the queue's records ids under store key key.
+func (q *Queue) ackStored(key string, ids []uint64) {
 	if len(ids) > 0 {
-		if err := q.vhost.broker.store.Ack(q.vhost.Name, q.Name, ids); err != nil {
+		if err := q.vhost.broker.store.Ack(key, q.Name, ids); err != nil {
 			q.vhost.broker.log.Error("store ack failed", "queue", q.Name, "err", err)
 		}
 	}
@@ -319,12 +331,10 @@ func (q *Queue) enqueue(m *Message, w *durableWait) bool {
 	// Purged tail records the store has yet to drop (stale) still count as
 	// a tail: a new ID in the window above them would break the rule that
 	// tail IDs are above window IDs, which the store relies on.
-	if q.tail.count|q.tail.stale != 0 || q.startsTailLocked(m) {
-		if q.canTail {
-			q.enqueueTailLocked(m, w)
-			q.unlock()
-			return true
-		}
+	if level := q.levelOf(m); q.tail.lv[level].count|q.tail.lv[level].stale != 0 || q.startsTailLocked(m, level) {
+		q.enqueueTailLocked(m, w, level)
+		q.unlock()
+		return true
 	}
 	q.vhost.broker.hold(m, q.persists(m))
 	e := Entry{Msg: m, Seq: q.nextSeq}
@@ -335,7 +345,7 @@ func (q *Queue) enqueue(m *Message, w *durableWait) bool {
 			w.add()
 			done = w.release
 		}
-		q.vhost.broker.store.AppendMessages([]store.MessageRecord{{VHost: q.vhost.Name, Queue: q.Name, ID: e.Seq, Data: m.record()}}, done)
+		q.vhost.broker.store.AppendMessages([]store.MessageRecord{{VHost: q.storeKey(m), Queue: q.Name, ID: e.Seq, Data: m.record()}}, done)
 	}
 	now := int64(0)
 	if q.entryTTL(m) >= 0 {
@@ -408,6 +418,9 @@ func (q *Queue) deliverLocked(now int64) {
 	}
 	for q.ready.len() > 0 {
 		e := q.ready.peek()
+		if e == nil {
+			return // the head is in a priority level's tail: after the refill
+		}
 		if e.Expires != 0 {
 			if now == 0 {
 				now = nowNano()
@@ -439,7 +452,7 @@ func (q *Queue) settleDeliveredLocked(e Entry, noAck bool) {
 	q.unacked++
 	q.unackedBytes += int64(e.Msg.BodySize)
 	if !e.Redelivered && q.persists(e.Msg) {
-		_ = q.vhost.broker.store.MarkDelivered(q.vhost.Name, q.Name, []uint64{e.Seq})
+		_ = q.vhost.broker.store.MarkDelivered(q.storeKey(e.Msg), q.Name, []uint64{e.Seq})
 	}
 }
 
@@ -586,7 +599,8 @@ func (q *Queue) Get(noAck bool) (e Entry, body []byte, remaining int, ok bool, e
 	q.touchLocked()
 	now := nowNano()
 	for tries := 0; q.ready.len() > 0 || q.tail.count > 0; {
-		if q.ready.len() == 0 {
+		h := q.ready.peek()
+		if h == nil {
 			// The head is in the tail: wait for a refill (a few, should
 			// what it brings expire) rather than answer get-empty.
 			if tries++; tries > 8 || q.deleted {
@@ -596,7 +610,6 @@ func (q *Queue) Get(noAck bool) (e Entry, body []byte, remaining int, ok bool, e
 			now = nowNano()
 			continue
 		}
-		h := q.ready.peek()
 		if h.Expires != 0 && q.expiredAtHead(h, now) {
 			continue
 		}
@@ -760,8 +773,10 @@ func (q *Queue) destroy(a *applier) int {
 	used := q.tail.used
 	q.mu.Unlock()
 	if (q.Durable || used) && !a.boot {
-		if err := q.vhost.broker.store.DeleteQueue(q.vhost.Name, q.Name); err != nil {
-			q.vhost.broker.log.Error("store: delete queue failed", "queue", q.Name, "err", err)
+		for i := range q.tail.lv { // a priority queue's levels have their own keys
+			if err := q.vhost.broker.store.DeleteQueue(q.tail.lv[i].key, q.Name); err != nil {
+				q.vhost.broker.log.Error("store: delete queue failed", "queue", q.Name, "err", err)
+			}
 		}
 	}
 	q.vhost.removeQueue(a, q)

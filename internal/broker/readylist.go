@@ -99,6 +99,9 @@ func (f *fifo) insert(e Entry) {
 type readyList struct {
 	levels []fifo // index = priority; len 1 for a plain queue
 	count  int
+	// tails is the queue's tail per level (backlog.lv): a level whose
+	// window is empty while its tail is not holds up the levels below.
+	tails []tailLevel
 }
 
 func newReadyList(maxPriority int) *readyList {
@@ -119,11 +122,17 @@ func (r *readyList) push(e Entry) { r.level(&e).push(e); r.count++ }
 
 func (r *readyList) insert(e Entry) { r.level(&e).insert(e); r.count++ }
 
-// head returns the fifo holding the next entry to deliver, nil if empty.
+// head returns the fifo holding the next entry to deliver, nil if empty —
+// or if the next entry by priority is in its level's tail (waiting for a
+// refill), although lower levels hold entries: a priority queue never
+// delivers past a higher-priority backlog on disk.
 func (r *readyList) head() *fifo {
 	for i := len(r.levels) - 1; i >= 0; i-- {
 		if r.levels[i].count > 0 {
 			return &r.levels[i]
+		}
+		if r.tails != nil && r.tails[i].count > 0 {
+			return nil
 		}
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/warren-mq/warren/internal/store"
+	"github.com/warren-mq/warren/internal/testfs"
 )
 
 // recoverCounter counts what the broker's Recover is handed: records one by
@@ -58,7 +59,7 @@ func TestQueueBacklogRecoverBulk(t *testing.T) {
 			}
 			if crash {
 				cp := filepath.Join(t.TempDir(), "copy")
-				if err := os.CopyFS(cp, os.DirFS(n.dir)); err != nil {
+				if err := testfs.CopyLive(cp, n.dir); err != nil {
 					t.Fatal(err)
 				}
 				os.Remove(filepath.Join(cp, "LOCK"))

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+
+	"github.com/warren-mq/warren/internal/testfs"
 )
 
 // faultFS is the real file system with a switchable disk: a byte budget after
@@ -547,7 +549,7 @@ func TestStoreFaultMarksBeforeAcks(t *testing.T) {
 func crashCopy(t *testing.T, dir string, opts Options) *File {
 	t.Helper()
 	cp := filepath.Join(t.TempDir(), "copy")
-	if err := os.CopyFS(cp, os.DirFS(dir)); err != nil {
+	if err := testfs.CopyLive(cp, dir); err != nil {
 		t.Fatal(err)
 	}
 	os.Remove(filepath.Join(cp, "LOCK"))

@@ -39,19 +39,52 @@ func TestLimitsBacklogRestart(t *testing.T) {
 		t.Skip("queues millions of messages")
 	}
 	for _, how := range []string{"SIGTERM", "SIGKILL"} {
-		t.Run(how, func(t *testing.T) { backlogRestart(t, how) })
+		t.Run(how, func(t *testing.T) { backlogRestart(t, how, 0) })
 	}
 }
 
-func backlogRestart(t *testing.T, how string) {
-	const queue, delivered = "backlog", 10_000
-	n := backlogMessages()
+// TestLimitsBacklogPriority is TestLimitsBacklogRestart for a priority queue
+// (x-max-priority 9), whose backlog is on disk a tail per priority: a
+// quarter as many messages, message i at priority i%10; the first 10,000
+// delivered before the stop are the highest priority's; after the restart
+// every message comes out highest priority first and in publish order
+// within a priority, redelivered flags as there.
+func TestLimitsBacklogPriority(t *testing.T) {
+	if testing.Short() {
+		t.Skip("queues hundreds of thousands of messages")
+	}
+	for _, how := range []string{"SIGTERM", "SIGKILL"} {
+		t.Run(how, func(t *testing.T) { backlogRestart(t, how, 10) })
+	}
+}
+
+// backlogRestart runs the backlog tests: a plain queue if levels is 0, else
+// a priority queue with levels priorities.
+func backlogRestart(t *testing.T, how string, levels int) {
+	const delivered = 10_000
+	queue, n, args := "backlog", backlogMessages(), amqp.Table(nil)
+	// expect returns the message the k-th delivery must be: in publish
+	// order; for a priority queue the highest priority's first.
+	expect := func(k int) uint64 { return uint64(k) }
+	if levels > 0 {
+		queue, n, args = "prio", n/4, amqp.Table{"x-max-priority": int32(levels - 1)}
+		expect = func(k int) uint64 {
+			for l := levels - 1; l >= 0; l-- {
+				c := (n - l + levels - 1) / levels // messages at priority l
+				if k < c {
+					return uint64(k*levels + l)
+				}
+				k -= c
+			}
+			return ^uint64(0)
+		}
+	}
 	dir := t.TempDir()
 	limit := []string{"--memory-limit", fmt.Sprint(backlogLimit), "--log-level", "warn"}
 	w := startWarren(t, dir, limit...)
 	start := time.Now()
-	publishNumbered(t, w.URL(), queue, n, 16)
-	t.Logf("%d messages of 16 B confirmed in %v", n, time.Since(start).Round(time.Millisecond))
+	publishPriorities(t, w.URL(), queue, n, 16, levels)
+	t.Logf("%d messages of 16 B (%d priorities) confirmed in %v", n, levels, time.Since(start).Round(time.Millisecond))
 	checkPeak(t, w, "filling")
 
 	conn, err := amqp.Dial(w.URL())
@@ -71,8 +104,8 @@ func backlogRestart(t *testing.T, how string) {
 	}
 	for i := 0; i < delivered; i++ {
 		d := <-ds
-		if got := binary.BigEndian.Uint64(d.Body); got != uint64(i) || d.Redelivered {
-			t.Fatalf("delivery %d before the restart: message %d, redelivered %v", i, got, d.Redelivered)
+		if got := binary.BigEndian.Uint64(d.Body); got != expect(i) || d.Redelivered {
+			t.Fatalf("delivery %d before the restart: message %d (priority %d), want %d; redelivered %v", i, got, d.Priority, expect(i), d.Redelivered)
 		}
 	}
 	// Stopped with the 10,000 delivered and unacknowledged.
@@ -93,7 +126,7 @@ func backlogRestart(t *testing.T, how string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	st, err := ch.QueueDeclarePassive(queue, true, false, false, false, args)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,16 +147,20 @@ func backlogRestart(t *testing.T, how string) {
 		if !ok {
 			t.Fatalf("consumer closed after %d of %d messages", i, n)
 		}
-		if got := binary.BigEndian.Uint64(d.Body); got != uint64(i) {
-			t.Fatalf("after the restart delivery %d is message %d: out of order", i, got)
+		got := binary.BigEndian.Uint64(d.Body)
+		if got != expect(i) {
+			t.Fatalf("after the restart delivery %d is message %d (priority %d), want %d: out of order", i, got, d.Priority, expect(i))
+		}
+		if levels > 0 && int(d.Priority) != int(got)%levels {
+			t.Fatalf("message %d has priority %d", got, d.Priority)
 		}
 		if d.Redelivered {
 			redelivered++
 			if i >= delivered {
-				t.Fatalf("message %d, never delivered before the restart, is flagged redelivered", i)
+				t.Fatalf("delivery %d (message %d), never delivered before the restart, is flagged redelivered", i, got)
 			}
 		} else if how == "SIGTERM" && i < delivered {
-			t.Fatalf("message %d, delivered before a clean stop, is not flagged redelivered", i)
+			t.Fatalf("delivery %d (message %d), delivered before a clean stop, is not flagged redelivered", i, got)
 		}
 		if i%1000 == 999 || i == n-1 {
 			if err := d.Ack(true); err != nil {
@@ -133,7 +170,7 @@ func backlogRestart(t *testing.T, how string) {
 	}
 	t.Logf("drained %d in order in %v after %s; %d flagged redelivered", n, time.Since(start).Round(time.Millisecond), how, redelivered)
 	checkPeak(t, w, "restarting and draining")
-	st, err = ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	st, err = ch.QueueDeclarePassive(queue, true, false, false, false, args)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,6 +198,13 @@ func checkPeak(t *testing.T, w *warren, phase string) {
 // keeping up to 4,096 unconfirmed, and fails unless all are confirmed.
 func publishNumbered(t *testing.T, url, queue string, n, size int) {
 	t.Helper()
+	publishPriorities(t, url, queue, n, size, 0)
+}
+
+// publishPriorities is publishNumbered for a priority queue with x-max-priority
+// levels-1 (a plain queue if levels is 0): message i has priority i%levels.
+func publishPriorities(t *testing.T, url, queue string, n, size, levels int) {
+	t.Helper()
 	conn, err := amqp.Dial(url)
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +217,11 @@ func publishNumbered(t *testing.T, url, queue string, n, size int) {
 	if err := ch.Confirm(false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
+	var args amqp.Table
+	if levels > 0 {
+		args = amqp.Table{"x-max-priority": int32(levels - 1)}
+	}
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, args); err != nil {
 		t.Fatal(err)
 	}
 	const window = 4096
@@ -187,7 +235,11 @@ func publishNumbered(t *testing.T, url, queue string, n, size int) {
 			ring = ring[1:]
 		}
 		binary.BigEndian.PutUint64(body, uint64(i))
-		dc, err := ch.PublishWithDeferredConfirm("", queue, false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: body})
+		msg := amqp.Publishing{DeliveryMode: amqp.Persistent, Body: body}
+		if levels > 0 {
+			msg.Priority = uint8(i % levels)
+		}
+		dc, err := ch.PublishWithDeferredConfirm("", queue, false, false, msg)
 		if err != nil {
 			t.Fatal(err)
 		}
