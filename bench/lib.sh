@@ -76,3 +76,69 @@ except Exception:
     print("n/a")
 PY
 }
+
+# write_subsection OUTER NAME HEADING FILE HEAD OUT: put FILE (which starts
+# with "<!-- NAME:begin" and ends with "<!-- NAME:end -->") into the OUTER
+# section of the report OUT in place of its old NAME subsection, leaving the
+# rest of OUTER as it is; if OUTER has no NAME subsection, FILE replaces an
+# unmarked table (as written before subsections) whose "### " line starts
+# with HEADING, or goes at the end of OUTER. Once OUTER holds no unmarked
+# table, its text outside the subsections becomes HEAD (a file: the heading
+# and the words common to every subsection). A report without OUTER gets one
+# at its end.
+write_subsection() {
+	python3 - "$@" <<'PY'
+import re, sys
+outer, name, heading, sec, head, out = sys.argv[1:7]
+sec = open(sec).read().strip("\n") + "\n"
+head = open(head).read().strip("\n") + "\n"
+try:
+    doc = open(out).read()
+except FileNotFoundError:
+    doc = ""
+begin = "<!-- " + outer + ":begin"
+end = "<!-- " + outer + ":end -->"
+m = re.search(re.escape(begin) + r"[^\n]*\n(.*?)" + re.escape(end) + r"\n?", doc, re.S)
+if not m:
+    line = begin + " (bench/backlog.sh writes this section; bench/run.sh keeps it) -->\n"
+    doc = doc.rstrip("\n") + ("\n\n" if doc.strip() else "") + line + head + "\n" + sec + end + "\n"
+    open(out, "w").write(doc)
+    sys.exit(0)
+body = m.group(1)
+subpat = re.compile(r"<!-- (" + re.escape(outer) + r"-[^:]+):begin.*?<!-- \1:end -->\n?", re.S)
+
+def pieces(body):
+    """[(kind, text)]: kind "sub" for a marked subsection, "text" otherwise."""
+    out, pos = [], 0
+    for s in subpat.finditer(body):
+        out.append(("text", body[pos:s.start()]))
+        out.append(("sub", s.group(0)))
+        pos = s.end()
+    out.append(("text", body[pos:]))
+    return out
+
+mine = re.compile(r"<!-- " + re.escape(name) + r":begin.*?<!-- " + re.escape(name) + r":end -->\n?", re.S)
+parts = pieces(body)
+if any(k == "sub" and mine.match(t) for k, t in parts):
+    parts = [(k, sec if k == "sub" and mine.match(t) else t) for k, t in parts]
+else:
+    # an unmarked table: from its heading to the next heading, marker or "Commands:" line
+    legacy = re.compile(r"^" + re.escape(heading) + r"[^\n]*\n.*?(?=^### |^<!-- |^Commands:|\Z)", re.S | re.M)
+    for i, (k, t) in enumerate(parts):
+        lm = legacy.search(t) if k == "text" else None
+        if lm:
+            parts[i:i + 1] = [("text", t[:lm.start()]), ("sub", sec), ("text", t[lm.end():])]
+            break
+    else:
+        parts.append(("sub", sec))
+subs = [t.strip("\n") + "\n" for k, t in parts if k == "sub"]
+if any(re.search(r"^### ", t, re.M) for k, t in parts if k == "text"):
+    # unmarked tables remain: keep their text, and the subsections where they are
+    body = "".join(t if k == "text" else "\n" + t.strip("\n") + "\n\n" for k, t in parts)
+    body = re.sub(r"\n{3,}", "\n\n", body).strip("\n") + "\n"
+else:
+    body = head + "".join("\n" + t for t in subs)
+doc = doc[:m.start()] + doc[m.start():m.start(1)] + body + end + "\n" + doc[m.end():]
+open(out, "w").write(doc)
+PY
+}
