@@ -348,13 +348,20 @@ hwm() { awk '/^VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; } # P
 ratio_b() { # KB_AFTER KB_BEFORE COUNT: bytes per item, or n/a
 	awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { if (n > 0 && a ~ /^[0-9]+$/ && b ~ /^[0-9]+$/) printf "%.0f", (a-b)*1024/n; else printf "n/a" }'
 }
-fairness() { # DRAIN-JSON: "10 %: MIN–MAX, J JAIN; 50 %: ...; 90 %: ..."
+fairness() { # DRAIN-JSON: "10 %: MIN–MAX, J JAIN (broker: MIN–MAX, U untouched); 50 %: ...; 90 %: ..."
 	python3 - "$1" <<'PY'
 import json, sys
+def cell(p, f):
+    if not f:
+        return f"{p} %: n/a"
+    s = f"{p} %: {f['min']:.3f}–{f['max']:.3f}, J {f['jain']:.3f}"
+    b = f.get("broker")
+    if b:
+        s += f" (broker: {b['min']:.3f}–{b['max']:.3f}, {b['untouched']} untouched)"
+    return s
 try:
     v = json.loads([l for l in open(sys.argv[1]) if l.strip().startswith("{")][-1]).get("fair") or {}
-    print("; ".join(f"{p} %: {v[p]['min']:.3f}–{v[p]['max']:.3f}, J {v[p]['jain']:.4f}" if p in v else f"{p} %: n/a"
-                    for p in ("10", "50", "90")))
+    print("; ".join(cell(p, v.get(p)) for p in ("10", "50", "90")))
 except Exception:
     print("n/a")
 PY
@@ -526,7 +533,10 @@ EOT
 			echo "RSS per queue is (RSS after declaring − RSS idle) / queues; per queued message, (RSS with the backlog"
 			echo "queued − RSS after declaring) / (queues × messages). Fairness: when 10, 50 and 90 % of all the"
 			echo "messages have been delivered, each queue's share of its own backlog, lowest–highest (0.100–0.100 at"
-			echo "10 % is perfectly even), and Jain's index over the queues' counts, (Σx)² / (n·Σx²), 1 when even."
+			echo "10 % is perfectly even), and Jain's index over the queues' counts, (Σx)² / (n·Σx²), 1 when even;"
+			echo "then, in brackets, the same shares of what the broker reports delivered (passive declares on another"
+			echo "connection, taken right after, so a little later) and how many queues it had delivered nothing of: those"
+			echo "queues' consumers had their whole prefetch free, so their wait is the broker's, not the driver's."
 			echo "Peak RSS counts filling, the restart and draining."
 			echo
 			table k "$brokers" LABELS_K

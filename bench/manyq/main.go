@@ -44,6 +44,7 @@ type options struct {
 	size, window          int
 	prefetch, conns       int
 	parallel, ackEvery    int
+	probe                 bool
 	timeout               time.Duration
 }
 
@@ -67,6 +68,7 @@ func main() {
 	fs.IntVar(&o.conns, "conns", 4, "drain: connections (at least one per 2,000 queues)")
 	fs.IntVar(&o.parallel, "parallel", 8, "declare, await, drain setup: channels issuing synchronous methods at once")
 	fs.IntVar(&o.ackEvery, "ack-every", 50, "drain: acknowledge with multiple=true every this many deliveries (at most prefetch/2)")
+	fs.BoolVar(&o.probe, "probe", true, "drain: at each fairness snapshot also ask the broker (passive declares on another connection) what it has delivered of each queue")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up after this long and report what was done")
 	_ = fs.Parse(os.Args[2:])
 	if o.size < 8 {
@@ -410,6 +412,85 @@ type fairness struct {
 	Max    float64 `json:"max"`
 	Jain   float64 `json:"jain"`
 	Total  int64   `json:"total"` // messages received when the snapshot was taken
+	// Broker is the same measure of what the broker had delivered (M less
+	// what each queue reports ready), taken by passive declares right after
+	// the snapshot: a queue the broker has delivered nothing to has its
+	// consumer's whole prefetch free, so unfairness seen there is the
+	// broker's, not the driver's.
+	Broker *brokerView `json:"broker,omitempty"`
+}
+
+type brokerView struct {
+	Min       float64 `json:"min"`
+	Median    float64 `json:"median"`
+	Max       float64 `json:"max"`
+	Jain      float64 `json:"jain"`
+	Untouched int     `json:"untouched"` // queues still reporting all M ready
+	Seconds   float64 `json:"seconds"`   // how long the passive declares took
+}
+
+// spread is the lowest, median and highest of counts/m and Jain's index over
+// counts; it sorts counts.
+func spread(counts []int64, m int64) (lo, med, hi, jain float64) {
+	var sum, sumsq float64
+	for _, c := range counts {
+		sum += float64(c)
+		sumsq += float64(c) * float64(c)
+	}
+	slices.Sort(counts)
+	if n := len(counts); n > 0 && m > 0 {
+		lo = round4(float64(counts[0]) / float64(m))
+		med = round4(float64(counts[n/2]) / float64(m))
+		hi = round4(float64(counts[n-1]) / float64(m))
+	}
+	if sumsq > 0 {
+		jain = round4(sum * sum / (float64(len(counts)) * sumsq))
+	}
+	return
+}
+
+// probe reports what the broker has delivered of each queue's m messages.
+func probe(ctx context.Context, o options) (*brokerView, error) {
+	t0 := time.Now()
+	conn, err := amqp.Dial(o.uri)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	delivered := make([]int64, o.queues)
+	errs := make(chan error, o.parallel)
+	var wg sync.WaitGroup
+	for w := range o.parallel {
+		wg.Go(func() {
+			ch, err := conn.Channel()
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer ch.Close()
+			for i := w; i < o.queues && ctx.Err() == nil; i += o.parallel {
+				q, err := ch.QueueDeclarePassive(o.name(i), true, false, false, false, nil)
+				if err != nil {
+					errs <- err
+					return
+				}
+				delivered[i] = int64(o.messages) - int64(q.Messages)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := errors.Join(ctx.Err(), <-errs); err != nil {
+		return nil, err
+	}
+	b := &brokerView{Seconds: seconds(t0)}
+	for _, d := range delivered {
+		if d == 0 {
+			b.Untouched++
+		}
+	}
+	b.Min, b.Median, b.Max, b.Jain = spread(delivered, int64(o.messages))
+	return b, nil
 }
 
 type violation struct {
@@ -477,7 +558,15 @@ func drain(ctx context.Context, o options) (drainResult, error) {
 		defer mu.Unlock()
 		r := drainResult{Received: total.Load(), Expected: expected, QueuesDone: queuesDone.Load(), Connections: nconn,
 			SetupSeconds: math.Round(wgSetup.Seconds()*1000) / 1000, OrderViolations: violations.Load(),
-			FirstViolations: firstViolations, Redelivered: redelivered.Load(), Fair: fair}
+			FirstViolations: firstViolations, Redelivered: redelivered.Load(), Fair: map[string]*fairness{}}
+		for k, f := range fair { // copies: a probe may still be filling one in
+			c := *f
+			if f.Broker != nil {
+				b := *f.Broker
+				c.Broker = &b
+			}
+			r.Fair[k] = &c
+		}
 		if !t0.IsZero() {
 			r.Seconds = seconds(t0)
 			r.FirstSeconds = math.Round(float64(firstNs.Load())/1e6) / 1e3
@@ -496,30 +585,30 @@ func drain(ctx context.Context, o options) (drainResult, error) {
 		}
 		return r, err
 	}
+	var probes sync.WaitGroup
 	snapshot := func(key string) {
 		counts := make([]int64, n)
-		var sum, sumsq float64
-		var all int64
+		f := &fairness{}
 		for i := range qs {
-			c := qs[i].received.Load()
-			counts[i] = c
-			all += c
-			sum += float64(c)
-			sumsq += float64(c) * float64(c)
+			counts[i] = qs[i].received.Load()
+			f.Total += counts[i]
 		}
-		slices.Sort(counts)
-		f := &fairness{Total: all}
-		if n > 0 && m > 0 {
-			f.Min = round4(float64(counts[0]) / float64(m))
-			f.Median = round4(float64(counts[n/2]) / float64(m))
-			f.Max = round4(float64(counts[n-1]) / float64(m))
-		}
-		if sumsq > 0 {
-			f.Jain = round4(sum * sum / (float64(n) * sumsq))
-		}
+		f.Min, f.Median, f.Max, f.Jain = spread(counts, m)
 		mu.Lock()
 		fair[key] = f
 		mu.Unlock()
+		if o.probe {
+			probes.Go(func() {
+				b, err := probe(ctx, o)
+				if err != nil {
+					fail(fmt.Errorf("probe at %s %%: %w", key, err))
+					return
+				}
+				mu.Lock()
+				f.Broker = b
+				mu.Unlock()
+			})
+		}
 	}
 	// counted adds k acknowledged deliveries to the total and takes the
 	// fairness snapshots whose thresholds that crosses.
@@ -647,6 +736,7 @@ func drain(ctx context.Context, o options) (drainResult, error) {
 	}
 	select {
 	case <-allDone:
+		probes.Wait() // every snapshot was taken before the last queue was done
 	case <-ctx.Done():
 	case err := <-closed:
 		fail(err)
