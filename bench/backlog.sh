@@ -28,7 +28,9 @@
 #   BENCH_K_BROKERS    brokers for k, default "warren" (rabbitmq works, with a
 #                      lazy policy on the queues and its default memory watermark;
 #                      nats has no counterpart and is skipped)
-#   BENCH_K_PREFETCH   k: prefetch of each queue's consumer, default 100
+#   BENCH_K_PREFETCH   k: prefetch of each queue's consumer, default 10 (deliveries in
+#                      flight are queues × prefetch, which no memory limit bounds:
+#                      10,000 × 100 would be a million, ~300 MB)
 #   BENCH_K_WINDOW     k: unconfirmed fanout publishes in flight, default 100
 #   BENCH_PHASE_LIMIT  seconds each phase (fill, restart, drain) may take, default 1800;
 #                      a broker that is not done by then is reported with what it managed
@@ -57,7 +59,7 @@ K_MESSAGES=${BENCH_K_MESSAGES:-10000}
 K_SIZE=${BENCH_K_SIZE:-16}
 K_LIMIT=${BENCH_K_LIMIT:-256MiB}
 K_BROKERS=${BENCH_K_BROKERS:-warren}
-K_PREFETCH=${BENCH_K_PREFETCH:-100}
+K_PREFETCH=${BENCH_K_PREFETCH:-10}
 K_WINDOW=${BENCH_K_WINDOW:-100}
 SCENARIOS=${*:-i j}
 WORK=$(mktemp -d /tmp/warren-backlog-bench.XXXXXX)
@@ -537,7 +539,8 @@ EOT
 			echo "then, in brackets, the same shares of what the broker reports delivered (passive declares on another"
 			echo "connection, taken right after, so a little later) and how many queues it had delivered nothing of: those"
 			echo "queues' consumers had their whole prefetch free, so their wait is the broker's, not the driver's."
-			echo "Peak RSS counts filling, the restart and draining."
+			echo "Peak RSS counts filling, the restart and draining. Deliveries in flight, $(num $((K_QUEUES * K_PREFETCH))) (queues × prefetch), are"
+			echo "the consumers' choice and in memory whatever the limit, as in RabbitMQ: ~300 B each."
 			echo
 			table k "$brokers" LABELS_K
 			echo

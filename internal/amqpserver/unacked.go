@@ -116,7 +116,11 @@ func (l *unackedList) compact() {
 		}
 		clear(l.recs[len(out):])
 		l.recs, l.head = out, 0
-	} else if l.head > 1024 && l.head > len(l.recs)/2 {
+	} else if l.head > 32 && l.head > len(l.recs)/2 {
+		// Settled records at the head go once they are half: the copy
+		// moves at most as many live ones, and the slice stays about twice
+		// the channel's prefetch (with a dead head of up to 1,024, each of
+		// 2,000 consumers' channels held 160 KiB).
 		n := copy(l.recs, l.recs[l.head:])
 		clear(l.recs[n:])
 		l.recs, l.head = l.recs[:n], 0

@@ -53,15 +53,26 @@ const (
 	tailWindow      = 4096
 	tailWindowBytes = 8 << 20
 	// tailWindowShort and tailWindowShortBytes bound it instead while memory
-	// is short (paging) and while the queue has no consumer: with thousands
-	// of queues each holding a backlog, a full window each would be
-	// gigabytes (10,000 × 4,096 messages), and a queue nobody consumes from
-	// needs no read-ahead (a consumer's arrival starts a refill, Kick).
+	// is short (paging): with thousands of queues each holding a backlog, a
+	// full window each would be gigabytes (10,000 × 4,096 messages).
 	tailWindowShort      = 128
 	tailWindowShortBytes = 256 << 10
+	// tailWindowLeast and tailWindowLeastBytes bound it while memory is
+	// tight (three quarters of the limit) and while the queue has no
+	// consumer: a queue nobody consumes from needs no read-ahead (a
+	// consumer's arrival starts a refill, Kick), and 10,000 idle queues
+	// recovered at boot hold 160,000 messages, not 1.3 M.
+	tailWindowLeast      = 16
+	tailWindowLeastBytes = 64 << 10
 	// tailLevelMin is the least window a priority level gets, however many
 	// levels share the queue's.
 	tailLevelMin = 16
+	// refillSlots is how many refills read the store at once, broker-wide:
+	// thousands of queues whose consumers arrive together would otherwise
+	// read their windows all at once, each sized by a memory count that
+	// none of the others' reads are in yet, and the slowest would wait
+	// longest. Slots are taken in turn, a batch at a time.
+	refillSlots = 4
 )
 
 // tailLevel is one priority level's tail (a plain queue has one). Guarded
@@ -167,7 +178,7 @@ func (q *Queue) storeKey(m *Message) string {
 // level's tail is not empty, since new IDs are the highest).
 func (q *Queue) windowFullLocked(level int) bool {
 	k := q.ready.levels[level].count
-	if k < q.levelShare(tailWindowShort) && q.readyBytes < tailWindowShortBytes {
+	if k < q.levelShare(tailWindowLeast) && q.readyBytes < tailWindowLeastBytes {
 		return false // the common case, a short queue: no need to look at memory
 	}
 	n, nb := q.windowLimits()
@@ -184,10 +195,14 @@ func (q *Queue) levelShare(n int) int {
 }
 
 // windowLimits returns how many messages and body bytes the window may hold
-// now: the short window while memory is short or no consumer reads ahead,
-// else the full one.
+// now: the least while memory is tight or no consumer reads ahead, the
+// short one while memory is short, else the full one.
 func (q *Queue) windowLimits() (int, int64) {
-	if len(q.consumers) == 0 || q.vhost.broker.pagingNeeded() {
+	b := q.vhost.broker
+	switch {
+	case len(q.consumers) == 0 || b.memoryTight():
+		return tailWindowLeast, tailWindowLeastBytes
+	case b.pagingNeeded():
 		return tailWindowShort, tailWindowShortBytes
 	}
 	return tailWindow, tailWindowBytes
@@ -324,12 +339,28 @@ func (q *Queue) refill() {
 			}
 			continue
 		}
+		// A slot first (in turn with other queues' refills), then the
+		// limits as they are once it is ours.
+		q.unlockPublish() // dead letters of the last batch go now, not all at the end
+		b.refills <- struct{}{}
+		q.mu.Lock()
+		if level = q.refillLevelLocked(); q.deleted || level < 0 || q.tail.lv[level].stale > 0 {
+			<-b.refills
+			continue
+		}
+		lv = &q.tail.lv[level]
+		// At most twice what the level's window holds (tailWindowLeast
+		// at least): a window grows to its limit in a few batches, so
+		// that thousands of queues whose consumers arrive together take
+		// turns, none reading its whole backlog before the others start.
 		n, nb := q.windowLimits()
-		n = q.levelShare(n) - q.ready.levels[level].count
+		have := q.ready.levels[level].count
+		n = min(q.levelShare(n)-have, max(2*have, tailWindowLeast))
 		nb = max(nb-q.readyBytes, 1)
 		epoch, written := q.tail.epoch, q.tail.written.Load()
-		q.unlockPublish() // dead letters of the last batch go now, not all at the end
+		q.mu.Unlock()
 		recs, err := b.store.ReadTail(lv.key, q.Name, n, nb)
+		<-b.refills
 		es, enqueued, cost := q.tailEntries(recs, lv.key)
 		q.mu.Lock()
 		if err != nil {

@@ -287,8 +287,8 @@ func TestQueueBacklogOrder(t *testing.T) {
 			if m, _ := q.Counts(); m != total {
 				t.Fatalf("Counts %d, want %d", m, total)
 			}
-			// No consumer (and memory short), the window is the short one.
-			window := tailWindowShort
+			// No consumer (and memory tight), the window is the least one.
+			window := tailWindowLeast
 			w, tl := tailState(q)
 			tails := durable || file
 			if tails && (w != window || tl != total-window) || !tails && tl != 0 {
@@ -350,7 +350,7 @@ func TestQueueBacklogConfirms(t *testing.T) {
 	if nack.Load() != 0 {
 		t.Fatalf("%d nacks", nack.Load())
 	}
-	if _, tl := tailState(q); tl != total-tailWindowShort { // no consumer: the short window
+	if _, tl := tailState(q); tl != total-tailWindowLeast { // no consumer: the least window
 		t.Fatalf("tail %d", tl)
 	}
 	if s := st.Stats(); s.Pending != 0 || s.LiveMessages != total {
@@ -472,7 +472,7 @@ func TestQueueBacklogMaxLength(t *testing.T) {
 		}
 		pagedOut := 0
 		if file {
-			pagedOut = limit - tailWindowShort // memory is short: the short window
+			pagedOut = limit - tailWindowLeast // memory is tight: the least window
 		}
 		if qi := q.Info(); qi.MessageBytesReady != 8*limit || qi.MessagesPagedOut != pagedOut {
 			t.Fatalf("info: %d bytes ready, %d paged out", qi.MessageBytesReady, qi.MessagesPagedOut)
@@ -537,7 +537,7 @@ func TestQueueBacklogRequeue(t *testing.T) {
 		var got []Entry
 		waitFor(t, "deliveries", func() bool { got = append(got, s.take()...); return len(got) == tailWindow-100 })
 		q.Cancel(c)
-		waitFor(t, "a refill", func() bool { w, _ := tailState(q); return w >= tailWindowShort/2 }) // memory is short
+		waitFor(t, "a refill", func() bool { w, _ := tailState(q); return w >= tailWindowLeast/2 }) // memory is tight
 		q.Requeue(got[:500])
 		q.Ack(got[500:])
 		if m, _ := q.Counts(); m != total-(tailWindow-100)+500 {
@@ -563,8 +563,8 @@ func TestQueueBacklogIdleWindow(t *testing.T) {
 		q := n.declare("q", true, nil)
 		const total = 3 * tailWindow
 		n.publishRange("q", 0, total, true)
-		if w, tl := tailState(q); w != tailWindowShort || tl != total-tailWindowShort {
-			t.Fatalf("no consumer: window %d, tail %d; want %d, %d", w, tl, tailWindowShort, total-tailWindowShort)
+		if w, tl := tailState(q); w != tailWindowLeast || tl != total-tailWindowLeast {
+			t.Fatalf("no consumer: window %d, tail %d; want %d, %d", w, tl, tailWindowLeast, total-tailWindowLeast)
 		}
 		s := &tailSink{}
 		c := &Consumer{Tag: "t", Sink: s}
@@ -695,7 +695,7 @@ func TestQueueBacklogPriority(t *testing.T) {
 			for i := range total {
 				n.publishPriority("q", i, uint8(i%levels))
 			}
-			share := max(tailWindowShort/levels, tailLevelMin) // no consumer: the short window
+			share := max(tailWindowLeast/levels, tailLevelMin) // no consumer: the least window
 			if w, tl := tailState(q); w != levels*share || tl != total-levels*share {
 				t.Fatalf("window %d, tail %d; want %d, %d", w, tl, levels*share, total-levels*share)
 			}
@@ -889,7 +889,7 @@ func TestQueueBacklogPaging(t *testing.T) {
 			t.Fatalf("get %d: %v", i, err)
 		}
 	}
-	waitFor(t, "a refill", func() bool { w, _ := tailState(q); return w >= tailWindowShort/2 }) // memory is short
+	waitFor(t, "a refill", func() bool { w, _ := tailState(q); return w >= tailWindowLeast/2 }) // memory is tight
 	b.sweepPaging()
 	q.mu.Lock()
 	dropped := 0
@@ -1124,7 +1124,7 @@ func TestQueueBacklogConcurrentDropHead(t *testing.T) {
 // backlog stays in memory (a tail would write it out only to read it back),
 // and a durable queue's persistent one goes to the tail (it is written
 // anyway); once memory is short, transient messages go to the tail too, past
-// the short window.
+// the least window.
 func TestQueueBacklogTransientInMemory(t *testing.T) {
 	n := newTailNode(t, true)
 	tq := n.declare("t", false, nil)
@@ -1136,7 +1136,7 @@ func TestQueueBacklogTransientInMemory(t *testing.T) {
 	for _, c := range []struct {
 		q            *Queue
 		window, tail int
-	}{{tq, 2 * tailWindow, 0}, {dq, tailWindowShort, 2*tailWindow - tailWindowShort}, {mixed, 2 * tailWindow, 0}} {
+	}{{tq, 2 * tailWindow, 0}, {dq, tailWindowLeast, 2*tailWindow - tailWindowLeast}, {mixed, 2 * tailWindow, 0}} {
 		if w, tl := tailState(c.q); w != c.window || tl != c.tail {
 			t.Errorf("queue %s: window %d, tail %d; want %d, %d", c.q.Name, w, tl, c.window, c.tail)
 		}
@@ -1146,8 +1146,8 @@ func TestQueueBacklogTransientInMemory(t *testing.T) {
 	p := newTailNodeLimit(t, true, 1)
 	tq = p.declare("t", false, nil)
 	p.publishRange("t", 0, 2*tailWindow, false)
-	if w, tl := tailState(tq); w != tailWindowShort || tl != 2*tailWindow-tailWindowShort {
-		t.Errorf("memory short: window %d, tail %d; want %d, %d", w, tl, tailWindowShort, 2*tailWindow-tailWindowShort)
+	if w, tl := tailState(tq); w != tailWindowLeast || tl != 2*tailWindow-tailWindowLeast {
+		t.Errorf("memory short: window %d, tail %d; want %d, %d", w, tl, tailWindowLeast, 2*tailWindow-tailWindowLeast)
 	}
 	checkOrder(t, consume(t, tq, 2*tailWindow, nil), 0)
 }

@@ -92,10 +92,13 @@ type Broker struct {
 	hookMu          sync.Mutex
 	onVHostDeleted  []func(vhost string)
 	canPage         bool // the store is on disk, so paging bodies out saves memory
-	stop            chan struct{}
-	stopOnce        sync.Once
-	streamRoot      string // Config.StreamDir, or the temporary directory standing in for it
-	streamRootTemp  bool   // streamRoot is temporary: removed at Close
+	// refills bounds the refills reading from the store at once, broker-wide
+	// (see Queue.refill): a slot per ReadTail, taken in turn.
+	refills        chan struct{}
+	stop           chan struct{}
+	stopOnce       sync.Once
+	streamRoot     string // Config.StreamDir, or the temporary directory standing in for it
+	streamRootTemp bool   // streamRoot is temporary: removed at Close
 	// streamsUnopened are the directories of declared streams whose log
 	// failed to open: never taken for a deleted stream's leftovers.
 	streamsUnopened sync.Map
@@ -127,6 +130,7 @@ func New(cfg Config) (*Broker, error) {
 	b.acc.init()
 	_, inMemory := cfg.Store.(*store.Memory)
 	b.canPage = !inMemory
+	b.refills = make(chan struct{}, refillSlots)
 	b.alarm.cleared = make(chan struct{})
 	close(b.alarm.cleared) // no alarm yet
 	b.stop = make(chan struct{})

@@ -50,6 +50,12 @@ func (b *Broker) pagingNeeded() bool {
 	return b.memHigh > 0 && b.canPage && b.MemoryUsed() > b.memHigh/2 && !b.alarm.diskOn.Load()
 }
 
+// memoryTight reports whether memory is past three quarters of the alarm's
+// limit (with a store on disk): queues' windows shrink to the least.
+func (b *Broker) memoryTight() bool {
+	return b.memHigh > 0 && b.canPage && b.MemoryUsed() > b.memHigh/4*3
+}
+
 // sweepEvery is how often a sweep over every queue may run while paging:
 // most of what it looks at is paged out already.
 const sweepEvery = time.Second

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -572,7 +573,7 @@ func (q *Queue) Cancel(c *Consumer) {
 	q.mu.Lock()
 	for i, x := range q.consumers {
 		if x == c {
-			q.consumers = append(q.consumers[:i], q.consumers[i+1:]...)
+			q.consumers = slices.Delete(q.consumers, i, i+1) // clears the vacated slot: a cancelled consumer (and its channel) must not stay reachable
 			break
 		}
 	}

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -186,7 +187,7 @@ func (s *Stream) Cancel(c *Consumer) {
 	delete(s.readers, c)
 	for i, x := range s.consumers {
 		if x == c {
-			s.consumers = append(s.consumers[:i], s.consumers[i+1:]...)
+			s.consumers = slices.Delete(s.consumers, i, i+1) // clears the vacated slot
 			break
 		}
 	}

@@ -284,7 +284,12 @@ type taken struct {
 func (s *File) ReadTail(vhost, queue string, maxRecs int, maxBytes int64) ([]TailRecord, error) {
 	var out []TailRecord
 	var total int64
-	var block []byte // data is copied into blocks, cut into capacity-limited pieces
+	// Data is copied into blocks, cut into capacity-limited pieces; a block
+	// is sized for what is left to read (as many more records like this
+	// one, within maxBytes, 256 KiB at most): it stays in memory while any
+	// piece of it does, and thousands of queues each reading a few records
+	// would otherwise hold 256 KiB each.
+	var block []byte
 	k := qkey{vhost, queue}
 	err := s.takeTail(k, maxRecs, func(m *member) bool {
 		n := len(m.data)
@@ -293,7 +298,8 @@ func (s *File) ReadTail(vhost, queue string, maxRecs int, maxBytes int64) ([]Tai
 		}
 		total += int64(n)
 		if cap(block)-len(block) < n {
-			block = make([]byte, 0, max(n, int(min(maxBytes-total+int64(n), 256<<10))))
+			want := min(maxBytes-total+int64(n), int64(maxRecs-len(out))*int64(n), 256<<10)
+			block = make([]byte, 0, max(n, int(want)))
 		}
 		block = append(block, m.data...)
 		d := block[len(block)-n : len(block) : len(block)]
