@@ -8,13 +8,23 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // The load's topology: three durable queues, one fed through the default
 // exchange and two through a durable direct exchange, one of whose keys
 // routes to both (so one publish makes two copies and is confirmed only when
-// both are durable).
+// both are durable). crash.q2 is a priority queue (x-max-priority 4), and
+// every message carries a priority (priorityOf), so that its backlog is on
+// disk a tail per priority level.
 var queueNames = []string{"crash.q0", "crash.q1", "crash.q2"}
+
+// queueArgs are the queues' declare arguments.
+var queueArgs = []amqp.Table{nil, nil, {"x-max-priority": int32(4)}}
+
+// priorityOf is message id's priority, 0 to 5 (5 counts as 4 in crash.q2).
+func priorityOf(id uint64) uint8 { return uint8(mix(id^0x2545f491) % 6) }
 
 const exchangeName = "crash.direct"
 

@@ -72,8 +72,8 @@ func declareTopology(t *testing.T, url string, restarted bool) {
 	if err := ch.ExchangeDeclare(exchangeName, "direct", true, false, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range queueNames {
-		if _, err := ch.QueueDeclare(q, true, false, false, false, nil); err != nil {
+	for i, q := range queueNames {
+		if _, err := ch.QueueDeclare(q, true, false, false, false, queueArgs[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -210,7 +210,7 @@ func (ld *load) publish(pub uint32) {
 		id := msgID(pub, seq)
 		r := routeOf(id)
 		ld.l.sent(ld.run, id)
-		dc, err := ch.PublishWithDeferredConfirm(r.exchange, r.key, false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: messageBody(id)})
+		dc, err := ch.PublishWithDeferredConfirm(r.exchange, r.key, false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Priority: priorityOf(id), Body: messageBody(id)})
 		if err != nil {
 			ld.l.settled(id, false)
 			ld.fail("publisher %d: publish: %v", pub, err)
