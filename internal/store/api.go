@@ -61,15 +61,27 @@ func (s *File) AppendMessages(recs []MessageRecord, done func(error)) {
 		done(err)
 		return
 	}
-	if !tailOrdered(recs, s.tailBounds) {
+	var q *qindex
+	var k qkey
+	ordered := true
+	if len(recs) == 1 {
+		// The common case (the broker appends a record per call): one
+		// lookup of the queue for the check and the append.
+		r := &recs[0]
+		k = qkey{r.VHost, r.Queue}
+		q = s.queueIndex(k)
+		lo, hi, ok := q.tailBounds()
+		ordered = !ok || r.Tail && r.ID > hi || !r.Tail && r.ID < lo
+	} else {
+		ordered = tailOrdered(recs, s.tailBounds)
+	}
+	if !ordered {
 		s.mu.Unlock()
 		done(ErrInvalid)
 		return
 	}
 	base := s.nextRecno
 	s.nextRecno += uint64(len(recs))
-	var q *qindex
-	var k qkey
 	for i := range recs {
 		r := &recs[i]
 		if q == nil || r.VHost != k.vhost || r.Queue != k.queue {

@@ -178,8 +178,11 @@ func (rr *runReader) isMember(h msgHeader, off int64) bool {
 
 // tailBounds returns the lowest and highest tail ID of a queue, if it has
 // a tail. Called with s.mu held.
-func (s *File) tailBounds(k qkey) (lo, hi uint64, ok bool) {
-	q := s.queues[k]
+func (s *File) tailBounds(k qkey) (lo, hi uint64, ok bool) { return s.queues[k].tailBounds() }
+
+// tailBounds returns the lowest and highest ID of the queue's tail, if it has
+// one (q may be nil).
+func (q *qindex) tailBounds() (lo, hi uint64, ok bool) {
 	hi, ok = q.tailMax()
 	switch {
 	case !ok:
