@@ -193,16 +193,11 @@ func checkPeak(t *testing.T, w *warren, phase string) {
 	}
 }
 
-// publishNumbered publishes n persistent messages of size bytes (at least 8)
-// numbered 0..n-1 in their first 8 bytes to a durable queue it declares,
-// keeping up to 4,096 unconfirmed, and fails unless all are confirmed.
-func publishNumbered(t *testing.T, url, queue string, n, size int) {
-	t.Helper()
-	publishPriorities(t, url, queue, n, size, 0)
-}
-
-// publishPriorities is publishNumbered for a priority queue with x-max-priority
-// levels-1 (a plain queue if levels is 0): message i has priority i%levels.
+// publishPriorities publishes n persistent messages of size bytes (at least
+// 8) numbered 0..n-1 in their first 8 bytes to a durable queue it declares —
+// a priority queue with x-max-priority levels-1 if levels is not 0, message
+// i at priority i%levels — keeping up to 4,096 unconfirmed, and fails unless
+// all are confirmed.
 func publishPriorities(t *testing.T, url, queue string, n, size, levels int) {
 	t.Helper()
 	conn, err := amqp.Dial(url)
