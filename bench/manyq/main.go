@@ -155,6 +155,24 @@ func declare(ctx context.Context, o options) (declareResult, error) {
 	}
 	stop := every(func() { progress("declared %d of %d queues", done.Load(), o.queues) })
 	defer stop()
+	err = eachQueue(ctx, conn, o, func(ch *amqp.Channel, i int) error {
+		q := o.name(i)
+		if _, err := ch.QueueDeclare(q, true, false, false, false, nil); err != nil {
+			return fmt.Errorf("declare %s: %w", q, err)
+		}
+		if err := ch.QueueBind(q, "", o.exchange, false, nil); err != nil {
+			return fmt.Errorf("bind %s: %w", q, err)
+		}
+		done.Add(1)
+		return nil
+	})
+	return res(err)
+}
+
+// eachQueue calls fn for every queue index, spread over o.parallel channels
+// of conn (amqp091's calls are synchronous: one channel would take a round
+// trip per queue in turn), and returns the first error, or ctx's.
+func eachQueue(ctx context.Context, conn *amqp.Connection, o options, fn func(ch *amqp.Channel, i int) error) error {
 	errs := make(chan error, o.parallel)
 	var wg sync.WaitGroup
 	for w := range o.parallel {
@@ -166,23 +184,16 @@ func declare(ctx context.Context, o options) (declareResult, error) {
 			}
 			defer ch.Close()
 			for i := w; i < o.queues && ctx.Err() == nil; i += o.parallel {
-				q := o.name(i)
-				if _, err := ch.QueueDeclare(q, true, false, false, false, nil); err != nil {
-					errs <- fmt.Errorf("declare %s: %w", q, err)
+				if err := fn(ch, i); err != nil {
+					errs <- err
 					return
 				}
-				if err := ch.QueueBind(q, "", o.exchange, false, nil); err != nil {
-					errs <- fmt.Errorf("bind %s: %w", q, err)
-					return
-				}
-				done.Add(1)
 			}
 		})
 	}
 	wg.Wait()
 	close(errs)
-	err = errors.Join(ctx.Err(), <-errs)
-	return res(err)
+	return errors.Join(ctx.Err(), <-errs)
 }
 
 // --- fill ---------------------------------------------------------------------
@@ -458,29 +469,12 @@ func probe(ctx context.Context, o options) (*brokerView, error) {
 	}
 	defer conn.Close()
 	delivered := make([]int64, o.queues)
-	errs := make(chan error, o.parallel)
-	var wg sync.WaitGroup
-	for w := range o.parallel {
-		wg.Go(func() {
-			ch, err := conn.Channel()
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer ch.Close()
-			for i := w; i < o.queues && ctx.Err() == nil; i += o.parallel {
-				q, err := ch.QueueDeclarePassive(o.name(i), true, false, false, false, nil)
-				if err != nil {
-					errs <- err
-					return
-				}
-				delivered[i] = int64(o.messages) - int64(q.Messages)
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	if err := errors.Join(ctx.Err(), <-errs); err != nil {
+	err = eachQueue(ctx, conn, o, func(ch *amqp.Channel, i int) error {
+		q, err := ch.QueueDeclarePassive(o.name(i), true, false, false, false, nil)
+		delivered[i] = int64(o.messages) - int64(q.Messages)
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
 	b := &brokerView{Seconds: seconds(t0)}
