@@ -494,11 +494,7 @@ func (q *Queue) ackTailEntries(es []Entry, key string) {
 	for i := range es {
 		ids[i] = es[i].Seq
 	}
-	if len(ids) > 0 {
-		if err := q.vhost.broker.store.Ack(key, q.Name, ids); err != nil {
-			q.vhost.broker.log.Error("store ack failed", "queue", q.Name, "err", err)
-		}
-	}
+	q.ackStored(key, ids)
 }
 
 // pushTailLocked puts entries refilled from lv's tail into the window:
